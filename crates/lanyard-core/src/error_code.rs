@@ -1,0 +1,203 @@
+//! The error-code registry (CONTRACT §5).
+//!
+//! Every error Lanyard answers with is an [`ErrorCode`]. The enum and its exhaustive `spec` match
+//! make an unregistered code impossible to emit; the tests below enforce the agent-action rules on
+//! every entry.
+
+/// Who an error is written for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Audience {
+    /// Agents relay these to their user. `action` is a template: `{docs}` becomes an absolute link
+    /// to this code's entry on the `/docs` page.
+    Customer { action: &'static str },
+    /// Only operators or CI see these; no agent action is rendered (a 5xx gets the support action).
+    Operator,
+}
+
+/// One registry entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ErrorSpec {
+    pub status: u16,
+    pub description: &'static str,
+    pub audience: Audience,
+    /// Seconds to suggest in `Retry-After`; required for 429, 502, 503 and 504.
+    pub retry_after_seconds: Option<u32>,
+}
+
+crate::string_enum! {
+    pub enum ErrorCode {
+        Unauthorized = "unauthorized",
+        NotFound = "not_found",
+        MethodNotAllowed = "method_not_allowed",
+        InvalidBody = "invalid_body",
+        InvalidQuery = "invalid_query",
+        UnsupportedMediaType = "unsupported_media_type",
+        PayloadTooLarge = "payload_too_large",
+        NotReady = "not_ready",
+        ServiceUnavailable = "service_unavailable",
+        InternalError = "internal_error",
+    }
+}
+
+/// The action for a 5xx without an action of its own.
+pub const SUPPORT_ACTION: &str =
+    "Tell the user Lanyard hit a server-side problem; retry shortly, and if it persists contact \
+     the operator with the request id (see {docs}).";
+
+impl ErrorCode {
+    pub const fn spec(self) -> ErrorSpec {
+        use Audience::{Customer, Operator};
+        let (status, description, audience, retry) = match self {
+            ErrorCode::Unauthorized => (
+                401,
+                "The bearer credential is missing, malformed, expired or revoked.",
+                Customer {
+                    action: "Tell the user the Lanyard credential was refused; issue a new API key \
+                             or sign in again, as described at {docs}.",
+                },
+                None,
+            ),
+            ErrorCode::NotFound => (
+                404,
+                "No such route, or no such object visible to this credential.",
+                Customer {
+                    action: "Tell the user the requested Lanyard resource does not exist; check \
+                             the URL and id against {docs}.",
+                },
+                None,
+            ),
+            ErrorCode::MethodNotAllowed => (
+                405,
+                "The route exists but does not accept this HTTP method.",
+                Customer {
+                    action: "Tell the user this Lanyard route does not accept that method; use \
+                             one listed at {docs}.",
+                },
+                None,
+            ),
+            ErrorCode::InvalidBody => (
+                400,
+                "The request body is not valid JSON of the expected shape.",
+                Customer {
+                    action: "Tell the user the request body was malformed; send JSON shaped as \
+                             documented at {docs}.",
+                },
+                None,
+            ),
+            ErrorCode::InvalidQuery => (
+                400,
+                "A query parameter is missing, malformed or out of range.",
+                Customer {
+                    action: "Tell the user a query parameter was invalid; fix it as documented \
+                             at {docs}.",
+                },
+                None,
+            ),
+            ErrorCode::UnsupportedMediaType => (
+                415,
+                "The request body must be sent with Content-Type: application/json.",
+                Customer {
+                    action: "Tell the user to send the body with Content-Type application/json, \
+                             as shown at {docs}.",
+                },
+                None,
+            ),
+            ErrorCode::PayloadTooLarge => (
+                413,
+                "The request body is larger than the server accepts.",
+                Customer {
+                    action: "Tell the user the request body is too large; send a smaller body \
+                             within the limits at {docs}.",
+                },
+                None,
+            ),
+            ErrorCode::NotReady => (
+                503,
+                "A dependency (database or Redis) is not answering.",
+                Operator,
+                Some(5),
+            ),
+            ErrorCode::ServiceUnavailable => (
+                503,
+                "The server cannot reach its database right now.",
+                Customer {
+                    action: "Tell the user Lanyard is briefly unavailable; retry after the \
+                             Retry-After delay, and check {docs} if it persists.",
+                },
+                Some(5),
+            ),
+            ErrorCode::InternalError => (
+                500,
+                "An unexpected server-side failure; the cause is in the server log.",
+                Operator,
+                None,
+            ),
+        };
+        ErrorSpec { status, description, audience, retry_after_seconds: retry }
+    }
+
+    /// The agent action rendered against the deployment's public URL, if this code has one.
+    pub fn agent_action(self, public_url: &str) -> Option<String> {
+        let spec = self.spec();
+        let template = match spec.audience {
+            Audience::Customer { action } => action,
+            Audience::Operator if spec.status >= 500 => SUPPORT_ACTION,
+            Audience::Operator => return None,
+        };
+        let docs = format!("{}/docs#error-{}", public_url.trim_end_matches('/'), self.as_str());
+        Some(template.replace("{docs}", &docs))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    // A deliberately long deployment URL: the 280-character rule must hold for real hosts.
+    const PUBLIC_URL: &str = "https://lanyard.credentials.example-agent-platform.com";
+
+    #[test]
+    fn codes_are_unique_snake_case() {
+        let mut seen = HashSet::new();
+        for &code in ErrorCode::ALL {
+            let s = code.as_str();
+            assert!(seen.insert(s), "duplicate code {s}");
+            assert!(s.chars().all(|c| c.is_ascii_lowercase() || c == '_'), "{s}");
+        }
+    }
+
+    #[test]
+    fn customer_actions_follow_the_rules() {
+        for &code in ErrorCode::ALL {
+            let spec = code.spec();
+            assert!((400..600).contains(&spec.status), "{code}: status {}", spec.status);
+            assert!(!spec.description.is_empty(), "{code}: description");
+            let Some(action) = code.agent_action(PUBLIC_URL) else {
+                assert!(matches!(spec.audience, Audience::Operator) && spec.status < 500);
+                continue;
+            };
+            assert!(action.starts_with("Tell the user"), "{code}: {action}");
+            assert!(action.chars().count() < 280, "{code}: {} chars", action.chars().count());
+            let url = format!("{PUBLIC_URL}/docs#error-{code}");
+            assert!(action.contains(&url), "{code}: no absolute docs URL in {action}");
+            assert!(!action.contains('{'), "{code}: unrendered placeholder in {action}");
+        }
+    }
+
+    #[test]
+    fn throttling_and_unavailable_codes_carry_retry_after() {
+        for &code in ErrorCode::ALL {
+            let spec = code.spec();
+            if matches!(spec.status, 429 | 502 | 503 | 504) {
+                assert!(spec.retry_after_seconds.is_some(), "{code} needs retry_after_seconds");
+            }
+        }
+    }
+
+    #[test]
+    fn operator_5xx_falls_back_to_support_action() {
+        let action = ErrorCode::InternalError.agent_action(PUBLIC_URL).unwrap();
+        assert!(action.contains("contact the operator"));
+    }
+}

@@ -1,0 +1,22 @@
+//! Lanyard's domain vocabulary: the types and registries every other crate speaks.
+//!
+//! Nothing here does I/O. The registries ([`ErrorCode`], [`AuditKind`], [`Tier`]) are enums with
+//! exhaustive matches, so adding an entry forces every table that describes it to be filled in.
+
+pub mod audit;
+pub mod clock;
+pub mod duration;
+pub mod error_code;
+pub mod names;
+pub mod redact;
+pub mod registry;
+pub mod secret;
+pub mod tier;
+
+pub use audit::AuditKind;
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use duration::{format_duration, parse_duration, DurationParseError};
+pub use error_code::{Audience, ErrorCode, ErrorSpec};
+pub use names::{Email, NameError, TeamName};
+pub use secret::{BearerSecret, SecretKind};
+pub use tier::{Tier, TierLimits, UnknownTier};

@@ -1,0 +1,107 @@
+//! The tier table (CONTRACT §9). This is the only place the limits live.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+crate::string_enum! {
+    /// A team's plan. Wire names are snake_case.
+    pub enum Tier {
+        Anonymous = "anonymous",
+        Free = "free",
+        Hobby = "hobby",
+        HobbyPlus = "hobby_plus",
+        Pro = "pro",
+        Team = "team",
+        Growth = "growth",
+    }
+}
+
+/// What a tier allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TierLimits {
+    pub max_active_sessions: u32,
+    pub default_session_ttl: Duration,
+    pub max_session_ttl: Duration,
+}
+
+const HOUR: u64 = 3600;
+
+impl Tier {
+    pub const fn limits(self) -> TierLimits {
+        let (sessions, default_h, max_h) = match self {
+            Tier::Anonymous => (1, 1, 2),
+            Tier::Free => (3, 2, 8),
+            Tier::Hobby => (10, 8, 24),
+            Tier::HobbyPlus => (25, 8, 24),
+            Tier::Pro => (250, 24, 7 * 24),
+            Tier::Team => (1000, 24, 30 * 24),
+            Tier::Growth => (5000, 24, 30 * 24),
+        };
+        TierLimits {
+            max_active_sessions: sessions,
+            default_session_ttl: Duration::from_secs(default_h * HOUR),
+            max_session_ttl: Duration::from_secs(max_h * HOUR),
+        }
+    }
+}
+
+impl Serialize for Tier {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Tier {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown tier {0:?}; expected one of anonymous, free, hobby, hobby_plus, pro, team, growth")]
+pub struct UnknownTier(pub String);
+
+impl FromStr for Tier {
+    type Err = UnknownTier;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Tier::parse(s).ok_or_else(|| UnknownTier(s.chars().take(64).collect()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DAY: u64 = 24 * HOUR;
+
+    #[test]
+    fn every_tier_round_trips_and_has_sane_limits() {
+        for &tier in Tier::ALL {
+            assert_eq!(tier.as_str().parse::<Tier>().unwrap(), tier);
+            let json = serde_json::to_string(&tier).unwrap();
+            assert_eq!(json, format!("\"{}\"", tier.as_str()));
+            let l = tier.limits();
+            assert!(l.max_active_sessions >= 1, "{tier}");
+            assert!(l.default_session_ttl <= l.max_session_ttl, "{tier}");
+        }
+    }
+
+    #[test]
+    fn contract_table_values() {
+        assert_eq!(Tier::Free.limits().max_active_sessions, 3);
+        assert_eq!(Tier::Pro.limits().max_session_ttl, Duration::from_secs(7 * DAY));
+        assert_eq!(Tier::Growth.limits().max_active_sessions, 5000);
+        assert_eq!(Tier::Anonymous.limits().default_session_ttl, Duration::from_secs(HOUR));
+    }
+
+    #[test]
+    fn unknown_tier_is_rejected_with_the_choices() {
+        let err = "enterprise".parse::<Tier>().unwrap_err();
+        assert!(err.to_string().contains("hobby_plus"));
+        assert!("Free".parse::<Tier>().is_err(), "tiers are case-sensitive");
+    }
+}

@@ -1,0 +1,235 @@
+//! Teams, users and API keys.
+
+use chrono::{DateTime, Utc};
+use lanyard_core::{AuditKind, Email, TeamName, Tier};
+use sqlx::Row;
+use uuid::Uuid;
+
+use crate::audit::insert_audit;
+use crate::{on_pool, AuditEvent, Store, StoreError, StoreResult};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TeamRecord {
+    pub id: Uuid,
+    pub name: String,
+    pub tier: Tier,
+    pub is_test_cohort: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A team to create, with an optional verified primary user.
+#[derive(Debug, Clone)]
+pub struct NewTeam {
+    pub name: TeamName,
+    pub tier: Tier,
+    pub is_test_cohort: bool,
+    pub primary_user: Option<Email>,
+    /// Who is creating it, for the audit log.
+    pub actor: String,
+    /// More audit records for the same transaction (e.g. `e2e.account.created`).
+    pub extra_audit: Vec<AuditEvent>,
+}
+
+/// An API key to store: only its lookup id and hash, never the plaintext.
+#[derive(Debug, Clone)]
+pub struct NewApiKey {
+    pub label: String,
+    pub lookup: String,
+    pub hash: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct CreatedTeam {
+    pub team: TeamRecord,
+    pub user_id: Option<Uuid>,
+    pub api_key_id: Option<Uuid>,
+}
+
+/// What authenticating with an API key needs, in one round trip.
+#[derive(Debug, Clone)]
+pub struct ApiKeyPrincipal {
+    pub key_id: Uuid,
+    pub hash: String,
+    pub team: TeamRecord,
+}
+
+#[derive(Debug, Clone)]
+pub struct UserPrincipal {
+    pub user_id: Uuid,
+    pub email: String,
+    pub team: TeamRecord,
+}
+
+/// Builds a [`TeamRecord`] from a row that selected [`TEAM_COLUMNS`].
+macro_rules! team_from_row {
+    ($row:expr) => {{
+        let tier: String = $row.try_get("team_tier")?;
+        Ok::<TeamRecord, StoreError>(TeamRecord {
+            id: $row.try_get("team_id")?,
+            name: $row.try_get("team_name")?,
+            tier: Tier::parse(&tier)
+                .ok_or_else(|| StoreError::Corrupt(format!("unknown tier {tier:?}")))?,
+            is_test_cohort: $row.try_get("team_test_cohort")?,
+            created_at: $row.try_get("team_created_at")?,
+        })
+    }};
+}
+
+const TEAM_COLUMNS: &str = "t.id AS team_id, t.name AS team_name, t.tier AS team_tier, \
+                            t.is_test_cohort AS team_test_cohort, t.created_at AS team_created_at";
+
+impl Store {
+    /// Creates a team, its primary user and first API key, and their audit records, atomically.
+    pub async fn create_team(
+        &self,
+        new: &NewTeam,
+        api_key: Option<&NewApiKey>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<CreatedTeam> {
+        let team = TeamRecord {
+            id: Uuid::new_v4(),
+            name: new.name.as_str().to_string(),
+            tier: new.tier,
+            is_test_cohort: new.is_test_cohort,
+            created_at: now,
+        };
+        let user_id = new.primary_user.as_ref().map(|_| Uuid::new_v4());
+        let api_key_id = api_key.map(|_| Uuid::new_v4());
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query(
+                "INSERT INTO teams (id, name, tier, is_test_cohort, created_at) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(team.id)
+            .bind(&team.name)
+            .bind(team.tier.as_str())
+            .bind(team.is_test_cohort)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            let created = AuditEvent::new(AuditKind::TeamCreated, &new.actor)
+                .subject(team.id)
+                .data(serde_json::json!({
+                    "name": team.name, "tier": team.tier.as_str(), "is_test_cohort": team.is_test_cohort,
+                }));
+            insert_audit!(&mut *tx, team.id, &created, now)?;
+            if let (Some(email), Some(user_id)) = (&new.primary_user, user_id) {
+                sqlx::query(
+                    "INSERT INTO users (id, team_id, email, email_verified, is_primary, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(user_id)
+                .bind(team.id)
+                .bind(email.as_str())
+                .bind(true)
+                .bind(true)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            }
+            if let (Some(key), Some(key_id)) = (api_key, api_key_id) {
+                sqlx::query(
+                    "INSERT INTO api_keys (id, team_id, label, lookup, hash, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(key_id)
+                .bind(team.id)
+                .bind(&key.label)
+                .bind(&key.lookup)
+                .bind(&key.hash)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                let event = AuditEvent::new(AuditKind::ApiKeyCreated, &new.actor)
+                    .subject(key_id)
+                    .data(serde_json::json!({ "label": key.label }));
+                insert_audit!(&mut *tx, team.id, &event, now)?;
+            }
+            for event in &new.extra_audit {
+                insert_audit!(&mut *tx, team.id, event, now)?;
+            }
+            tx.commit().await?;
+            Ok::<(), StoreError>(())
+        })?;
+        Ok(CreatedTeam { team, user_id, api_key_id })
+    }
+
+    pub async fn get_team(&self, team_id: Uuid) -> StoreResult<Option<TeamRecord>> {
+        let sql = format!("SELECT {TEAM_COLUMNS} FROM teams t WHERE t.id = $1");
+        on_pool!(self, pool => {
+            let row = sqlx::query(&sql).bind(team_id).fetch_optional(pool).await?;
+            row.map(|row| team_from_row!(row))
+                .transpose()
+        })
+    }
+
+    /// The live API key with this lookup id, and its team. The caller checks the hash.
+    pub async fn api_key_principal(&self, lookup: &str) -> StoreResult<Option<ApiKeyPrincipal>> {
+        let sql = format!(
+            "SELECT k.id AS key_id, k.hash AS key_hash, {TEAM_COLUMNS} FROM api_keys k \
+             JOIN teams t ON t.id = k.team_id WHERE k.lookup = $1 AND k.revoked_at IS NULL"
+        );
+        on_pool!(self, pool => {
+            let row = sqlx::query(&sql).bind(lookup).fetch_optional(pool).await?;
+            row.map(|row| {
+                Ok(ApiKeyPrincipal {
+                    key_id: row.try_get("key_id")?,
+                    hash: row.try_get("key_hash")?,
+                    team: team_from_row!(row)?,
+                })
+            })
+            .transpose()
+        })
+    }
+
+    /// The user with this id in this team, if both still exist.
+    pub async fn user_principal(
+        &self,
+        user_id: Uuid,
+        team_id: Uuid,
+    ) -> StoreResult<Option<UserPrincipal>> {
+        let sql = format!(
+            "SELECT u.id AS user_id, u.email AS user_email, {TEAM_COLUMNS} FROM users u \
+             JOIN teams t ON t.id = u.team_id WHERE u.id = $1 AND u.team_id = $2"
+        );
+        on_pool!(self, pool => {
+            let row = sqlx::query(&sql).bind(user_id).bind(team_id).fetch_optional(pool).await?;
+            row.map(|row| {
+                Ok(UserPrincipal {
+                    user_id: row.try_get("user_id")?,
+                    email: row.try_get("user_email")?,
+                    team: team_from_row!(row)?,
+                })
+            })
+            .transpose()
+        })
+    }
+}
+
+impl Store {
+    /// Deletes a team with its users and keys (by cascade), writing `audit` in the same
+    /// transaction. Audit records about the team are kept. Returns whether the team existed.
+    pub async fn delete_team(
+        &self,
+        team_id: Uuid,
+        audit: Option<&AuditEvent>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let deleted = sqlx::query("DELETE FROM teams WHERE id = $1")
+                .bind(team_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if deleted == 1 {
+                if let Some(event) = audit {
+                    insert_audit!(&mut *tx, team_id, event, now)?;
+                }
+            }
+            tx.commit().await?;
+            Ok(deleted == 1)
+        })
+    }
+}

@@ -1,0 +1,135 @@
+//! Lanyard's persistence.
+//!
+//! One SQL implementation serves SQLite and Postgres: each query is written once, with `$n`
+//! placeholders that both drivers accept, and [`on_pool!`] compiles it for each backend. Handlers
+//! never see SQL; they call the methods here, which take and return domain records.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, SqlitePool};
+
+mod accounts;
+mod audit;
+mod migrate;
+pub mod testing;
+mod url;
+
+pub use accounts::{ApiKeyPrincipal, CreatedTeam, NewApiKey, NewTeam, TeamRecord, UserPrincipal};
+pub use audit::{AuditEvent, AuditRecord};
+pub use url::{DatabaseUrl, DatabaseUrlError, Dialect};
+
+/// Runs `$body` with `$pool` bound to the concrete pool, once per backend.
+macro_rules! on_pool {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match &$store.pool {
+            $crate::Pool::Sqlite($pool) => $body,
+            $crate::Pool::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use on_pool;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database did not answer in time or the connection broke; worth a retry.
+    #[error("database unavailable: {0}")]
+    Unavailable(#[source] sqlx::Error),
+    #[error("database error: {0}")]
+    Database(#[source] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migration(String),
+    /// A stored value no longer parses (e.g. a tier this binary does not know).
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
+                StoreError::Unavailable(e)
+            }
+            other => StoreError::Database(other),
+        }
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[derive(Debug, Clone)]
+pub(crate) enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// A handle on the database. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pub(crate) pool: Pool,
+}
+
+impl Store {
+    /// Connects (creating the SQLite file if needed). Does not migrate; call [`Store::migrate`].
+    pub async fn connect(url: &DatabaseUrl) -> StoreResult<Self> {
+        let pool = match url.dialect() {
+            Dialect::Sqlite => {
+                if let Some(parent) = url.sqlite_path().as_deref().and_then(std::path::Path::parent) {
+                    if !parent.as_os_str().is_empty() {
+                        std::fs::create_dir_all(parent).map_err(|e| {
+                            StoreError::Unavailable(sqlx::Error::Io(e))
+                        })?;
+                    }
+                }
+                let options = SqliteConnectOptions::from_str(url.expose())
+                    .map_err(StoreError::Database)?
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
+                    .busy_timeout(Duration::from_secs(10))
+                    .foreign_keys(true);
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(8)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect_with(options)
+                    .await?;
+                Pool::Sqlite(pool)
+            }
+            Dialect::Postgres => {
+                let options =
+                    PgConnectOptions::from_str(url.expose()).map_err(StoreError::Database)?;
+                let pool = PgPoolOptions::new()
+                    .max_connections(16)
+                    .acquire_timeout(Duration::from_secs(5))
+                    .connect_with(options)
+                    .await?;
+                Pool::Postgres(pool)
+            }
+        };
+        Ok(Self { pool })
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        match self.pool {
+            Pool::Sqlite(_) => Dialect::Sqlite,
+            Pool::Postgres(_) => Dialect::Postgres,
+        }
+    }
+
+    /// Applies pending migrations. Idempotent, and safe when several replicas start at once.
+    pub async fn migrate(&self) -> StoreResult<usize> {
+        migrate::run(self).await
+    }
+
+    /// One round trip, for readiness checks.
+    pub async fn ping(&self) -> StoreResult<()> {
+        on_pool!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(|_| ()))?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        on_pool!(self, pool => pool.close().await);
+    }
+}

@@ -1,0 +1,67 @@
+//! Test support: a fresh, empty database per test.
+//!
+//! With `TEST_DATABASE_URL` unset, tests use a SQLite file in their own temp directory. With it
+//! set, each call creates a new Postgres database on that server, so tests never share state.
+//! A set but unreachable server is an error, never a silent fall-back to SQLite.
+
+use sqlx::{Connection, Executor, PgConnection};
+
+use crate::DatabaseUrl;
+
+/// Name prefix of per-test databases, so CI can drop leftovers.
+pub const TEST_DATABASE_PREFIX: &str = "lanyard_t_";
+
+/// The Postgres server under test, if `TEST_DATABASE_URL` is set.
+pub fn postgres_under_test() -> Option<String> {
+    std::env::var("TEST_DATABASE_URL").ok().filter(|s| !s.trim().is_empty())
+}
+
+/// Creates an empty database on the server at `TEST_DATABASE_URL` and returns its URL.
+///
+/// # Panics
+/// When the server cannot be reached: a requested backend must fail the run, not be skipped.
+pub async fn fresh_postgres_database(server_url: &str) -> DatabaseUrl {
+    let name = format!("{TEST_DATABASE_PREFIX}{}", uuid::Uuid::new_v4().simple());
+    let mut admin = PgConnection::connect(server_url).await.unwrap_or_else(|e| {
+        panic!("TEST_DATABASE_URL is set but Postgres is unreachable ({e}); start it or unset the variable")
+    });
+    admin
+        .execute(format!("CREATE DATABASE \"{name}\"").as_str())
+        .await
+        .unwrap_or_else(|e| panic!("could not create test database {name}: {e}"));
+    let _ = admin.close().await;
+    DatabaseUrl::parse(&with_database_name(server_url, &name)).expect("derived URL parses")
+}
+
+/// Replaces the database name in a postgres URL, keeping credentials and query parameters.
+pub fn with_database_name(server_url: &str, name: &str) -> String {
+    let (base, query) = match server_url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (server_url, None),
+    };
+    let authority_start = base.find("://").map_or(0, |i| i + 3);
+    let path_start = base[authority_start..].find('/').map(|i| authority_start + i);
+    let host_part = path_start.map_or(base, |i| &base[..i]);
+    match query {
+        Some(q) => format!("{host_part}/{name}?{q}"),
+        None => format!("{host_part}/{name}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_name_is_replaced_and_the_rest_kept() {
+        assert_eq!(
+            with_database_name("postgres://postgres@127.0.0.1:5432/ci_run", "x"),
+            "postgres://postgres@127.0.0.1:5432/x"
+        );
+        assert_eq!(with_database_name("postgres://u:p@h", "x"), "postgres://u:p@h/x");
+        assert_eq!(
+            with_database_name("postgres://h/db?sslmode=disable", "x"),
+            "postgres://h/x?sslmode=disable"
+        );
+    }
+}
