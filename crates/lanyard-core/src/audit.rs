@@ -4,6 +4,7 @@ crate::string_enum! {
     pub enum AuditKind {
         TeamCreated = "team.created",
         ApiKeyCreated = "api_key.created",
+        ApiKeyRevoked = "api_key.revoked",
         GithubConnectionCreated = "github.connection.created",
         GithubConnectionDeleted = "github.connection.deleted",
         SessionCreated = "session.created",
@@ -21,7 +22,9 @@ impl AuditKind {
     pub const fn consumer(self) -> &'static str {
         match self {
             AuditKind::TeamCreated => "the team's own audit feed (GET /v1/audit) and onboarding",
-            AuditKind::ApiKeyCreated => "the team's security review of who holds API keys",
+            AuditKind::ApiKeyCreated | AuditKind::ApiKeyRevoked => {
+                "the team's security review of who holds API keys"
+            }
             AuditKind::GithubConnectionCreated | AuditKind::GithubConnectionDeleted => {
                 "the team's audit feed, to trace which GitHub owners agents can reach"
             }
@@ -49,8 +52,13 @@ mod tests {
         for &kind in AuditKind::ALL {
             let s = kind.as_str();
             assert!(seen.insert(s), "duplicate {s}");
-            assert!(s.contains('.') && !s.starts_with('.') && !s.ends_with('.'), "{s}");
-            assert!(s.chars().all(|c| c.is_ascii_lowercase() || c == '.' || c == '_' || c.is_ascii_digit()));
+            assert!(
+                s.contains('.') && !s.starts_with('.') && !s.ends_with('.'),
+                "{s}"
+            );
+            assert!(s
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c == '.' || c == '_' || c.is_ascii_digit()));
             assert!(kind.consumer().len() > 10, "{s} needs a consumer line");
             assert_eq!(AuditKind::parse(s), Some(kind));
         }
@@ -71,7 +79,10 @@ mod tests {
             "e2e.account.created",
             "e2e.account.reaped",
         ] {
-            assert!(AuditKind::parse(s).is_some(), "{s} missing from the registry");
+            assert!(
+                AuditKind::parse(s).is_some(),
+                "{s} missing from the registry"
+            );
         }
     }
 }

@@ -10,7 +10,10 @@ pub struct DurationParseError {
 }
 
 pub fn parse_duration(input: &str) -> Result<Duration, DurationParseError> {
-    let err = |reason| DurationParseError { input: input.chars().take(64).collect(), reason };
+    let err = |reason| DurationParseError {
+        input: input.chars().take(64).collect(),
+        reason,
+    };
     let s = input.trim();
     if s.is_empty() {
         return Err(err("it is empty"));
@@ -22,7 +25,9 @@ pub fn parse_duration(input: &str) -> Result<Duration, DurationParseError> {
         if digits == 0 {
             return Err(err("expected a number"));
         }
-        let value: u64 = rest[..digits].parse().map_err(|_| err("number too large"))?;
+        let value: u64 = rest[..digits]
+            .parse()
+            .map_err(|_| err("number too large"))?;
         rest = &rest[digits..];
         let unit_len = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
         let unit = &rest[..unit_len];
@@ -78,7 +83,16 @@ mod tests {
 
     #[test]
     fn rejects_bad_input_with_a_reason() {
-        for bad in ["", "15", "m", "5 m", "5x", "-5s", "1.5h", "99999999999999999999s"] {
+        for bad in [
+            "",
+            "15",
+            "m",
+            "5 m",
+            "5x",
+            "-5s",
+            "1.5h",
+            "99999999999999999999s",
+        ] {
             let e = parse_duration(bad).unwrap_err();
             assert!(e.to_string().contains("90s"), "{bad}: {e}");
         }

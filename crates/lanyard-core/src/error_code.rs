@@ -31,6 +31,7 @@ crate::string_enum! {
         MethodNotAllowed = "method_not_allowed",
         InvalidBody = "invalid_body",
         InvalidQuery = "invalid_query",
+        InvalidLabel = "invalid_label",
         UnsupportedMediaType = "unsupported_media_type",
         PayloadTooLarge = "payload_too_large",
         NotReady = "not_ready",
@@ -52,7 +53,8 @@ impl ErrorCode {
                 401,
                 "The bearer credential is missing, malformed, expired or revoked.",
                 Customer {
-                    action: "Tell the user the Lanyard credential was refused; issue a new API key \
+                    action:
+                        "Tell the user the Lanyard credential was refused; issue a new API key \
                              or sign in again, as described at {docs}.",
                 },
                 None,
@@ -90,6 +92,15 @@ impl ErrorCode {
                 Customer {
                     action: "Tell the user a query parameter was invalid; fix it as documented \
                              at {docs}.",
+                },
+                None,
+            ),
+            ErrorCode::InvalidLabel => (
+                422,
+                "A label must be 1 to 100 characters with no control characters.",
+                Customer {
+                    action: "Tell the user the label was rejected; use 1 to 100 plain characters \
+                             as described at {docs}.",
                 },
                 None,
             ),
@@ -133,7 +144,12 @@ impl ErrorCode {
                 None,
             ),
         };
-        ErrorSpec { status, description, audience, retry_after_seconds: retry }
+        ErrorSpec {
+            status,
+            description,
+            audience,
+            retry_after_seconds: retry,
+        }
     }
 
     /// The agent action rendered against the deployment's public URL, if this code has one.
@@ -144,7 +160,11 @@ impl ErrorCode {
             Audience::Operator if spec.status >= 500 => SUPPORT_ACTION,
             Audience::Operator => return None,
         };
-        let docs = format!("{}/docs#error-{}", public_url.trim_end_matches('/'), self.as_str());
+        let docs = format!(
+            "{}/docs#error-{}",
+            public_url.trim_end_matches('/'),
+            self.as_str()
+        );
         Some(template.replace("{docs}", &docs))
     }
 }
@@ -171,17 +191,31 @@ mod tests {
     fn customer_actions_follow_the_rules() {
         for &code in ErrorCode::ALL {
             let spec = code.spec();
-            assert!((400..600).contains(&spec.status), "{code}: status {}", spec.status);
+            assert!(
+                (400..600).contains(&spec.status),
+                "{code}: status {}",
+                spec.status
+            );
             assert!(!spec.description.is_empty(), "{code}: description");
             let Some(action) = code.agent_action(PUBLIC_URL) else {
                 assert!(matches!(spec.audience, Audience::Operator) && spec.status < 500);
                 continue;
             };
             assert!(action.starts_with("Tell the user"), "{code}: {action}");
-            assert!(action.chars().count() < 280, "{code}: {} chars", action.chars().count());
+            assert!(
+                action.chars().count() < 280,
+                "{code}: {} chars",
+                action.chars().count()
+            );
             let url = format!("{PUBLIC_URL}/docs#error-{code}");
-            assert!(action.contains(&url), "{code}: no absolute docs URL in {action}");
-            assert!(!action.contains('{'), "{code}: unrendered placeholder in {action}");
+            assert!(
+                action.contains(&url),
+                "{code}: no absolute docs URL in {action}"
+            );
+            assert!(
+                !action.contains('{'),
+                "{code}: unrendered placeholder in {action}"
+            );
         }
     }
 
@@ -190,7 +224,10 @@ mod tests {
         for &code in ErrorCode::ALL {
             let spec = code.spec();
             if matches!(spec.status, 429 | 502 | 503 | 504) {
-                assert!(spec.retry_after_seconds.is_some(), "{code} needs retry_after_seconds");
+                assert!(
+                    spec.retry_after_seconds.is_some(),
+                    "{code} needs retry_after_seconds"
+                );
             }
         }
     }

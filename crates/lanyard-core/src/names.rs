@@ -85,15 +85,29 @@ mod tests {
     fn team_names() {
         assert_eq!(TeamName::parse("  Acme  ").unwrap().as_str(), "Acme");
         assert_eq!(TeamName::parse("   "), Err(NameError::EmptyTeamName));
-        assert_eq!(TeamName::parse(&"x".repeat(101)), Err(NameError::TeamNameTooLong));
+        assert_eq!(
+            TeamName::parse(&"x".repeat(101)),
+            Err(NameError::TeamNameTooLong)
+        );
         assert_eq!(TeamName::parse("a\u{7}b"), Err(NameError::TeamNameControl));
         assert!(TeamName::parse("Équipe Ünïcode").is_ok());
     }
 
     #[test]
     fn emails() {
-        assert_eq!(Email::parse("Dev+x@Example.COM").unwrap().as_str(), "Dev+x@example.com");
-        for bad in ["", "nobody", "@example.com", "a@b", "a b@example.com", "a@@example.com", "a@.com"] {
+        assert_eq!(
+            Email::parse("Dev+x@Example.COM").unwrap().as_str(),
+            "Dev+x@example.com"
+        );
+        for bad in [
+            "",
+            "nobody",
+            "@example.com",
+            "a@b",
+            "a b@example.com",
+            "a@@example.com",
+            "a@.com",
+        ] {
             assert!(Email::parse(bad).is_err(), "{bad}");
         }
     }

@@ -46,8 +46,14 @@ mod tests {
             "redis://:***@127.0.0.1:6379/0"
         );
         let r = redact_url("postgres://db/x?user=a&password=topsecret&sslmode=require");
-        assert!(!r.contains("topsecret") && r.contains("sslmode=require"), "{r}");
-        assert_eq!(redact_url("sqlite://./.lanyard/lanyard.db"), "sqlite://./.lanyard/lanyard.db");
+        assert!(
+            !r.contains("topsecret") && r.contains("sslmode=require"),
+            "{r}"
+        );
+        assert_eq!(
+            redact_url("sqlite://./.lanyard/lanyard.db"),
+            "sqlite://./.lanyard/lanyard.db"
+        );
         assert_eq!(redact_url("postgres://user@db/x"), "postgres://user@db/x");
     }
 

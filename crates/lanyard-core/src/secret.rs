@@ -42,12 +42,20 @@ pub struct PresentedSecret {
 impl BearerSecret {
     pub fn generate(kind: SecretKind) -> Self {
         let mut rng = rand::thread_rng();
-        let body: String =
-            (&mut rng).sample_iter(Alphanumeric).take(LOOKUP_LEN + SECRET_LEN).map(char::from).collect();
+        let body: String = (&mut rng)
+            .sample_iter(Alphanumeric)
+            .take(LOOKUP_LEN + SECRET_LEN)
+            .map(char::from)
+            .collect();
         let full = format!("{}{body}", kind.as_str());
         let lookup = body[..LOOKUP_LEN].to_string();
         let hash = sha256_hex(&full);
-        Self { kind, plaintext: SecretString::from(full), lookup, hash }
+        Self {
+            kind,
+            plaintext: SecretString::from(full),
+            lookup,
+            hash,
+        }
     }
 
     /// Splits a presented bearer string; `None` if it cannot be a secret of any kind.
@@ -56,7 +64,8 @@ impl BearerSecret {
             .into_iter()
             .find(|k| presented.starts_with(k.as_str()))?;
         let body = &presented[kind.as_str().len()..];
-        if body.len() != LOOKUP_LEN + SECRET_LEN || !body.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        if body.len() != LOOKUP_LEN + SECRET_LEN || !body.bytes().all(|b| b.is_ascii_alphanumeric())
+        {
             return None;
         }
         Some(PresentedSecret {
@@ -121,7 +130,13 @@ mod tests {
 
     #[test]
     fn rejects_strings_that_are_not_secrets() {
-        for bad in ["", "lk_", "lk_short", "Bearer lk_x", "ghs_abcdefghijklmnopqrstuvwxyz0123456789ab"] {
+        for bad in [
+            "",
+            "lk_",
+            "lk_short",
+            "Bearer lk_x",
+            "ghs_abcdefghijklmnopqrstuvwxyz0123456789ab",
+        ] {
             assert!(BearerSecret::parse(bad).is_none(), "{bad}");
         }
         let ok = BearerSecret::generate(SecretKind::ApiKey);

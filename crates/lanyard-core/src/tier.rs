@@ -61,7 +61,9 @@ impl<'de> Deserialize<'de> for Tier {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown tier {0:?}; expected one of anonymous, free, hobby, hobby_plus, pro, team, growth")]
+#[error(
+    "unknown tier {0:?}; expected one of anonymous, free, hobby, hobby_plus, pro, team, growth"
+)]
 pub struct UnknownTier(pub String);
 
 impl FromStr for Tier {
@@ -93,9 +95,15 @@ mod tests {
     #[test]
     fn contract_table_values() {
         assert_eq!(Tier::Free.limits().max_active_sessions, 3);
-        assert_eq!(Tier::Pro.limits().max_session_ttl, Duration::from_secs(7 * DAY));
+        assert_eq!(
+            Tier::Pro.limits().max_session_ttl,
+            Duration::from_secs(7 * DAY)
+        );
         assert_eq!(Tier::Growth.limits().max_active_sessions, 5000);
-        assert_eq!(Tier::Anonymous.limits().default_session_ttl, Duration::from_secs(HOUR));
+        assert_eq!(
+            Tier::Anonymous.limits().default_session_ttl,
+            Duration::from_secs(HOUR)
+        );
     }
 
     #[test]

@@ -152,7 +152,11 @@ impl Store {
             tx.commit().await?;
             Ok::<(), StoreError>(())
         })?;
-        Ok(CreatedTeam { team, user_id, api_key_id })
+        Ok(CreatedTeam {
+            team,
+            user_id,
+            api_key_id,
+        })
     }
 
     pub async fn get_team(&self, team_id: Uuid) -> StoreResult<Option<TeamRecord>> {
@@ -230,6 +234,106 @@ impl Store {
             }
             tx.commit().await?;
             Ok(deleted == 1)
+        })
+    }
+}
+
+/// An API key as listed to its team: never the hash or the secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyRecord {
+    pub id: Uuid,
+    pub label: String,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+impl Store {
+    /// Adds an API key to a team, with its `api_key.created` record, atomically.
+    pub async fn create_api_key(
+        &self,
+        team_id: Uuid,
+        key: &NewApiKey,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<ApiKeyRecord> {
+        let record = ApiKeyRecord {
+            id: Uuid::new_v4(),
+            label: key.label.clone(),
+            created_at: now,
+            revoked_at: None,
+        };
+        let event = AuditEvent::new(AuditKind::ApiKeyCreated, actor)
+            .subject(record.id)
+            .data(serde_json::json!({ "label": key.label }));
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query(
+                "INSERT INTO api_keys (id, team_id, label, lookup, hash, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(record.id)
+            .bind(team_id)
+            .bind(&key.label)
+            .bind(&key.lookup)
+            .bind(&key.hash)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            insert_audit!(&mut *tx, team_id, &event, now)?;
+            tx.commit().await?;
+            Ok::<(), StoreError>(())
+        })?;
+        Ok(record)
+    }
+
+    pub async fn list_api_keys(&self, team_id: Uuid) -> StoreResult<Vec<ApiKeyRecord>> {
+        on_pool!(self, pool => {
+            let rows = sqlx::query(
+                "SELECT id, label, created_at, revoked_at FROM api_keys WHERE team_id = $1 \
+                 ORDER BY created_at, id",
+            )
+            .bind(team_id)
+            .fetch_all(pool)
+            .await?;
+            rows.iter()
+                .map(|row| {
+                    Ok(ApiKeyRecord {
+                        id: row.try_get("id")?,
+                        label: row.try_get("label")?,
+                        created_at: row.try_get("created_at")?,
+                        revoked_at: row.try_get("revoked_at")?,
+                    })
+                })
+                .collect::<Result<Vec<_>, sqlx::Error>>()
+                .map_err(Into::into)
+        })
+    }
+
+    /// Revokes one of the team's live keys. `false` if there is no such live key in this team.
+    pub async fn revoke_api_key(
+        &self,
+        team_id: Uuid,
+        key_id: Uuid,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let event = AuditEvent::new(AuditKind::ApiKeyRevoked, actor).subject(key_id);
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let changed = sqlx::query(
+                "UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND team_id = $3 AND revoked_at IS NULL",
+            )
+            .bind(now)
+            .bind(key_id)
+            .bind(team_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if changed == 1 {
+                insert_audit!(&mut *tx, team_id, &event, now)?;
+            }
+            tx.commit().await?;
+            Ok(changed == 1)
         })
     }
 }

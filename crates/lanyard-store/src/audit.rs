@@ -21,7 +21,12 @@ pub struct AuditEvent {
 
 impl AuditEvent {
     pub fn new(kind: AuditKind, actor: impl Into<String>) -> Self {
-        Self { kind, actor: actor.into(), subject: None, data: serde_json::json!({}) }
+        Self {
+            kind,
+            actor: actor.into(),
+            subject: None,
+            data: serde_json::json!({}),
+        }
     }
 
     pub fn subject(mut self, subject: impl ToString) -> Self {

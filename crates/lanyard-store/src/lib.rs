@@ -17,7 +17,9 @@ mod migrate;
 pub mod testing;
 mod url;
 
-pub use accounts::{ApiKeyPrincipal, CreatedTeam, NewApiKey, NewTeam, TeamRecord, UserPrincipal};
+pub use accounts::{
+    ApiKeyPrincipal, ApiKeyRecord, CreatedTeam, NewApiKey, NewTeam, TeamRecord, UserPrincipal,
+};
 pub use audit::{AuditEvent, AuditRecord};
 pub use url::{DatabaseUrl, DatabaseUrlError, Dialect};
 
@@ -76,11 +78,14 @@ impl Store {
     pub async fn connect(url: &DatabaseUrl) -> StoreResult<Self> {
         let pool = match url.dialect() {
             Dialect::Sqlite => {
-                if let Some(parent) = url.sqlite_path().as_deref().and_then(std::path::Path::parent) {
+                if let Some(parent) = url
+                    .sqlite_path()
+                    .as_deref()
+                    .and_then(std::path::Path::parent)
+                {
                     if !parent.as_os_str().is_empty() {
-                        std::fs::create_dir_all(parent).map_err(|e| {
-                            StoreError::Unavailable(sqlx::Error::Io(e))
-                        })?;
+                        std::fs::create_dir_all(parent)
+                            .map_err(|e| StoreError::Unavailable(sqlx::Error::Io(e)))?;
                     }
                 }
                 let options = SqliteConnectOptions::from_str(url.expose())

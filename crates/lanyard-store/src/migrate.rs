@@ -114,7 +114,11 @@ mod tests {
     fn versions_are_dense_and_both_dialects_exist() {
         for (i, m) in MIGRATIONS.iter().enumerate() {
             assert_eq!(m.version, i as i64 + 1, "{}", m.name);
-            assert!(!m.sqlite.trim().is_empty() && !m.postgres.trim().is_empty(), "{}", m.name);
+            assert!(
+                !m.sqlite.trim().is_empty() && !m.postgres.trim().is_empty(),
+                "{}",
+                m.name
+            );
         }
     }
 
@@ -122,7 +126,9 @@ mod tests {
     fn foreign_history_is_refused() {
         assert!(check_history(&[(1, "0001_accounts".into())]).is_ok());
         assert!(check_history(&[(1, "0001_other".into())]).is_err());
-        let too_many: Vec<_> = (1..=MIGRATIONS.len() as i64 + 1).map(|v| (v, String::new())).collect();
+        let too_many: Vec<_> = (1..=MIGRATIONS.len() as i64 + 1)
+            .map(|v| (v, String::new()))
+            .collect();
         assert!(check_history(&too_many).is_err());
     }
 }

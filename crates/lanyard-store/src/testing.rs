@@ -13,7 +13,9 @@ pub const TEST_DATABASE_PREFIX: &str = "lanyard_t_";
 
 /// The Postgres server under test, if `TEST_DATABASE_URL` is set.
 pub fn postgres_under_test() -> Option<String> {
-    std::env::var("TEST_DATABASE_URL").ok().filter(|s| !s.trim().is_empty())
+    std::env::var("TEST_DATABASE_URL")
+        .ok()
+        .filter(|s| !s.trim().is_empty())
 }
 
 /// Creates an empty database on the server at `TEST_DATABASE_URL` and returns its URL.
@@ -40,7 +42,9 @@ pub fn with_database_name(server_url: &str, name: &str) -> String {
         None => (server_url, None),
     };
     let authority_start = base.find("://").map_or(0, |i| i + 3);
-    let path_start = base[authority_start..].find('/').map(|i| authority_start + i);
+    let path_start = base[authority_start..]
+        .find('/')
+        .map(|i| authority_start + i);
     let host_part = path_start.map_or(base, |i| &base[..i]);
     match query {
         Some(q) => format!("{host_part}/{name}?{q}"),
@@ -58,10 +62,53 @@ mod tests {
             with_database_name("postgres://postgres@127.0.0.1:5432/ci_run", "x"),
             "postgres://postgres@127.0.0.1:5432/x"
         );
-        assert_eq!(with_database_name("postgres://u:p@h", "x"), "postgres://u:p@h/x");
+        assert_eq!(
+            with_database_name("postgres://u:p@h", "x"),
+            "postgres://u:p@h/x"
+        );
         assert_eq!(
             with_database_name("postgres://h/db?sslmode=disable", "x"),
             "postgres://h/x?sslmode=disable"
         );
+    }
+}
+
+/// Every stored byte of the database as text, for tests that prove a secret is never stored.
+/// SQLite: the database file and its write-ahead log. Postgres: every row of every table.
+pub async fn dump_text(url: &DatabaseUrl) -> String {
+    match url.dialect() {
+        crate::Dialect::Sqlite => {
+            let path = url.sqlite_path().expect("sqlite URL has a path");
+            let mut out = String::new();
+            for suffix in ["", "-wal", "-journal"] {
+                let mut p = path.clone().into_os_string();
+                p.push(suffix);
+                if let Ok(bytes) = std::fs::read(&p) {
+                    out.push_str(&String::from_utf8_lossy(&bytes));
+                }
+            }
+            out
+        }
+        crate::Dialect::Postgres => {
+            let mut conn = PgConnection::connect(url.expose())
+                .await
+                .expect("connect for dump");
+            let tables: Vec<String> = sqlx::query_scalar(
+                "SELECT tablename::text FROM pg_tables WHERE schemaname = 'public'",
+            )
+            .fetch_all(&mut conn)
+            .await
+            .expect("list tables");
+            let mut out = String::new();
+            for table in tables {
+                let rows: Vec<String> =
+                    sqlx::query_scalar(&format!("SELECT t::text FROM \"{table}\" t"))
+                        .fetch_all(&mut conn)
+                        .await
+                        .expect("dump table");
+                out.push_str(&rows.join("\n"));
+            }
+            out
+        }
     }
 }

@@ -36,17 +36,25 @@ pub struct DatabaseUrlError {
 impl DatabaseUrl {
     pub fn parse(raw: &str) -> Result<Self, DatabaseUrlError> {
         let url = raw.trim().to_string();
-        let err = |reason| DatabaseUrlError { redacted: redact_url(&url), reason };
+        let err = |reason| DatabaseUrlError {
+            redacted: redact_url(&url),
+            reason,
+        };
         let dialect = if let Some(rest) = url.strip_prefix("sqlite:") {
             if rest.trim_start_matches('/').is_empty() {
-                return Err(err("a sqlite URL needs a file path, like sqlite://./.lanyard/lanyard.db"));
+                return Err(err(
+                    "a sqlite URL needs a file path, like sqlite://./.lanyard/lanyard.db",
+                ));
             }
             Dialect::Sqlite
-        } else if let Some(rest) =
-            url.strip_prefix("postgres://").or_else(|| url.strip_prefix("postgresql://"))
+        } else if let Some(rest) = url
+            .strip_prefix("postgres://")
+            .or_else(|| url.strip_prefix("postgresql://"))
         {
             if rest.is_empty() || rest.starts_with('/') && rest.len() == 1 {
-                return Err(err("a postgres URL needs a host, like postgres://user@127.0.0.1:5432/lanyard"));
+                return Err(err(
+                    "a postgres URL needs a host, like postgres://user@127.0.0.1:5432/lanyard",
+                ));
             }
             Dialect::Postgres
         } else {
@@ -83,7 +91,9 @@ impl DatabaseUrl {
 
 impl fmt::Debug for DatabaseUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("DatabaseUrl").field(&redact_url(&self.url)).finish()
+        f.debug_tuple("DatabaseUrl")
+            .field(&redact_url(&self.url))
+            .finish()
     }
 }
 
@@ -109,19 +119,36 @@ mod tests {
 
     #[test]
     fn scheme_picks_the_dialect() {
-        assert_eq!(DatabaseUrl::parse("sqlite://x.db").unwrap().dialect(), Dialect::Sqlite);
-        assert_eq!(DatabaseUrl::parse("postgres://h/db").unwrap().dialect(), Dialect::Postgres);
-        assert_eq!(DatabaseUrl::parse("postgresql://h/db").unwrap().dialect(), Dialect::Postgres);
         assert_eq!(
-            DatabaseUrl::parse("sqlite:///tmp/a/lanyard.db").unwrap().sqlite_path().unwrap(),
+            DatabaseUrl::parse("sqlite://x.db").unwrap().dialect(),
+            Dialect::Sqlite
+        );
+        assert_eq!(
+            DatabaseUrl::parse("postgres://h/db").unwrap().dialect(),
+            Dialect::Postgres
+        );
+        assert_eq!(
+            DatabaseUrl::parse("postgresql://h/db").unwrap().dialect(),
+            Dialect::Postgres
+        );
+        assert_eq!(
+            DatabaseUrl::parse("sqlite:///tmp/a/lanyard.db")
+                .unwrap()
+                .sqlite_path()
+                .unwrap(),
             PathBuf::from("/tmp/a/lanyard.db")
         );
     }
 
     #[test]
     fn bad_urls_explain_themselves_without_leaking() {
-        let e = DatabaseUrl::parse("mysql://root:pw@h/db").unwrap_err().to_string();
-        assert!(e.contains("sqlite:// or postgres://") && !e.contains(":pw@"), "{e}");
+        let e = DatabaseUrl::parse("mysql://root:pw@h/db")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("sqlite:// or postgres://") && !e.contains(":pw@"),
+            "{e}"
+        );
         assert!(DatabaseUrl::parse("sqlite://").is_err());
         assert!(DatabaseUrl::parse("").is_err());
     }

@@ -21,7 +21,10 @@ async fn backends() -> Vec<Backend> {
     for url in urls {
         let store = Store::connect(&url).await.unwrap();
         store.migrate().await.unwrap();
-        out.push(Backend { store, _dir: TempDir::new().unwrap() });
+        out.push(Backend {
+            store,
+            _dir: TempDir::new().unwrap(),
+        });
     }
     // keep the sqlite directory alive for the first backend
     out[0]._dir = dir;
@@ -41,14 +44,23 @@ fn new_team(name: &str, email: Option<&str>) -> NewTeam {
 
 fn new_key() -> (BearerSecret, NewApiKey) {
     let secret = BearerSecret::generate(SecretKind::ApiKey);
-    let key = NewApiKey { label: "default".into(), lookup: secret.lookup.clone(), hash: secret.hash.clone() };
+    let key = NewApiKey {
+        label: "default".into(),
+        lookup: secret.lookup.clone(),
+        hash: secret.hash.clone(),
+    };
     (secret, key)
 }
 
 #[tokio::test]
 async fn migrations_are_idempotent() {
     for b in backends().await {
-        assert_eq!(b.store.migrate().await.unwrap(), 0, "{:?}", b.store.dialect());
+        assert_eq!(
+            b.store.migrate().await.unwrap(),
+            0,
+            "{:?}",
+            b.store.dialect()
+        );
         b.store.ping().await.unwrap();
     }
 }
@@ -64,19 +76,42 @@ async fn created_team_is_found_through_its_key_and_user() {
             .await
             .unwrap();
         let presented = BearerSecret::parse(secret.expose()).unwrap();
-        let p = b.store.api_key_principal(&presented.lookup).await.unwrap().unwrap();
+        let p = b
+            .store
+            .api_key_principal(&presented.lookup)
+            .await
+            .unwrap()
+            .unwrap();
         assert!(presented.matches(&p.hash));
         assert_eq!(p.team.id, created.team.id);
         assert_eq!(p.team.name, "Acme");
         assert_eq!(p.team.tier, Tier::Hobby);
         assert!((p.team.created_at - now).num_milliseconds().abs() < 1000);
 
-        let u = b.store.user_principal(created.user_id.unwrap(), created.team.id).await.unwrap();
+        let u = b
+            .store
+            .user_principal(created.user_id.unwrap(), created.team.id)
+            .await
+            .unwrap();
         assert_eq!(u.unwrap().email, "dev@acme.test");
         // A user id paired with another team's id is not found.
-        let other = b.store.create_team(&new_team("Other", None), None, now).await.unwrap();
-        assert!(b.store.user_principal(created.user_id.unwrap(), other.team.id).await.unwrap().is_none());
-        assert!(b.store.api_key_principal("nosuchlook").await.unwrap().is_none());
+        let other = b
+            .store
+            .create_team(&new_team("Other", None), None, now)
+            .await
+            .unwrap();
+        assert!(b
+            .store
+            .user_principal(created.user_id.unwrap(), other.team.id)
+            .await
+            .unwrap()
+            .is_none());
+        assert!(b
+            .store
+            .api_key_principal("nosuchlook")
+            .await
+            .unwrap()
+            .is_none());
     }
 }
 
@@ -90,27 +125,63 @@ async fn audit_lists_newest_first_pages_and_outlives_the_team() {
             .map(|i| AuditEvent::new(AuditKind::SessionCreated, "test").subject(i))
             .collect();
         let created = b.store.create_team(&team, Some(&key), now).await.unwrap();
-        let all = b.store.list_audit(created.team.id, 100, None).await.unwrap();
+        let all = b
+            .store
+            .list_audit(created.team.id, 100, None)
+            .await
+            .unwrap();
         let kinds: Vec<&str> = all.iter().map(|r| r.kind.as_str()).collect();
         assert_eq!(
             kinds,
-            ["session.created", "session.created", "session.created", "api_key.created", "team.created"]
+            [
+                "session.created",
+                "session.created",
+                "session.created",
+                "api_key.created",
+                "team.created"
+            ]
         );
         assert!(all.windows(2).all(|w| w[0].id > w[1].id));
 
         let page1 = b.store.list_audit(created.team.id, 2, None).await.unwrap();
-        let page2 = b.store.list_audit(created.team.id, 2, Some(page1[1].id)).await.unwrap();
+        let page2 = b
+            .store
+            .list_audit(created.team.id, 2, Some(page1[1].id))
+            .await
+            .unwrap();
         assert_eq!(page1.len(), 2);
-        assert_eq!(page2.iter().map(|r| r.id).collect::<Vec<_>>(), vec![all[2].id, all[3].id]);
+        assert_eq!(
+            page2.iter().map(|r| r.id).collect::<Vec<_>>(),
+            vec![all[2].id, all[3].id]
+        );
 
         let reaped = AuditEvent::new(AuditKind::E2eAccountReaped, "test");
-        assert!(b.store.delete_team(created.team.id, Some(&reaped), now + Duration::seconds(1)).await.unwrap());
+        assert!(b
+            .store
+            .delete_team(created.team.id, Some(&reaped), now + Duration::seconds(1))
+            .await
+            .unwrap());
         assert!(b.store.get_team(created.team.id).await.unwrap().is_none());
-        assert!(b.store.api_key_principal(&key.lookup).await.unwrap().is_none(), "key went with the team");
-        let after = b.store.list_audit(created.team.id, 100, None).await.unwrap();
+        assert!(
+            b.store
+                .api_key_principal(&key.lookup)
+                .await
+                .unwrap()
+                .is_none(),
+            "key went with the team"
+        );
+        let after = b
+            .store
+            .list_audit(created.team.id, 100, None)
+            .await
+            .unwrap();
         assert_eq!(after.len(), all.len() + 1, "records survive the team");
         assert_eq!(after[0].kind, "e2e.account.reaped");
-        assert!(!b.store.delete_team(created.team.id, Some(&reaped), now).await.unwrap());
+        assert!(!b
+            .store
+            .delete_team(created.team.id, Some(&reaped), now)
+            .await
+            .unwrap());
     }
 }
 
@@ -119,13 +190,32 @@ async fn a_failed_create_leaves_nothing_behind() {
     for b in backends().await {
         let (_, key) = new_key();
         let now = Utc::now();
-        let first = b.store.create_team(&new_team("First", None), Some(&key), now).await.unwrap();
+        let first = b
+            .store
+            .create_team(&new_team("First", None), Some(&key), now)
+            .await
+            .unwrap();
         // Reusing the key's lookup violates its unique index after the team row was written.
-        let err = b.store.create_team(&new_team("Second", None), Some(&key), now).await;
+        let err = b
+            .store
+            .create_team(&new_team("Second", None), Some(&key), now)
+            .await;
         assert!(err.is_err());
         // Only the first team's records exist: nothing of "Second" was committed.
-        assert_eq!(b.store.list_audit(first.team.id, 100, None).await.unwrap().len(), 2);
-        let p = b.store.api_key_principal(&key.lookup).await.unwrap().unwrap();
+        assert_eq!(
+            b.store
+                .list_audit(first.team.id, 100, None)
+                .await
+                .unwrap()
+                .len(),
+            2
+        );
+        let p = b
+            .store
+            .api_key_principal(&key.lookup)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(p.team.name, "First");
     }
 }

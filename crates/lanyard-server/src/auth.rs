@@ -1,0 +1,104 @@
+//! Authentication (CONTRACT §3): who is calling, from the `Authorization: Bearer` header.
+//!
+//! Team routes accept a team API key (`lk_…`) or a session JWT. Runner tokens (`lrt_…`) are valid
+//! only on their session's runner routes, so here they are refused like any unknown credential.
+
+use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use lanyard_core::{BearerSecret, SecretKind};
+use lanyard_store::TeamRecord;
+use uuid::Uuid;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// How the caller proved who it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMethod {
+    ApiKey { key_id: Uuid },
+    SessionJwt { user_id: Uuid },
+}
+
+/// An authenticated caller acting for a team.
+#[derive(Debug, Clone)]
+pub struct TeamAuth {
+    pub team: TeamRecord,
+    pub method: AuthMethod,
+}
+
+impl TeamAuth {
+    pub fn user_id(&self) -> Option<Uuid> {
+        match self.method {
+            AuthMethod::SessionJwt { user_id } => Some(user_id),
+            AuthMethod::ApiKey { .. } => None,
+        }
+    }
+
+    /// The actor recorded in the audit log.
+    pub fn actor(&self) -> String {
+        match self.method {
+            AuthMethod::ApiKey { key_id } => format!("api_key:{key_id}"),
+            AuthMethod::SessionJwt { user_id } => format!("user:{user_id}"),
+        }
+    }
+}
+
+/// The bearer credential, or 401. Never logged.
+pub(crate) fn bearer(parts: &Parts) -> Result<&str, ApiError> {
+    let value = parts
+        .headers
+        .get(AUTHORIZATION)
+        .ok_or_else(|| ApiError::unauthorized("Send Authorization: Bearer <credential>."))?;
+    let value = value
+        .to_str()
+        .map_err(|_| ApiError::unauthorized("The Authorization header is not valid text."))?;
+    let (scheme, credential) = value.split_once(' ').ok_or_else(|| {
+        ApiError::unauthorized("The Authorization header must be Bearer <credential>.")
+    })?;
+    if !scheme.eq_ignore_ascii_case("bearer") || credential.trim().is_empty() {
+        return Err(ApiError::unauthorized(
+            "The Authorization header must be Bearer <credential>.",
+        ));
+    }
+    Ok(credential.trim())
+}
+
+const REFUSED: &str = "The credential is not valid.";
+
+impl FromRequestParts<AppState> for TeamAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let credential = bearer(parts)?;
+        if let Some(presented) = BearerSecret::parse(credential) {
+            if presented.kind != SecretKind::ApiKey {
+                return Err(ApiError::unauthorized(REFUSED));
+            }
+            let principal = state.store().api_key_principal(&presented.lookup).await?;
+            return match principal {
+                Some(p) if presented.matches(&p.hash) => Ok(TeamAuth {
+                    team: p.team,
+                    method: AuthMethod::ApiKey { key_id: p.key_id },
+                }),
+                _ => Err(ApiError::unauthorized(REFUSED)),
+            };
+        }
+        let claims = state
+            .jwt()
+            .verify(credential, state.clock().now())
+            .map_err(|e| ApiError::unauthorized(format!("The session token was refused: {e}.")))?;
+        // The user and team must still exist: a reaped team's JWT stops working at once.
+        let principal = state
+            .store()
+            .user_principal(claims.uid, claims.tid)
+            .await?
+            .ok_or_else(|| ApiError::unauthorized(REFUSED))?;
+        Ok(TeamAuth {
+            team: principal.team,
+            method: AuthMethod::SessionJwt {
+                user_id: principal.user_id,
+            },
+        })
+    }
+}

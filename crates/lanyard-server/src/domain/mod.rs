@@ -1,0 +1,3 @@
+//! Domain operations: what routes and commands do, between authentication and the store.
+
+pub mod accounts;

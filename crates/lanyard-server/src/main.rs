@@ -1,0 +1,178 @@
+//! The `lanyard` command.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand};
+use lanyard_core::{Email, SystemClock, TeamName, Tier};
+use lanyard_server::config::{Config, ConfigError, Flags, Loaded};
+use lanyard_server::domain::accounts::{create_team, CreateTeam};
+use lanyard_server::{app, telemetry};
+use secrecy::ExposeSecret;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "lanyard",
+    version,
+    about = "Lanyard: short-lived GitHub credentials for AI-agent sessions, and guarded test accounts",
+    long_about = "Lanyard brokers GitHub App installation tokens and PATs for long-running agent \
+                  sessions, serving each with its true expiry.\n\nConfiguration is layered: \
+                  defaults, then the TOML file (--config or LANYARD_CONFIG), then LANYARD_* \
+                  environment variables, then flags. With no configuration, Lanyard keeps an \
+                  embedded SQLite database and its generated secrets in ./.lanyard."
+)]
+struct Cli {
+    #[command(flatten)]
+    common: Common,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Args)]
+struct Common {
+    /// TOML configuration file [env: LANYARD_CONFIG]
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Where the embedded database and generated secrets live [env: LANYARD_DATA_DIR] [default: ./.lanyard]
+    #[arg(long, global = true, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the HTTP server (applies migrations first, then logs the address it listens on)
+    Serve {
+        /// Listen address; port 0 picks a free port [env: LANYARD_LISTEN] [default: 127.0.0.1:8080]
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+    },
+    /// Apply database migrations and exit (idempotent)
+    Migrate,
+    /// Operator commands that act on the database directly
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+    /// Print the OpenAPI document that the server serves at /openapi.json
+    Openapi,
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminCommand {
+    /// Create a team and its first API key; prints {team_id, api_key, tier} as JSON.
+    /// The API key is shown only this once.
+    CreateTeam {
+        /// The team's display name
+        #[arg(long)]
+        name: String,
+        /// anonymous, free, hobby, hobby_plus, pro, team or growth
+        #[arg(long, default_value = "free")]
+        tier: String,
+        /// Mark the team as a test cohort (skipped by billing and email workers)
+        #[arg(long)]
+        test_cohort: bool,
+        /// Also create a verified primary user with this email (the git identity agents commit as)
+        #[arg(long, value_name = "EMAIL")]
+        email: Option<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<ConfigError>().is_some() => {
+            eprintln!("error: configuration: {e:#}");
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load(common: &Common, listen: Option<String>) -> anyhow::Result<Config> {
+    let flags = Flags {
+        config: common.config.clone(),
+        data_dir: common.data_dir.clone(),
+        listen,
+    };
+    let Loaded {
+        config,
+        unknown_env,
+    } = Config::from_process(&flags)?;
+    telemetry::init(config.log_format);
+    for name in unknown_env {
+        tracing::warn!(variable = %name, "ignoring unknown LANYARD_* environment variable");
+    }
+    Ok(config)
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Openapi => {
+            println!("{}", lanyard_server::routes::openapi_json());
+            Ok(())
+        }
+        Command::Serve { listen } => {
+            let config = load(&cli.common, listen)?;
+            let server = app::start(config, Arc::new(SystemClock)).await?;
+            server.run_until(app::shutdown_signal()).await?;
+            tracing::info!("stopped");
+            Ok(())
+        }
+        Command::Migrate => {
+            let config = load(&cli.common, None)?;
+            let store = app::open_store(&config).await?;
+            store.close().await;
+            Ok(())
+        }
+        Command::Admin {
+            command:
+                AdminCommand::CreateTeam {
+                    name,
+                    tier,
+                    test_cohort,
+                    email,
+                },
+        } => {
+            let name = TeamName::parse(&name).map_err(|e| anyhow::anyhow!("--name: {e}"))?;
+            let tier: Tier = tier.parse().map_err(|e| anyhow::anyhow!("--tier: {e}"))?;
+            let primary_user = email
+                .map(|e| Email::parse(&e).map_err(|err| anyhow::anyhow!("--email: {err}")))
+                .transpose()?;
+            let config = load(&cli.common, None)?;
+            let store = app::open_store(&config).await?;
+            let input = CreateTeam {
+                name,
+                tier,
+                is_test_cohort: test_cohort,
+                primary_user,
+                actor: "cli:admin".into(),
+                extra_audit: vec![],
+            };
+            let created = create_team(&store, &SystemClock, input).await;
+            store.close().await;
+            let created = created?;
+            let out = serde_json::json!({
+                "team_id": created.team.id,
+                "api_key": created.api_key.expose_secret(),
+                "tier": created.team.tier.as_str(),
+            });
+            println!("{out}");
+            Ok(())
+        }
+    }
+}

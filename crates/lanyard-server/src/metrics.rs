@@ -1,0 +1,122 @@
+//! Prometheus metrics (CONTRACT §10). Every family is registered here, listed in [`FAMILIES`].
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct HttpLabels {
+    /// The route template (`/v1/sessions/{id}`), never the raw path.
+    pub route: String,
+    pub method: String,
+    pub status: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct RouteLabels {
+    pub route: String,
+    pub method: String,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+/// The exposed families, as they appear in the scrape (counters with their `_total`).
+pub const FAMILIES: &[&str] = &[
+    "lanyard_http_requests_total",
+    "lanyard_http_request_duration_seconds",
+];
+
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    pub http_requests: Family<HttpLabels, Counter>,
+    pub http_duration: HistogramFamily<RouteLabels>,
+}
+
+fn latency_histogram() -> Histogram {
+    // 1 ms … ~16 s.
+    Histogram::new(exponential_buckets(0.001, 2.0, 15))
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::default();
+        let http_requests = Family::<HttpLabels, Counter>::default();
+        registry.register(
+            "lanyard_http_requests",
+            "HTTP requests by route template, method and status",
+            http_requests.clone(),
+        );
+        let http_duration: HistogramFamily<RouteLabels> =
+            Family::new_with_constructor(latency_histogram);
+        registry.register(
+            "lanyard_http_request_duration_seconds",
+            "HTTP request latency by route template and method",
+            http_duration.clone(),
+        );
+        Self {
+            registry,
+            http_requests,
+            http_duration,
+        }
+    }
+}
+
+impl Metrics {
+    pub fn observe_http(&self, route: &str, method: &str, status: u16, seconds: f64) {
+        self.http_requests
+            .get_or_create(&HttpLabels {
+                route: route.to_string(),
+                method: method.to_string(),
+                status,
+            })
+            .inc();
+        self.http_duration
+            .get_or_create(&RouteLabels {
+                route: route.to_string(),
+                method: method.to_string(),
+            })
+            .observe(seconds);
+    }
+
+    /// The OpenMetrics text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_listed_family_is_exposed_and_nothing_unlisted() {
+        let m = Metrics::default();
+        m.observe_http("/healthz", "GET", 200, 0.002);
+        let text = m.encode();
+        for family in FAMILIES {
+            assert!(
+                text.contains(&format!("{family}")),
+                "{family} missing:\n{text}"
+            );
+        }
+        for line in text.lines().filter(|l| l.starts_with("# TYPE ")) {
+            let name = line.split_whitespace().nth(2).unwrap();
+            assert!(
+                FAMILIES.iter().any(|f| f.starts_with(name)),
+                "{name} is exposed but not listed in FAMILIES"
+            );
+        }
+        assert!(
+            text.contains(
+                r#"lanyard_http_requests_total{route="/healthz",method="GET",status="200"} 1"#
+            ),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,72 @@
+//! Every route, gathered in one place. The OpenAPI document is generated from this list.
+
+use axum::Router;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::OpenApi as OpenApiDoc;
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::state::AppState;
+
+pub mod api_keys;
+pub mod ops;
+pub mod team;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Lanyard",
+        description = "The credentials-and-accounts plane for AI-agent platforms. Errors share one \
+                       envelope; their codes are listed on /docs.",
+    ),
+    modifiers(&BearerAuth),
+    components(schemas(crate::error::ErrorBody)),
+    tags(
+        (name = "ops", description = "Health, readiness, metrics and this document"),
+        (name = "team", description = "The calling team, its API keys and its audit log"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut OpenApiDoc) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "A team API key (lk_…), a session JWT, or on runner routes a runner token (lrt_…).",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The router (without state) and the OpenAPI document describing it.
+pub fn api() -> (Router<AppState>, OpenApiDoc) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(ops::healthz))
+        .routes(routes!(ops::readyz))
+        .routes(routes!(ops::metrics))
+        .routes(routes!(ops::openapi_json))
+        .routes(routes!(ops::docs))
+        .routes(routes!(team::me))
+        .routes(routes!(team::audit))
+        .routes(routes!(api_keys::create, api_keys::list))
+        .routes(routes!(api_keys::revoke))
+        .split_for_parts()
+}
+
+/// The OpenAPI document, as `lanyard openapi` prints it and `/openapi.json` serves it.
+pub fn openapi_json() -> String {
+    api()
+        .1
+        .to_pretty_json()
+        .expect("the OpenAPI document serialises")
+}

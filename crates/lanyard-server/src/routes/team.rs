@@ -1,0 +1,130 @@
+//! The calling team: who am I, and what happened.
+
+use axum::extract::State;
+use axum::Json;
+use chrono::{DateTime, Utc};
+use lanyard_core::ErrorCode;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::auth::TeamAuth;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::ApiQuery;
+use crate::state::AppState;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MeResponse {
+    pub team_id: Uuid,
+    pub team_name: String,
+    /// One of anonymous, free, hobby, hobby_plus, pro, team, growth.
+    #[schema(example = "free")]
+    pub tier: &'static str,
+    pub is_test_cohort: bool,
+    /// Present when the caller is a user (session JWT), absent for an API key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<Uuid>,
+}
+
+/// The team (and user) behind the credential.
+#[utoipa::path(get, path = "/v1/me", tag = "team", security(("bearer" = [])), responses(
+    (status = 200, body = MeResponse),
+    (status = 401, description = "`unauthorized`", body = ErrorBody),
+))]
+pub async fn me(auth: TeamAuth) -> Json<MeResponse> {
+    Json(MeResponse {
+        team_id: auth.team.id,
+        team_name: auth.team.name.clone(),
+        tier: auth.team.tier.as_str(),
+        is_test_cohort: auth.team.is_test_cohort,
+        user_id: auth.user_id(),
+    })
+}
+
+pub const DEFAULT_AUDIT_LIMIT: u32 = 50;
+pub const MAX_AUDIT_LIMIT: u32 = 200;
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AuditQuery {
+    /// Page size, 1 to 200 (default 50).
+    pub limit: Option<u32>,
+    /// `next_cursor` from the previous page.
+    pub before: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditEventView {
+    pub id: String,
+    /// An audit kind, such as `team.created`.
+    pub kind: String,
+    pub actor: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    #[schema(value_type = Object)]
+    pub data: serde_json::Value,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditPage {
+    /// Newest first.
+    pub events: Vec<AuditEventView>,
+    /// Pass as `before` for the next, older page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+/// The team's audit log, newest first.
+#[utoipa::path(get, path = "/v1/audit", tag = "team", params(AuditQuery), security(("bearer" = [])), responses(
+    (status = 200, body = AuditPage),
+    (status = 400, description = "`invalid_query`", body = ErrorBody),
+    (status = 401, description = "`unauthorized`", body = ErrorBody),
+))]
+pub async fn audit(
+    State(state): State<AppState>,
+    auth: TeamAuth,
+    ApiQuery(query): ApiQuery<AuditQuery>,
+) -> ApiResult<Json<AuditPage>> {
+    let limit = query.limit.unwrap_or(DEFAULT_AUDIT_LIMIT);
+    if !(1..=MAX_AUDIT_LIMIT).contains(&limit) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidQuery,
+            format!("limit must be between 1 and {MAX_AUDIT_LIMIT}."),
+        ));
+    }
+    let before =
+        match query.before.as_deref() {
+            None | Some("") => None,
+            Some(cursor) => Some(cursor.parse::<i64>().ok().filter(|c| *c > 0).ok_or_else(
+                || {
+                    ApiError::new(
+                        ErrorCode::InvalidQuery,
+                        "before must be a next_cursor from a previous page.",
+                    )
+                },
+            )?),
+        };
+    let records = state
+        .store()
+        .list_audit(auth.team.id, limit, before)
+        .await?;
+    let next_cursor = (records.len() == limit as usize)
+        .then(|| records.last().map(|r| r.id.to_string()))
+        .flatten();
+    let events = records
+        .into_iter()
+        .map(|r| AuditEventView {
+            id: r.id.to_string(),
+            kind: r.kind,
+            actor: r.actor,
+            subject: r.subject,
+            data: r.data,
+            created_at: r.created_at,
+        })
+        .collect();
+    Ok(Json(AuditPage {
+        events,
+        next_cursor,
+    }))
+}

@@ -1,0 +1,180 @@
+//! Ops routes: health, readiness, metrics, the OpenAPI document and the docs page.
+
+use lanyard_core::{ErrorCode, Tier};
+use lanyard_testkit::{expect_error, redis_under_test, TestApp};
+
+#[tokio::test]
+async fn healthz_answers_ok_with_a_request_id() {
+    let app = TestApp::spawn().await;
+    let r = app.get("/healthz").send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().get("x-request-id").is_some());
+    assert_eq!(r.json::<serde_json::Value>().await.unwrap()["status"], "ok");
+}
+
+#[tokio::test]
+async fn readyz_reports_each_dependency() {
+    let app = TestApp::spawn().await;
+    let r = app.get("/readyz").send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["checks"]["database"], "ok");
+    let expected_redis = if redis_under_test().is_some() {
+        "ok"
+    } else {
+        "not_configured"
+    };
+    assert_eq!(body["checks"]["redis"], expected_redis, "{body}");
+}
+
+#[tokio::test]
+async fn readyz_is_503_when_redis_is_unreachable() {
+    // Port 1 on loopback: nothing listens there.
+    let app = TestApp::builder()
+        .env("LANYARD_REDIS_URL", "redis://127.0.0.1:1")
+        .spawn()
+        .await;
+    let r = app.get("/readyz").send().await.unwrap();
+    let body = expect_error(r, "not_ready", &app.public_url()).await;
+    assert_eq!(body["checks"]["redis"], "unavailable");
+    assert_eq!(body["checks"]["database"], "ok");
+}
+
+#[tokio::test]
+async fn readyz_is_503_when_the_database_is_gone() {
+    let app = TestApp::spawn().await;
+    app.store().close().await;
+    let r = app.get("/readyz").send().await.unwrap();
+    let body = expect_error(r, "not_ready", &app.public_url()).await;
+    assert_eq!(body["checks"]["database"], "unavailable");
+}
+
+#[tokio::test]
+async fn metrics_label_requests_by_route_template_never_raw_path() {
+    let app = TestApp::spawn().await;
+    let team = app.create_team("Metrics", Tier::Free).await;
+    let key_id = uuid::Uuid::new_v4();
+    let r = app
+        .delete(&format!("/v1/api-keys/{key_id}"))
+        .bearer_auth(&team.api_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    app.get("/no/such/route/123").send().await.unwrap();
+    app.get("/healthz").send().await.unwrap();
+
+    let r = app.get("/metrics").send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .contains("openmetrics-text"));
+    let text = r.text().await.unwrap();
+    assert!(
+        text.contains(r#"lanyard_http_requests_total{route="/v1/api-keys/{key_id}",method="DELETE",status="404"} 1"#),
+        "{text}"
+    );
+    assert!(text
+        .contains(r#"lanyard_http_requests_total{route="/healthz",method="GET",status="200"} 1"#));
+    assert!(text.contains(r#"route="unmatched""#));
+    assert!(
+        !text.contains(&key_id.to_string()),
+        "raw ids must not become labels"
+    );
+    assert!(
+        !text.contains("/no/such/route"),
+        "raw paths must not become labels"
+    );
+    assert!(text.contains("lanyard_http_request_duration_seconds_bucket"));
+    for family in lanyard_server::metrics::FAMILIES {
+        assert!(text.contains(family), "{family} missing");
+    }
+}
+
+#[tokio::test]
+async fn openapi_document_covers_every_route_and_matches_the_cli() {
+    let app = TestApp::spawn().await;
+    let r = app.get("/openapi.json").send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let served = r.text().await.unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&served).unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let expected = [
+        ("/healthz", "get"),
+        ("/readyz", "get"),
+        ("/metrics", "get"),
+        ("/openapi.json", "get"),
+        ("/docs", "get"),
+        ("/v1/me", "get"),
+        ("/v1/audit", "get"),
+        ("/v1/api-keys", "get"),
+        ("/v1/api-keys", "post"),
+        ("/v1/api-keys/{key_id}", "delete"),
+    ];
+    for (path, method) in expected {
+        assert!(
+            doc["paths"][path][method].is_object(),
+            "{method} {path} missing from the document"
+        );
+        // And the route really is served: anything but the unknown-route 404 envelope.
+        let r = app
+            .client
+            .request(
+                method.parse().unwrap(),
+                app.url(&path.replace("{key_id}", &uuid::Uuid::new_v4().to_string())),
+            )
+            .send()
+            .await
+            .unwrap();
+        let body = r.text().await.unwrap();
+        assert!(
+            !body.contains("No such route."),
+            "{method} {path} is documented but not routed"
+        );
+    }
+    let operations: usize = doc["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|p| p.as_object().unwrap().len())
+        .sum();
+    assert_eq!(
+        operations,
+        expected.len(),
+        "a route was added: list it here and test it"
+    );
+    assert_eq!(
+        served.trim(),
+        lanyard_server::routes::openapi_json().trim(),
+        "`lanyard openapi` prints what is served"
+    );
+    assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+}
+
+#[tokio::test]
+async fn docs_page_renders_the_api_without_network_assets() {
+    let app = TestApp::spawn().await;
+    let r = app.get("/docs").send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    let html = r.text().await.unwrap();
+    for path in ["/v1/me", "/v1/audit", "/v1/api-keys", "/healthz"] {
+        assert!(html.contains(path), "{path} not on the page");
+    }
+    for &code in ErrorCode::ALL {
+        assert!(
+            html.contains(&format!("id=\"error-{code}\"")),
+            "{code} anchor missing"
+        );
+    }
+    for external in ["src=\"http", "href=\"http", "@import", "<script"] {
+        assert!(
+            !html.contains(external),
+            "the page must not load {external}"
+        );
+    }
+}

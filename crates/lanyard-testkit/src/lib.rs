@@ -1,0 +1,252 @@
+//! Test support for Lanyard.
+//!
+//! [`TestApp::spawn`] starts the real server in-process on port 0 with a temp data dir, on a
+//! fresh database: SQLite by default, Postgres when `TEST_DATABASE_URL` is set, and with Redis when
+//! `TEST_REDIS_URL` is set. Time comes from a [`ManualClock`] the test can move.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use lanyard_core::{Email, ErrorCode, ManualClock, TeamName, Tier};
+use lanyard_server::config::{Config, Flags};
+use lanyard_server::domain::accounts::{create_team, CreateTeam};
+use lanyard_server::state::AppState;
+use lanyard_server::RunningServer;
+use lanyard_store::testing::{fresh_postgres_database, postgres_under_test};
+use lanyard_store::{DatabaseUrl, Store};
+use secrecy::ExposeSecret;
+use tempfile::TempDir;
+use uuid::Uuid;
+
+pub use lanyard_store::testing::dump_text;
+
+/// The Redis server under test, if `TEST_REDIS_URL` is set.
+pub fn redis_under_test() -> Option<String> {
+    std::env::var("TEST_REDIS_URL")
+        .ok()
+        .filter(|s| !s.trim().is_empty())
+}
+
+/// A running Lanyard for one test.
+#[derive(Debug)]
+pub struct TestApp {
+    pub base_url: String,
+    pub client: reqwest::Client,
+    pub clock: ManualClock,
+    pub database_url: DatabaseUrl,
+    pub data_dir: Arc<TempDir>,
+    env: BTreeMap<String, String>,
+    server: Option<RunningServer>,
+}
+
+/// A team created for a test, with its one-time API key and primary user.
+#[derive(Debug, Clone)]
+pub struct TestTeam {
+    pub id: Uuid,
+    pub api_key: String,
+    pub user_id: Uuid,
+    pub email: String,
+}
+
+/// Configures a [`TestApp`] before it starts.
+#[derive(Debug, Default)]
+pub struct TestAppBuilder {
+    env: BTreeMap<String, String>,
+}
+
+impl TestAppBuilder {
+    /// Sets a `LANYARD_*` variable for the server (overriding the test defaults).
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.insert(key.to_string(), value.to_string());
+        self
+    }
+
+    pub async fn spawn(self) -> TestApp {
+        let data_dir = Arc::new(TempDir::new().expect("temp dir"));
+        let database_url = match postgres_under_test() {
+            Some(server) => fresh_postgres_database(&server).await,
+            None => DatabaseUrl::sqlite_in(data_dir.path()),
+        };
+        let mut env = BTreeMap::from([
+            (
+                "LANYARD_DATA_DIR".to_string(),
+                data_dir.path().display().to_string(),
+            ),
+            ("LANYARD_LISTEN".to_string(), "127.0.0.1:0".to_string()),
+            (
+                "LANYARD_DATABASE_URL".to_string(),
+                database_url.expose().to_string(),
+            ),
+        ]);
+        if let Some(redis) = redis_under_test() {
+            env.insert("LANYARD_REDIS_URL".into(), redis);
+        }
+        env.extend(self.env);
+        let clock = ManualClock::starting_now();
+        let mut app = TestApp {
+            base_url: String::new(),
+            client: reqwest::Client::new(),
+            clock,
+            database_url,
+            data_dir,
+            env,
+            server: None,
+        };
+        app.start().await;
+        app
+    }
+}
+
+impl TestApp {
+    pub fn builder() -> TestAppBuilder {
+        TestAppBuilder::default()
+    }
+
+    /// A server on a fresh database with the default test configuration.
+    pub async fn spawn() -> Self {
+        Self::builder().spawn().await
+    }
+
+    async fn start(&mut self) {
+        let config = Config::load(&Flags::default(), &self.env)
+            .expect("test config is valid")
+            .config;
+        let server = lanyard_server::start(config, Arc::new(self.clock.clone()))
+            .await
+            .expect("server starts");
+        self.base_url = format!("http://{}", server.addr);
+        // A restart reuses the port, so the public URL (the JWT audience) stays the same.
+        self.env
+            .insert("LANYARD_LISTEN".into(), server.addr.to_string());
+        self.server = Some(server);
+    }
+
+    /// Stops the server gracefully and starts it again on the same data dir and database.
+    pub async fn restart(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.shutdown().await.expect("clean shutdown");
+        }
+        self.start().await;
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.server.as_ref().expect("server is running").state
+    }
+
+    pub fn store(&self) -> &Store {
+        self.state().store()
+    }
+
+    pub fn public_url(&self) -> String {
+        self.state().public_url().to_string()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client.get(self.url(path))
+    }
+
+    pub fn post(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client.post(self.url(path))
+    }
+
+    pub fn delete(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client.delete(self.url(path))
+    }
+
+    /// Creates a team (through the same domain call as `lanyard admin create-team`) with a
+    /// verified primary user.
+    pub async fn create_team(&self, name: &str, tier: Tier) -> TestTeam {
+        let email = format!("owner+{}@example.test", Uuid::new_v4().simple());
+        let input = CreateTeam {
+            name: TeamName::parse(name).expect("valid team name"),
+            tier,
+            is_test_cohort: false,
+            primary_user: Some(Email::parse(&email).expect("valid email")),
+            actor: "test".into(),
+            extra_audit: vec![],
+        };
+        let created = create_team(self.store(), &self.clock, input)
+            .await
+            .expect("team created");
+        TestTeam {
+            id: created.team.id,
+            api_key: created.api_key.expose_secret().to_string(),
+            user_id: created.user_id.expect("primary user"),
+            email,
+        }
+    }
+
+    /// A valid session JWT for the team's primary user, issued now for an hour.
+    pub fn jwt_for(&self, team: &TestTeam) -> String {
+        let now = lanyard_core::Clock::now(&self.clock);
+        self.state()
+            .jwt()
+            .issue(
+                team.user_id,
+                team.id,
+                &team.email,
+                now,
+                chrono::Duration::hours(1),
+            )
+            .0
+    }
+}
+
+/// Asserts that `response` is the error envelope for `code`, and returns its body.
+///
+/// Checks the status, `ok: false`, a non-empty message, that `request_id` equals the
+/// `x-request-id` header, the registry's agent action for this deployment, and `Retry-After`.
+pub async fn expect_error(
+    response: reqwest::Response,
+    code: &str,
+    public_url: &str,
+) -> serde_json::Value {
+    let registered =
+        ErrorCode::parse(code).unwrap_or_else(|| panic!("{code} is not a registered code"));
+    let spec = registered.spec();
+    let status = response.status().as_u16();
+    let header_id = response
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let retry_header = response
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_string());
+    let text = response.text().await.expect("body");
+    assert_eq!(status, spec.status, "status for {code}: {text}");
+    let body: serde_json::Value =
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("not a JSON envelope: {text}"));
+    assert_eq!(body["ok"], false, "{text}");
+    assert_eq!(body["error"], code, "{text}");
+    assert!(
+        body["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{text}"
+    );
+    let id = body["request_id"].as_str().expect("request_id");
+    assert_eq!(
+        Some(id.to_string()),
+        header_id,
+        "x-request-id must match the body"
+    );
+    match registered.agent_action(public_url) {
+        Some(action) => assert_eq!(body["agent_action"], action.as_str(), "{text}"),
+        None => assert!(body.get("agent_action").is_none(), "{text}"),
+    }
+    if matches!(status, 429 | 502 | 503 | 504) {
+        let seconds = body["retry_after_seconds"]
+            .as_u64()
+            .expect("retry_after_seconds");
+        assert_eq!(
+            retry_header,
+            Some(seconds.to_string()),
+            "Retry-After header"
+        );
+    }
+    body
+}
