@@ -101,7 +101,7 @@ mod tests {
         let text = m.encode();
         for family in FAMILIES {
             assert!(
-                text.contains(&format!("{family}")),
+                text.contains(family),
                 "{family} missing:\n{text}"
             );
         }

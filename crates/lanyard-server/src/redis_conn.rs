@@ -1,9 +1,11 @@
 //! A lazily connected, shared Redis handle. The server starts even when Redis is down; readiness
-//! reports it, and later uses reconnect.
+//! reports it. One multiplexed connection is shared; after a failure it is dropped and the next
+//! call reconnects, so an outage costs one fast error per call rather than a hang.
 
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
+use redis::aio::MultiplexedConnection;
+use redis::AsyncConnectionConfig;
 use tokio::sync::Mutex;
 
 use crate::config::RedisUrl;
@@ -21,7 +23,7 @@ pub enum RedisUnavailable {
 pub struct RedisHandle {
     url: RedisUrl,
     client: redis::Client,
-    manager: Mutex<Option<ConnectionManager>>,
+    connection: Mutex<Option<MultiplexedConnection>>,
 }
 
 impl std::fmt::Debug for RedisHandle {
@@ -38,22 +40,30 @@ impl RedisHandle {
         Ok(Self {
             url,
             client,
-            manager: Mutex::new(None),
+            connection: Mutex::new(None),
         })
     }
 
-    /// A multiplexed connection, connecting on first use.
-    pub async fn connection(&self) -> Result<ConnectionManager, RedisUnavailable> {
-        let mut slot = self.manager.lock().await;
-        if let Some(manager) = slot.as_ref() {
-            return Ok(manager.clone());
+    /// The shared connection, connecting on first use.
+    pub async fn connection(&self) -> Result<MultiplexedConnection, RedisUnavailable> {
+        let mut slot = self.connection.lock().await;
+        if let Some(conn) = slot.as_ref() {
+            return Ok(conn.clone());
         }
-        let manager =
-            tokio::time::timeout(CONNECT_TIMEOUT, ConnectionManager::new(self.client.clone()))
-                .await
-                .map_err(|_| RedisUnavailable::Timeout(CONNECT_TIMEOUT))??;
-        *slot = Some(manager.clone());
-        Ok(manager)
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(CONNECT_TIMEOUT)
+            .set_response_timeout(CONNECT_TIMEOUT);
+        let conn = self
+            .client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await?;
+        *slot = Some(conn.clone());
+        Ok(conn)
+    }
+
+    /// Forgets the shared connection after an error, so the next call reconnects.
+    pub async fn reset(&self) {
+        *self.connection.lock().await = None;
     }
 
     pub async fn ping(&self) -> Result<(), RedisUnavailable> {

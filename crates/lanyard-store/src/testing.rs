@@ -52,27 +52,6 @@ pub fn with_database_name(server_url: &str, name: &str) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn database_name_is_replaced_and_the_rest_kept() {
-        assert_eq!(
-            with_database_name("postgres://postgres@127.0.0.1:5432/ci_run", "x"),
-            "postgres://postgres@127.0.0.1:5432/x"
-        );
-        assert_eq!(
-            with_database_name("postgres://u:p@h", "x"),
-            "postgres://u:p@h/x"
-        );
-        assert_eq!(
-            with_database_name("postgres://h/db?sslmode=disable", "x"),
-            "postgres://h/x?sslmode=disable"
-        );
-    }
-}
-
 /// Every stored byte of the database as text, for tests that prove a secret is never stored.
 /// SQLite: the database file and its write-ahead log. Postgres: every row of every table.
 pub async fn dump_text(url: &DatabaseUrl) -> String {
@@ -110,5 +89,26 @@ pub async fn dump_text(url: &DatabaseUrl) -> String {
             }
             out
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_name_is_replaced_and_the_rest_kept() {
+        assert_eq!(
+            with_database_name("postgres://postgres@127.0.0.1:5432/ci_run", "x"),
+            "postgres://postgres@127.0.0.1:5432/x"
+        );
+        assert_eq!(
+            with_database_name("postgres://u:p@h", "x"),
+            "postgres://u:p@h/x"
+        );
+        assert_eq!(
+            with_database_name("postgres://h/db?sslmode=disable", "x"),
+            "postgres://h/x?sslmode=disable"
+        );
     }
 }
