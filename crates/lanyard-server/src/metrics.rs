@@ -100,10 +100,7 @@ mod tests {
         m.observe_http("/healthz", "GET", 200, 0.002);
         let text = m.encode();
         for family in FAMILIES {
-            assert!(
-                text.contains(family),
-                "{family} missing:\n{text}"
-            );
+            assert!(text.contains(family), "{family} missing:\n{text}");
         }
         for line in text.lines().filter(|l| l.starts_with("# TYPE ")) {
             let name = line.split_whitespace().nth(2).unwrap();
