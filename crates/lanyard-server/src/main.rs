@@ -7,8 +7,9 @@ use std::sync::Arc;
 use clap::{Args, Parser, Subcommand};
 use lanyard_core::{Email, SystemClock, TeamName, Tier};
 use lanyard_server::config::{Config, ConfigError, Flags, Loaded};
-use lanyard_server::domain::accounts::{create_team, CreateTeam};
+use lanyard_server::domain::accounts::create_team;
 use lanyard_server::{app, telemetry};
+use lanyard_store::NewTeam;
 use secrecy::ExposeSecret;
 
 #[derive(Debug, Parser)]
@@ -155,7 +156,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .transpose()?;
             let config = load(&cli.common, None)?;
             let store = app::open_store(&config).await?;
-            let input = CreateTeam {
+            let input = NewTeam {
                 name,
                 tier,
                 is_test_cohort: test_cohort,
@@ -163,7 +164,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 actor: "cli:admin".into(),
                 extra_audit: vec![],
             };
-            let created = create_team(&store, &SystemClock, input).await;
+            let created = create_team(&store, &SystemClock, &input).await;
             store.close().await;
             let created = created?;
             let out = serde_json::json!({

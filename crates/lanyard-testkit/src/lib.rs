@@ -9,11 +9,11 @@ use std::sync::Arc;
 
 use lanyard_core::{Email, ErrorCode, ManualClock, TeamName, Tier};
 use lanyard_server::config::{Config, Flags};
-use lanyard_server::domain::accounts::{create_team, CreateTeam};
+use lanyard_server::domain::accounts::create_team;
 use lanyard_server::state::AppState;
 use lanyard_server::RunningServer;
 use lanyard_store::testing::{fresh_postgres_database, postgres_under_test};
-use lanyard_store::{DatabaseUrl, Store};
+use lanyard_store::{DatabaseUrl, NewTeam, Store};
 use secrecy::ExposeSecret;
 use tempfile::TempDir;
 use uuid::Uuid;
@@ -161,7 +161,7 @@ impl TestApp {
     /// verified primary user.
     pub async fn create_team(&self, name: &str, tier: Tier) -> TestTeam {
         let email = format!("owner+{}@example.test", Uuid::new_v4().simple());
-        let input = CreateTeam {
+        let input = NewTeam {
             name: TeamName::parse(name).expect("valid team name"),
             tier,
             is_test_cohort: false,
@@ -169,7 +169,7 @@ impl TestApp {
             actor: "test".into(),
             extra_audit: vec![],
         };
-        let created = create_team(self.store(), &self.clock, input)
+        let created = create_team(self.store(), &self.clock, &input)
             .await
             .expect("team created");
         TestTeam {

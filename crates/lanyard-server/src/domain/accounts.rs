@@ -1,20 +1,9 @@
 //! Creating teams and their first API key.
 
-use lanyard_core::{BearerSecret, Clock, Email, SecretKind, TeamName, Tier};
-use lanyard_store::{ApiKeyRecord, AuditEvent, NewApiKey, NewTeam, Store, StoreError, TeamRecord};
+use lanyard_core::{BearerSecret, Clock, SecretKind};
+use lanyard_store::{ApiKeyRecord, NewApiKey, NewTeam, Store, StoreError, TeamRecord};
 use secrecy::SecretString;
 use uuid::Uuid;
-
-/// What to create.
-#[derive(Debug, Clone)]
-pub struct CreateTeam {
-    pub name: TeamName,
-    pub tier: Tier,
-    pub is_test_cohort: bool,
-    pub primary_user: Option<Email>,
-    pub actor: String,
-    pub extra_audit: Vec<AuditEvent>,
-}
 
 /// The result. `api_key` is the only copy of the plaintext: show it once.
 #[derive(Debug)]
@@ -28,18 +17,10 @@ pub struct TeamCreated {
 pub async fn create_team(
     store: &Store,
     clock: &dyn Clock,
-    input: CreateTeam,
+    new: &NewTeam,
 ) -> Result<TeamCreated, StoreError> {
     let (secret, key) = new_api_key("default");
-    let new = NewTeam {
-        name: input.name,
-        tier: input.tier,
-        is_test_cohort: input.is_test_cohort,
-        primary_user: input.primary_user,
-        actor: input.actor,
-        extra_audit: input.extra_audit,
-    };
-    let created = store.create_team(&new, Some(&key), clock.now()).await?;
+    let created = store.create_team(new, Some(&key), clock.now()).await?;
     Ok(TeamCreated {
         team: created.team,
         user_id: created.user_id,
