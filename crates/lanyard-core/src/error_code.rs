@@ -34,6 +34,20 @@ crate::string_enum! {
         InvalidLabel = "invalid_label",
         UnsupportedMediaType = "unsupported_media_type",
         PayloadTooLarge = "payload_too_large",
+        InvalidRepoUrl = "invalid_repo_url",
+        InvalidPermissions = "invalid_permissions",
+        InvalidTtl = "invalid_ttl",
+        TtlTooLong = "ttl_too_long",
+        InvalidConnection = "invalid_connection",
+        UnknownGithubHost = "unknown_github_host",
+        InstallationMismatch = "installation_mismatch",
+        ConnectionExists = "connection_exists",
+        RepoNotConnected = "repo_not_connected",
+        QuotaExceeded = "quota_exceeded",
+        OwnerRequired = "owner_required",
+        SessionEnded = "session_ended",
+        GithubUnavailable = "github_unavailable",
+        GithubRejected = "github_rejected",
         NotReady = "not_ready",
         ServiceUnavailable = "service_unavailable",
         InternalError = "internal_error",
@@ -121,6 +135,132 @@ impl ErrorCode {
                              within the limits at {docs}.",
                 },
                 None,
+            ),
+            ErrorCode::InvalidRepoUrl => (
+                422,
+                "A repository URL is not https://HOST/OWNER/REPO with its host's scheme, or there are too many.",
+                Customer {
+                    action: "Tell the user to list repositories as https://HOST/OWNER/REPO URLs on a \
+                             configured host, as described at {docs}.",
+                },
+                None,
+            ),
+            ErrorCode::InvalidPermissions => (
+                422,
+                "A permission name is not a GitHub App permission, or its level is not read, write or admin.",
+                Customer {
+                    action: "Tell the user to request GitHub App permissions by their documented \
+                             names and levels, listed at {docs}.",
+                },
+                None,
+            ),
+            ErrorCode::InvalidTtl => (
+                422,
+                "ttl_seconds must be a positive whole number of seconds.",
+                Customer {
+                    action: "Tell the user to pass ttl_seconds as a positive number of seconds, see \
+                             {docs}.",
+                },
+                None,
+            ),
+            ErrorCode::TtlTooLong => (
+                422,
+                "The requested session TTL is longer than the team's tier allows.",
+                Customer {
+                    action: "Tell the user to request a shorter session or upgrade the tier; the \
+                             limits are at {docs}.",
+                },
+                None,
+            ),
+            ErrorCode::InvalidConnection => (
+                422,
+                "A connection needs host, owner and exactly one of installation_id or pat.",
+                Customer {
+                    action: "Tell the user to send host, owner and either installation_id or pat, \
+                             as documented at {docs}.",
+                },
+                None,
+            ),
+            ErrorCode::UnknownGithubHost => (
+                422,
+                "The GitHub host is not configured on this Lanyard deployment (or has no App).",
+                Customer {
+                    action: "Tell the user this GitHub host is not configured; ask the operator to \
+                             add it, as described at {docs}.",
+                },
+                None,
+            ),
+            ErrorCode::InstallationMismatch => (
+                422,
+                "The GitHub App installation does not exist or belongs to another account.",
+                Customer {
+                    action: "Tell the user to install the GitHub App on the named owner and pass \
+                             that installation's id, see {docs}.",
+                },
+                None,
+            ),
+            ErrorCode::ConnectionExists => (
+                409,
+                "The team already has a connection for this owner on this host.",
+                Customer {
+                    action: "Tell the user this owner is already connected; delete the old \
+                             connection first to replace it, see {docs}.",
+                },
+                None,
+            ),
+            ErrorCode::RepoNotConnected => (
+                422,
+                "A repository's owner is not connected to the team on its host.",
+                Customer {
+                    action: "Tell the user to connect the repository's owner to the team first, \
+                             as described at {docs}.",
+                },
+                None,
+            ),
+            ErrorCode::QuotaExceeded => (
+                403,
+                "The team already has as many active sessions as its tier allows.",
+                Customer {
+                    action: "Tell the user to stop an active session or upgrade the tier; limits \
+                             are listed at {docs}.",
+                },
+                None,
+            ),
+            ErrorCode::OwnerRequired => (
+                422,
+                "The session spans several hosts or owners; name one with host and owner.",
+                Customer {
+                    action: "Tell the user to repeat the request with host and owner set to one of \
+                             the listed choices, see {docs}.",
+                },
+                None,
+            ),
+            ErrorCode::SessionEnded => (
+                410,
+                "The session was stopped or has expired; it serves no more credentials.",
+                Customer {
+                    action: "Tell the user this agent session has ended; start a new session to \
+                             continue, as described at {docs}.",
+                },
+                None,
+            ),
+            ErrorCode::GithubUnavailable => (
+                503,
+                "GitHub did not answer or is throttling, and no cached token meets the guarantee.",
+                Customer {
+                    action: "Tell the user GitHub is unavailable right now; retry after the \
+                             Retry-After delay, and see {docs}.",
+                },
+                Some(30),
+            ),
+            ErrorCode::GithubRejected => (
+                502,
+                "GitHub refused to mint a token for this scope (installation removed or repository not accessible).",
+                Customer {
+                    action: "Tell the user GitHub refused access; check the App installation still \
+                             covers these repositories, see {docs}.",
+                },
+                Some(60),
             ),
             ErrorCode::NotReady => (
                 503,

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod clock;
 pub mod duration;
 pub mod error_code;
+pub mod github;
 pub mod names;
 pub mod redact;
 pub mod registry;

@@ -194,7 +194,7 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Runn
         .public_url
         .clone()
         .unwrap_or_else(|| format!("http://{addr}"));
-    let state = AppState::new(config, public_url.clone(), store, redis, secrets, clock);
+    let state = AppState::new(config, public_url.clone(), store, redis, secrets, clock)?;
     let app = router(state.clone());
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {

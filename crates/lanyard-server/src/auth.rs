@@ -102,3 +102,27 @@ impl FromRequestParts<AppState> for TeamAuth {
         })
     }
 }
+
+/// A runner token's session. Valid only on that session's runner routes; the handler checks
+/// that the path names this session and answers 404 otherwise.
+#[derive(Debug, Clone)]
+pub struct RunnerAuth(pub std::sync::Arc<lanyard_store::RunnerSession>);
+
+impl FromRequestParts<AppState> for RunnerAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let credential = bearer(parts)?;
+        let presented = BearerSecret::parse(credential)
+            .filter(|p| p.kind == SecretKind::RunnerToken)
+            .ok_or_else(|| {
+                ApiError::unauthorized("Runner routes take the session's runner token (lrt_…).")
+            })?;
+        state
+            .broker()
+            .runner_session(&presented)
+            .await?
+            .map(RunnerAuth)
+            .ok_or_else(|| ApiError::unauthorized(REFUSED))
+    }
+}

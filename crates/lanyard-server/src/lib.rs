@@ -6,7 +6,9 @@
 
 pub mod app;
 pub mod auth;
+pub mod broker;
 pub mod config;
+pub mod crypto;
 pub mod docs;
 pub mod domain;
 pub mod error;

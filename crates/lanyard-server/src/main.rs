@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use lanyard_core::{Email, SystemClock, TeamName, Tier};
 use lanyard_server::config::{Config, ConfigError, Flags, Loaded};
 use lanyard_server::domain::accounts::create_team;
+use lanyard_server::domain::connections::{connect, Connect};
 use lanyard_server::{app, telemetry};
 use lanyard_store::NewTeam;
 use secrecy::ExposeSecret;
@@ -77,6 +78,30 @@ enum AdminCommand {
         #[arg(long, value_name = "EMAIL")]
         email: Option<String>,
     },
+    /// Bind a GitHub owner (org or user) on a host to a team, by App installation (checked with
+    /// GitHub) or by a PAT read from a file. Prints the connection as JSON.
+    ConnectGithub {
+        /// The team id (from create-team)
+        #[arg(long, value_name = "TEAM_ID")]
+        team: uuid::Uuid,
+        /// The host as it appears in repo URLs, e.g. github.com (must be configured)
+        #[arg(long)]
+        host: String,
+        /// The GitHub user or organisation
+        #[arg(long)]
+        owner: String,
+        /// The GitHub App installation on that owner
+        #[arg(
+            long,
+            value_name = "N",
+            conflicts_with = "pat_file",
+            required_unless_present = "pat_file"
+        )]
+        installation_id: Option<u64>,
+        /// A file holding a personal access token (stored encrypted)
+        #[arg(long, value_name = "FILE")]
+        pat_file: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -138,6 +163,61 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let config = load(&cli.common, None)?;
             let store = app::open_store(&config).await?;
             store.close().await;
+            Ok(())
+        }
+        Command::Admin {
+            command:
+                AdminCommand::ConnectGithub {
+                    team,
+                    host,
+                    owner,
+                    installation_id,
+                    pat_file,
+                },
+        } => {
+            let pat = pat_file
+                .map(|path| {
+                    std::fs::read_to_string(&path)
+                        .map(|s| secrecy::SecretString::from(s.trim().to_string()))
+                        .map_err(|e| anyhow::anyhow!("--pat-file {}: {e}", path.display()))
+                })
+                .transpose()?;
+            let config = load(&cli.common, None)?;
+            let secrets = lanyard_server::secrets::resolve(&config)?;
+            let store = app::open_store(&config).await?;
+            let hosts =
+                lanyard_server::broker::GithubHosts::from_config(&config, Arc::new(SystemClock))?;
+            let sealer = lanyard_server::state::sealer(&secrets)?;
+            if store.get_team(team).await?.is_none() {
+                store.close().await;
+                anyhow::bail!("--team: no team {team}");
+            }
+            let input = Connect {
+                host,
+                owner,
+                installation_id,
+                pat,
+            };
+            let result = connect(
+                &store,
+                &hosts,
+                &sealer,
+                &SystemClock,
+                team,
+                input,
+                "cli:admin",
+            )
+            .await;
+            store.close().await;
+            let record = result.map_err(|e| anyhow::anyhow!("{} ({})", e.message(), e.code))?;
+            let out = serde_json::json!({
+                "connection_id": record.id,
+                "host": record.host,
+                "owner": record.owner,
+                "kind": record.kind.as_str(),
+                "installation_id": record.installation_id,
+            });
+            println!("{out}");
             Ok(())
         }
         Command::Admin {

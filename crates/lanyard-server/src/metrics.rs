@@ -20,6 +20,23 @@ pub struct RouteLabels {
     pub method: String,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct MintLabels {
+    pub host: String,
+    /// `ok`, `unavailable` or `rejected`.
+    pub result: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct ResultLabel {
+    pub result: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct SourceLabel {
+    pub source: &'static str,
+}
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 /// The exposed families, as they appear in the scrape (counters with their `_total`).
@@ -33,6 +50,12 @@ pub struct Metrics {
     registry: Registry,
     pub http_requests: Family<HttpLabels, Counter>,
     pub http_duration: HistogramFamily<RouteLabels>,
+    pub github_mints: Family<MintLabels, Counter>,
+    /// `hit`, `miss` (this request minted) or `coalesced` (waited for another's mint).
+    pub token_cache: Family<ResultLabel, Counter>,
+    /// `revoked`, `already_dead` or `error`.
+    pub revocations: Family<ResultLabel, Counter>,
+    pub credentials_served: Family<SourceLabel, Counter>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -56,10 +79,38 @@ impl Default for Metrics {
             "HTTP request latency by route template and method",
             http_duration.clone(),
         );
+        let github_mints = Family::<MintLabels, Counter>::default();
+        registry.register(
+            "lanyard_github_mints",
+            "Upstream token mints by host and result",
+            github_mints.clone(),
+        );
+        let token_cache = Family::<ResultLabel, Counter>::default();
+        registry.register(
+            "lanyard_github_token_cache",
+            "Token cache lookups: hit, miss or coalesced",
+            token_cache.clone(),
+        );
+        let revocations = Family::<ResultLabel, Counter>::default();
+        registry.register(
+            "lanyard_github_revocations",
+            "Token revocations at GitHub by result",
+            revocations.clone(),
+        );
+        let credentials_served = Family::<SourceLabel, Counter>::default();
+        registry.register(
+            "lanyard_credentials_served",
+            "Credentials served by source",
+            credentials_served.clone(),
+        );
         Self {
             registry,
             http_requests,
             http_duration,
+            github_mints,
+            token_cache,
+            revocations,
+            credentials_served,
         }
     }
 }

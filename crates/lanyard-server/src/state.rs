@@ -5,7 +5,9 @@ use std::sync::Arc;
 use lanyard_core::Clock;
 use lanyard_store::Store;
 
-use crate::config::Config;
+use crate::broker::{Broker, GithubHosts};
+use crate::config::{check_encryption_key, Config};
+use crate::crypto::Sealer;
 use crate::jwt::JwtKeys;
 use crate::metrics::Metrics;
 use crate::redis_conn::RedisHandle;
@@ -21,11 +23,20 @@ struct Inner {
     config: Config,
     public_url: Arc<str>,
     store: Store,
-    redis: Option<RedisHandle>,
+    redis: Option<Arc<RedisHandle>>,
     jwt: JwtKeys,
     secrets: ServerSecrets,
     clock: Arc<dyn Clock>,
-    metrics: Metrics,
+    metrics: Arc<Metrics>,
+    broker: Broker,
+}
+
+/// The key-derived sealer for secrets at rest.
+pub fn sealer(secrets: &ServerSecrets) -> anyhow::Result<Sealer> {
+    use secrecy::ExposeSecret;
+    Ok(Sealer::new(&check_encryption_key(
+        secrets.encryption_key.expose_secret(),
+    )?))
 }
 
 impl AppState {
@@ -36,9 +47,21 @@ impl AppState {
         redis: Option<RedisHandle>,
         secrets: ServerSecrets,
         clock: Arc<dyn Clock>,
-    ) -> Self {
+    ) -> anyhow::Result<Self> {
         let jwt = JwtKeys::new(&secrets.jwt_secret, &public_url);
-        Self {
+        let metrics = Arc::new(Metrics::default());
+        let redis = redis.map(Arc::new);
+        let hosts = GithubHosts::from_config(&config, clock.clone())?;
+        let broker = Broker::new(
+            store.clone(),
+            hosts,
+            sealer(&secrets)?,
+            clock.clone(),
+            metrics.clone(),
+            redis.clone(),
+            config.token_min_remaining,
+        );
+        Ok(Self {
             inner: Arc::new(Inner {
                 config,
                 public_url: public_url.into(),
@@ -47,9 +70,10 @@ impl AppState {
                 jwt,
                 secrets,
                 clock,
-                metrics: Metrics::default(),
+                metrics,
+                broker,
             }),
-        }
+        })
     }
 
     pub fn config(&self) -> &Config {
@@ -65,7 +89,7 @@ impl AppState {
     }
 
     pub fn redis(&self) -> Option<&RedisHandle> {
-        self.inner.redis.as_ref()
+        self.inner.redis.as_deref()
     }
 
     pub fn jwt(&self) -> &JwtKeys {
@@ -82,5 +106,9 @@ impl AppState {
 
     pub fn metrics(&self) -> &Metrics {
         &self.inner.metrics
+    }
+
+    pub fn broker(&self) -> &Broker {
+        &self.inner.broker
     }
 }

@@ -64,18 +64,19 @@ pub struct UserPrincipal {
 macro_rules! team_from_row {
     ($row:expr) => {{
         let tier: String = $row.try_get("team_tier")?;
-        Ok::<TeamRecord, StoreError>(TeamRecord {
+        Ok::<$crate::TeamRecord, $crate::StoreError>($crate::TeamRecord {
             id: $row.try_get("team_id")?,
             name: $row.try_get("team_name")?,
-            tier: Tier::parse(&tier)
-                .ok_or_else(|| StoreError::Corrupt(format!("unknown tier {tier:?}")))?,
+            tier: lanyard_core::Tier::parse(&tier)
+                .ok_or_else(|| $crate::StoreError::Corrupt(format!("unknown tier {tier:?}")))?,
             is_test_cohort: $row.try_get("team_test_cohort")?,
             created_at: $row.try_get("team_created_at")?,
         })
     }};
 }
+pub(crate) use team_from_row;
 
-const TEAM_COLUMNS: &str = "t.id AS team_id, t.name AS team_name, t.tier AS team_tier, \
+pub(crate) const TEAM_COLUMNS: &str = "t.id AS team_id, t.name AS team_name, t.tier AS team_tier, \
                             t.is_test_cohort AS team_test_cohort, t.created_at AS team_created_at";
 
 impl Store {

@@ -13,6 +13,7 @@ use sqlx::{PgPool, SqlitePool};
 
 mod accounts;
 mod audit;
+mod github;
 mod migrate;
 pub mod testing;
 mod url;
@@ -21,6 +22,10 @@ pub use accounts::{
     ApiKeyPrincipal, ApiKeyRecord, CreatedTeam, NewApiKey, NewTeam, TeamRecord, UserPrincipal,
 };
 pub use audit::{AuditEvent, AuditRecord};
+pub use github::{
+    ConnectionKind, ConnectionRecord, NewScope, NewSession, QuotaExceeded, RunnerSession,
+    ScopeLock, ScopeRecord, SessionRecord, SessionStatus, StopOutcome, TokenRecord,
+};
 pub use url::{DatabaseUrl, DatabaseUrlError, Dialect};
 
 /// Runs `$body` with `$pool` bound to the concrete pool, once per backend.

@@ -27,7 +27,7 @@ macro_rules! migration {
     };
 }
 
-const MIGRATIONS: &[Migration] = &[migration!(1, "0001_accounts")];
+const MIGRATIONS: &[Migration] = &[migration!(1, "0001_accounts"), migration!(2, "0002_github")];
 
 const BOOKKEEPING: &str = "CREATE TABLE IF NOT EXISTS lanyard_migrations (
     version BIGINT PRIMARY KEY,

@@ -4,6 +4,8 @@
 //! fresh database: SQLite by default, Postgres when `TEST_DATABASE_URL` is set, and with Redis when
 //! `TEST_REDIS_URL` is set. Time comes from a [`ManualClock`] the test can move.
 
+pub mod fake_github;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -52,6 +54,7 @@ pub struct TestTeam {
 #[derive(Debug, Default)]
 pub struct TestAppBuilder {
     env: BTreeMap<String, String>,
+    clock: Option<ManualClock>,
 }
 
 impl TestAppBuilder {
@@ -59,6 +62,24 @@ impl TestAppBuilder {
     pub fn env(mut self, key: &str, value: &str) -> Self {
         self.env.insert(key.to_string(), value.to_string());
         self
+    }
+
+    /// Uses this clock (share it with a [`fake_github::FakeGithub`] to move both at once).
+    pub fn clock(mut self, clock: &ManualClock) -> Self {
+        self.clock = Some(clock.clone());
+        self
+    }
+
+    /// Configures the fake GitHub as the one GitHub host, with its App.
+    pub fn github(self, fake: &fake_github::FakeGithub) -> Self {
+        let key = fake_github::app_private_key_path();
+        self.env("LANYARD_GITHUB_HOST", &fake.host)
+            .env("LANYARD_GITHUB_API_URL", &fake.api_url)
+            .env("LANYARD_GITHUB_APP_ID", &fake.app_id.to_string())
+            .env(
+                "LANYARD_GITHUB_APP_PRIVATE_KEY_FILE",
+                key.to_str().expect("utf-8 path"),
+            )
     }
 
     pub async fn spawn(self) -> TestApp {
@@ -82,7 +103,7 @@ impl TestAppBuilder {
             env.insert("LANYARD_REDIS_URL".into(), redis);
         }
         env.extend(self.env);
-        let clock = ManualClock::starting_now();
+        let clock = self.clock.unwrap_or_else(ManualClock::starting_now);
         let mut app = TestApp {
             base_url: String::new(),
             client: reqwest::Client::new(),
@@ -193,6 +214,58 @@ impl TestApp {
                 chrono::Duration::hours(1),
             )
             .0
+    }
+}
+
+impl TestApp {
+    /// `POST /v1/github/connections` for an App installation.
+    pub async fn connect_installation(
+        &self,
+        team: &TestTeam,
+        host: &str,
+        owner: &str,
+        installation_id: u64,
+    ) -> reqwest::Response {
+        self.post("/v1/github/connections")
+            .bearer_auth(&team.api_key)
+            .json(&serde_json::json!({"host": host, "owner": owner, "installation_id": installation_id}))
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// `POST /v1/sessions`; returns `(session_id, runner_token)` and panics unless 201.
+    pub async fn start_session(&self, team: &TestTeam, repos: &[String]) -> (String, String) {
+        let r = self
+            .post("/v1/sessions")
+            .bearer_auth(&team.api_key)
+            .json(&serde_json::json!({ "repos": repos }))
+            .send()
+            .await
+            .expect("request");
+        let status = r.status();
+        let body: serde_json::Value = r.json().await.expect("json");
+        assert_eq!(status, 201, "session not created: {body}");
+        (
+            body["session_id"].as_str().unwrap().to_string(),
+            body["runner_token"].as_str().unwrap().to_string(),
+        )
+    }
+
+    /// `GET /v1/sessions/{id}/credentials/github` with the runner token.
+    pub async fn fetch_credential(
+        &self,
+        session_id: &str,
+        runner_token: &str,
+        query: &str,
+    ) -> reqwest::Response {
+        self.get(&format!(
+            "/v1/sessions/{session_id}/credentials/github{query}"
+        ))
+        .bearer_auth(runner_token)
+        .send()
+        .await
+        .expect("request")
     }
 }
 

@@ -1,3 +1,5 @@
 //! Domain operations: what routes and commands do, between authentication and the store.
 
 pub mod accounts;
+pub mod connections;
+pub mod sessions;

@@ -10,7 +10,10 @@ use utoipa_axum::routes;
 use crate::state::AppState;
 
 pub mod api_keys;
+pub mod connections;
+pub mod credentials;
 pub mod ops;
+pub mod sessions;
 pub mod team;
 
 #[derive(OpenApi)]
@@ -25,6 +28,9 @@ pub mod team;
     tags(
         (name = "ops", description = "Health, readiness, metrics and this document"),
         (name = "team", description = "The calling team, its API keys and its audit log"),
+        (name = "github", description = "GitHub connections: which owners the team's sessions can reach"),
+        (name = "sessions", description = "Agent sessions and their runner tokens"),
+        (name = "credentials", description = "Fresh GitHub credentials for a session's runner"),
     )
 )]
 struct ApiDoc;
@@ -60,6 +66,12 @@ pub fn api() -> (Router<AppState>, OpenApiDoc) {
         .routes(routes!(team::audit))
         .routes(routes!(api_keys::create, api_keys::list))
         .routes(routes!(api_keys::revoke))
+        .routes(routes!(connections::create, connections::list))
+        .routes(routes!(connections::delete))
+        .routes(routes!(sessions::create, sessions::list))
+        .routes(routes!(sessions::get, sessions::stop))
+        .routes(routes!(credentials::github))
+        .routes(routes!(credentials::compat))
         .split_for_parts()
 }
 

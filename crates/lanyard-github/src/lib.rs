@@ -1,0 +1,402 @@
+//! A small GitHub App client: the app JWT, installation lookup, and minting and revoking scoped
+//! installation tokens, on github.com and on GitHub Enterprise Server hosts.
+//!
+//! Errors are typed so callers can tell "GitHub is down, retry" ([`GithubError::Unavailable`])
+//! from "this request is wrong" ([`GithubError::Rejected`]).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use lanyard_core::Clock;
+use reqwest::StatusCode;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+const USER_AGENT: &str = concat!("lanyard/", env!("CARGO_PKG_VERSION"));
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
+/// GitHub allows app JWTs to live at most 10 minutes; we sign for 9 and back-date `iat` by 60 s
+/// for clock drift, as GitHub recommends.
+const JWT_LIFETIME_SECONDS: i64 = 9 * 60;
+const JWT_BACKDATE_SECONDS: i64 = 60;
+
+#[derive(Debug, thiserror::Error)]
+pub enum GithubError {
+    /// GitHub is down, slow, or throttling: retry later.
+    #[error("GitHub is unavailable: {message}")]
+    Unavailable {
+        status: Option<u16>,
+        retry_after: Option<u64>,
+        message: String,
+    },
+    /// GitHub refused the request itself (404, 422, ...): retrying will not help.
+    #[error("GitHub rejected the request ({status}): {message}")]
+    Rejected { status: u16, message: String },
+    /// This host has no GitHub App configured.
+    #[error("no GitHub App is configured for {0}")]
+    NoApp(String),
+    #[error("the GitHub App private key is unusable: {0}")]
+    BadKey(String),
+}
+
+impl GithubError {
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            GithubError::Unavailable { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+}
+
+/// A GitHub App's identity. `Debug` never shows the key.
+#[derive(Clone)]
+pub struct AppCredentials {
+    pub app_id: u64,
+    key: EncodingKey,
+}
+
+impl fmt::Debug for AppCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AppCredentials")
+            .field("app_id", &self.app_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppCredentials {
+    /// From a PKCS#1 or PKCS#8 PEM.
+    pub fn from_pem(app_id: u64, pem: &[u8]) -> Result<Self, GithubError> {
+        let key = EncodingKey::from_rsa_pem(pem).map_err(|e| {
+            GithubError::BadKey(format!("not an RSA private key in PEM form ({e})"))
+        })?;
+        Ok(Self { app_id, key })
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct AppClaims {
+    iat: i64,
+    exp: i64,
+    iss: String,
+}
+
+/// An installation, as GitHub describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Installation {
+    pub id: u64,
+    pub account_login: String,
+}
+
+/// A freshly minted installation token.
+#[derive(Debug, Clone)]
+pub struct MintedToken {
+    pub token: SecretString,
+    pub expires_at: DateTime<Utc>,
+    pub permissions: BTreeMap<String, String>,
+    pub repositories: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Revocation {
+    Revoked,
+    /// GitHub answered 401: the token was already expired or revoked.
+    AlreadyDead,
+}
+
+/// A client for one GitHub host.
+pub struct GithubHost {
+    host: String,
+    api_url: String,
+    app: Option<AppCredentials>,
+    http: reqwest::Client,
+    clock: Arc<dyn Clock>,
+    jwt: Mutex<Option<(String, i64)>>,
+}
+
+impl fmt::Debug for GithubHost {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GithubHost")
+            .field("host", &self.host)
+            .field("api_url", &self.api_url)
+            .field("app", &self.app)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Deserialize)]
+struct InstallationBody {
+    id: u64,
+    account: Account,
+}
+
+#[derive(Deserialize)]
+struct Account {
+    login: String,
+}
+
+#[derive(Serialize)]
+struct MintBody<'a> {
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    repositories: &'a [String],
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    permissions: &'a BTreeMap<String, String>,
+}
+
+#[derive(Deserialize)]
+struct TokenBody {
+    token: String,
+    expires_at: DateTime<Utc>,
+    #[serde(default)]
+    permissions: BTreeMap<String, String>,
+    #[serde(default)]
+    repositories: Vec<RepoBody>,
+}
+
+#[derive(Deserialize)]
+struct RepoBody {
+    name: String,
+}
+
+impl GithubHost {
+    pub fn new(
+        host: &str,
+        api_url: &str,
+        app: Option<AppCredentials>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, GithubError> {
+        let http = reqwest::Client::builder()
+            .user_agent(USER_AGENT)
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(REQUEST_TIMEOUT)
+            .build()
+            .map_err(|e| GithubError::BadKey(format!("cannot build the HTTP client: {e}")))?;
+        Ok(Self {
+            host: host.to_string(),
+            api_url: api_url.trim_end_matches('/').to_string(),
+            app,
+            http,
+            clock,
+            jwt: Mutex::new(None),
+        })
+    }
+
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    pub fn api_url(&self) -> &str {
+        &self.api_url
+    }
+
+    pub fn has_app(&self) -> bool {
+        self.app.is_some()
+    }
+
+    /// The app JWT, re-signed when less than two minutes of it remain.
+    fn app_jwt(&self) -> Result<String, GithubError> {
+        let app = self
+            .app
+            .as_ref()
+            .ok_or_else(|| GithubError::NoApp(self.host.clone()))?;
+        let now = self.clock.now().timestamp();
+        let mut cached = self.jwt.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((jwt, exp)) = cached.as_ref() {
+            if exp - now > 120 {
+                return Ok(jwt.clone());
+            }
+        }
+        let claims = AppClaims {
+            iat: now - JWT_BACKDATE_SECONDS,
+            exp: now + JWT_LIFETIME_SECONDS,
+            iss: app.app_id.to_string(),
+        };
+        let jwt = jsonwebtoken::encode(&Header::new(Algorithm::RS256), &claims, &app.key)
+            .map_err(|e| GithubError::BadKey(e.to_string()))?;
+        *cached = Some((jwt.clone(), claims.exp));
+        Ok(jwt)
+    }
+
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, format!("{}{path}", self.api_url))
+            .header("accept", "application/vnd.github+json")
+            .header("x-github-api-version", "2022-11-28")
+    }
+
+    /// `GET /app/installations/{id}`.
+    pub async fn installation(&self, id: u64) -> Result<Installation, GithubError> {
+        let jwt = self.app_jwt()?;
+        let response = self
+            .request(reqwest::Method::GET, &format!("/app/installations/{id}"))
+            .bearer_auth(jwt)
+            .send()
+            .await
+            .map_err(transport_error)?;
+        let body: InstallationBody = parse(response).await?;
+        Ok(Installation {
+            id: body.id,
+            account_login: body.account.login,
+        })
+    }
+
+    /// `POST /app/installations/{id}/access_tokens`, scoped to repository names and permissions.
+    pub async fn mint(
+        &self,
+        installation_id: u64,
+        repositories: &[String],
+        permissions: &BTreeMap<String, String>,
+    ) -> Result<MintedToken, GithubError> {
+        let jwt = self.app_jwt()?;
+        let response = self
+            .request(
+                reqwest::Method::POST,
+                &format!("/app/installations/{installation_id}/access_tokens"),
+            )
+            .bearer_auth(jwt)
+            .json(&MintBody {
+                repositories,
+                permissions,
+            })
+            .send()
+            .await
+            .map_err(transport_error)?;
+        let body: TokenBody = parse(response).await?;
+        Ok(MintedToken {
+            token: SecretString::from(body.token),
+            expires_at: body.expires_at,
+            permissions: body.permissions,
+            repositories: body.repositories.into_iter().map(|r| r.name).collect(),
+        })
+    }
+
+    /// `DELETE /installation/token`, authenticated as the token itself.
+    pub async fn revoke(&self, token: &SecretString) -> Result<Revocation, GithubError> {
+        let response = self
+            .request(reqwest::Method::DELETE, "/installation/token")
+            .bearer_auth(token.expose_secret())
+            .send()
+            .await
+            .map_err(transport_error)?;
+        match response.status() {
+            s if s.is_success() => Ok(Revocation::Revoked),
+            StatusCode::UNAUTHORIZED => Ok(Revocation::AlreadyDead),
+            _ => Err(status_error(response).await),
+        }
+    }
+}
+
+fn transport_error(e: reqwest::Error) -> GithubError {
+    let what = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "connection failed"
+    } else {
+        "request failed"
+    };
+    GithubError::Unavailable {
+        status: None,
+        retry_after: None,
+        message: what.to_string(),
+    }
+}
+
+async fn parse<T: serde::de::DeserializeOwned>(
+    response: reqwest::Response,
+) -> Result<T, GithubError> {
+    if !response.status().is_success() {
+        return Err(status_error(response).await);
+    }
+    response
+        .json::<T>()
+        .await
+        .map_err(|e| GithubError::Unavailable {
+            status: None,
+            retry_after: None,
+            message: format!("unexpected response body ({e})"),
+        })
+}
+
+/// 5xx, timeouts and rate limits are "unavailable"; other 4xx are "rejected".
+async fn status_error(response: reqwest::Response) -> GithubError {
+    let status = response.status();
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let retry_after = header("retry-after").and_then(|v| v.trim().parse::<u64>().ok());
+    let exhausted = header("x-ratelimit-remaining").as_deref() == Some("0");
+    let rate_limited = status == StatusCode::TOO_MANY_REQUESTS
+        || (status == StatusCode::FORBIDDEN && (retry_after.is_some() || exhausted));
+    // GitHub's error bodies carry a `message`; never echo anything else.
+    let message = response
+        .json::<serde_json::Value>()
+        .await
+        .ok()
+        .and_then(|v| {
+            v.get("message")
+                .and_then(|m| m.as_str())
+                .map(|m| m.chars().take(200).collect())
+        })
+        .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_string());
+    if status.is_server_error() || rate_limited {
+        GithubError::Unavailable {
+            status: Some(status.as_u16()),
+            retry_after,
+            message,
+        }
+    } else {
+        GithubError::Rejected {
+            status: status.as_u16(),
+            message,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PKCS1: &[u8] = include_bytes!("../../lanyard-testkit/fixtures/app-key.pem");
+    const PKCS8: &[u8] = include_bytes!("../../lanyard-testkit/fixtures/app-key.pkcs8.pem");
+    const PUBLIC: &[u8] = include_bytes!("../../lanyard-testkit/fixtures/app-key.pub.pem");
+
+    #[test]
+    fn app_jwt_is_rs256_backdated_and_short_lived_from_both_pem_forms() {
+        for pem in [PKCS1, PKCS8] {
+            let clock = Arc::new(lanyard_core::ManualClock::starting_now());
+            let now = clock.now().timestamp();
+            let app = AppCredentials::from_pem(4242, pem).unwrap();
+            let host =
+                GithubHost::new("github.com", "https://api.github.com", Some(app), clock).unwrap();
+            let jwt = host.app_jwt().unwrap();
+            let mut v = jsonwebtoken::Validation::new(Algorithm::RS256);
+            v.validate_exp = false;
+            v.set_required_spec_claims(&["exp", "iat", "iss"]);
+            let key = jsonwebtoken::DecodingKey::from_rsa_pem(PUBLIC).unwrap();
+            let claims = jsonwebtoken::decode::<AppClaims>(&jwt, &key, &v)
+                .unwrap()
+                .claims;
+            assert_eq!(claims.iss, "4242");
+            assert_eq!(claims.iat, now - 60);
+            assert!(claims.exp > now && claims.exp - now <= 600);
+        }
+    }
+
+    #[test]
+    fn bad_pem_is_a_clear_error_and_debug_hides_the_key() {
+        assert!(AppCredentials::from_pem(1, b"not a key").is_err());
+        let app = AppCredentials::from_pem(1, PKCS1).unwrap();
+        let debug = format!("{app:?}");
+        assert!(
+            !debug.contains("PRIVATE") && debug.contains("app_id"),
+            "{debug}"
+        );
+    }
+}

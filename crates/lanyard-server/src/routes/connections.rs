@@ -1,0 +1,140 @@
+//! GitHub connections: which owners on which hosts the team's sessions can reach.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use chrono::{DateTime, Utc};
+use lanyard_store::ConnectionRecord;
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::auth::TeamAuth;
+use crate::domain::connections::{connect, Connect};
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{ApiJson, ApiPath};
+use crate::state::AppState;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateConnection {
+    /// The host as it appears in repo URLs, e.g. `github.com`.
+    pub host: String,
+    /// The GitHub user or organisation.
+    pub owner: String,
+    /// A GitHub App installation on `owner`; checked with GitHub.
+    pub installation_id: Option<u64>,
+    /// A personal access token; stored encrypted and never returned.
+    #[schema(value_type = Option<String>)]
+    pub pat: Option<SecretString>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConnectionView {
+    pub connection_id: Uuid,
+    pub host: String,
+    pub owner: String,
+    /// `github_app` or `pat`.
+    pub kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub installation_id: Option<i64>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<ConnectionRecord> for ConnectionView {
+    fn from(c: ConnectionRecord) -> Self {
+        Self {
+            connection_id: c.id,
+            host: c.host,
+            owner: c.owner,
+            kind: c.kind.as_str(),
+            installation_id: c.installation_id,
+            created_at: c.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConnectionList {
+    pub connections: Vec<ConnectionView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeletedConnection {
+    pub connection_id: Uuid,
+    pub deleted: bool,
+}
+
+/// Connect a GitHub owner to the team, by App installation or PAT.
+#[utoipa::path(post, path = "/v1/github/connections", tag = "github", request_body = CreateConnection, security(("bearer" = [])), responses(
+    (status = 201, body = ConnectionView),
+    (status = 400, description = "`invalid_body`", body = ErrorBody),
+    (status = 401, description = "`unauthorized`", body = ErrorBody),
+    (status = 409, description = "`connection_exists`", body = ErrorBody),
+    (status = 422, description = "`installation_mismatch`, `unknown_github_host` or `invalid_connection`", body = ErrorBody),
+    (status = 503, description = "`github_unavailable`", body = ErrorBody),
+))]
+pub async fn create(
+    State(state): State<AppState>,
+    auth: TeamAuth,
+    ApiJson(body): ApiJson<CreateConnection>,
+) -> ApiResult<(StatusCode, Json<ConnectionView>)> {
+    let input = Connect {
+        host: body.host,
+        owner: body.owner,
+        installation_id: body.installation_id,
+        pat: body.pat,
+    };
+    let broker = state.broker();
+    let record = connect(
+        state.store(),
+        broker.hosts(),
+        broker.sealer(),
+        state.clock(),
+        auth.team.id,
+        input,
+        &auth.actor(),
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(record.into())))
+}
+
+/// List the team's GitHub connections (never a PAT).
+#[utoipa::path(get, path = "/v1/github/connections", tag = "github", security(("bearer" = [])), responses(
+    (status = 200, body = ConnectionList),
+    (status = 401, description = "`unauthorized`", body = ErrorBody),
+))]
+pub async fn list(
+    State(state): State<AppState>,
+    auth: TeamAuth,
+) -> ApiResult<Json<ConnectionList>> {
+    let connections = state.store().list_connections(auth.team.id).await?;
+    Ok(Json(ConnectionList {
+        connections: connections.into_iter().map(Into::into).collect(),
+    }))
+}
+
+/// Remove a connection. Sessions that used it stop getting credentials for that owner.
+#[utoipa::path(delete, path = "/v1/github/connections/{connection_id}", tag = "github", params(("connection_id" = Uuid, Path)), security(("bearer" = [])), responses(
+    (status = 200, body = DeletedConnection),
+    (status = 401, description = "`unauthorized`", body = ErrorBody),
+    (status = 404, description = "`not_found`", body = ErrorBody),
+))]
+pub async fn delete(
+    State(state): State<AppState>,
+    auth: TeamAuth,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Json<DeletedConnection>> {
+    let deleted = state
+        .store()
+        .delete_connection(auth.team.id, id, &auth.actor(), state.clock().now())
+        .await?;
+    if !deleted {
+        return Err(ApiError::not_found());
+    }
+    Ok(Json(DeletedConnection {
+        connection_id: id,
+        deleted,
+    }))
+}
