@@ -148,6 +148,8 @@ impl CacheResult {
     }
 }
 
+type Cooldown = (DateTime<Utc>, Option<u64>);
+
 #[derive(Debug)]
 struct SessionEntry {
     session: Arc<RunnerSession>,
@@ -164,7 +166,8 @@ pub struct Broker {
     floor: chrono::Duration,
     tokens: Mutex<HashMap<String, CachedToken>>,
     flights: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-    cooldown: Mutex<HashMap<String, (DateTime<Utc>, Option<u64>)>>,
+    /// Per scope: no upstream retry before this instant, and GitHub's Retry-After if it gave one.
+    cooldown: Mutex<HashMap<String, Cooldown>>,
     sessions: Mutex<HashMap<String, SessionEntry>>,
 }
 

@@ -43,7 +43,16 @@ type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 pub const FAMILIES: &[&str] = &[
     "lanyard_http_requests_total",
     "lanyard_http_request_duration_seconds",
+    "lanyard_github_mints_total",
+    "lanyard_github_token_cache_total",
+    "lanyard_github_revocations_total",
+    "lanyard_credentials_served_total",
 ];
+
+/// The `# TYPE` name of a listed family (counters drop their `_total` there).
+pub fn type_name(family: &str) -> &str {
+    family.strip_suffix("_total").unwrap_or(family)
+}
 
 #[derive(Debug)]
 pub struct Metrics {
@@ -151,12 +160,13 @@ mod tests {
         m.observe_http("/healthz", "GET", 200, 0.002);
         let text = m.encode();
         for family in FAMILIES {
-            assert!(text.contains(family), "{family} missing:\n{text}");
+            let declared = format!("# TYPE {} ", type_name(family));
+            assert!(text.contains(&declared), "{family} missing:\n{text}");
         }
         for line in text.lines().filter(|l| l.starts_with("# TYPE ")) {
             let name = line.split_whitespace().nth(2).unwrap();
             assert!(
-                FAMILIES.iter().any(|f| f.starts_with(name)),
+                FAMILIES.iter().any(|f| type_name(f) == name),
                 "{name} is exposed but not listed in FAMILIES"
             );
         }

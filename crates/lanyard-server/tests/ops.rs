@@ -88,8 +88,23 @@ async fn metrics_label_requests_by_route_template_never_raw_path() {
     );
     assert!(text.contains("lanyard_http_request_duration_seconds_bucket"));
     for family in lanyard_server::metrics::FAMILIES {
-        assert!(text.contains(family), "{family} missing");
+        let declared = format!("# TYPE {} ", lanyard_server::metrics::type_name(family));
+        assert!(text.contains(&declared), "{family} missing");
     }
+}
+
+/// A documented path with every `{param}` replaced by a fresh id.
+fn fill_ids(path: &str) -> String {
+    let mut out = String::new();
+    let mut rest = path;
+    while let Some(start) = rest.find('{') {
+        out.push_str(&rest[..start]);
+        let end = rest[start..].find('}').unwrap() + start;
+        out.push_str(&uuid::Uuid::new_v4().to_string());
+        rest = &rest[end + 1..];
+    }
+    out.push_str(rest);
+    out
 }
 
 #[tokio::test]
@@ -111,6 +126,18 @@ async fn openapi_document_covers_every_route_and_matches_the_cli() {
         ("/v1/api-keys", "get"),
         ("/v1/api-keys", "post"),
         ("/v1/api-keys/{key_id}", "delete"),
+        ("/v1/github/connections", "get"),
+        ("/v1/github/connections", "post"),
+        ("/v1/github/connections/{connection_id}", "delete"),
+        ("/v1/sessions", "get"),
+        ("/v1/sessions", "post"),
+        ("/v1/sessions/{session_id}", "get"),
+        ("/v1/sessions/{session_id}", "delete"),
+        ("/v1/sessions/{session_id}/credentials/github", "get"),
+        (
+            "/api/projects/{team_id}/agentic-sessions/{session_id}/credentials/github",
+            "get",
+        ),
     ];
     for (path, method) in expected {
         assert!(
@@ -120,10 +147,7 @@ async fn openapi_document_covers_every_route_and_matches_the_cli() {
         // And the route really is served: anything but the unknown-route 404 envelope.
         let r = app
             .client
-            .request(
-                method.parse().unwrap(),
-                app.url(&path.replace("{key_id}", &uuid::Uuid::new_v4().to_string())),
-            )
+            .request(method.parse().unwrap(), app.url(&fill_ids(path)))
             .send()
             .await
             .unwrap();

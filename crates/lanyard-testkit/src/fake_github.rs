@@ -328,8 +328,9 @@ struct AppClaims {
 }
 
 /// Verifies the app JWT like GitHub: RS256 by the app's key, issuer, at most 10 minutes long.
-fn verify_app_jwt(state: &FakeState, headers: &HeaderMap) -> Result<(), Response> {
-    let unauthorized = |m: &str| github_error(StatusCode::UNAUTHORIZED, m);
+/// `Err` carries GitHub's 401 message.
+fn verify_app_jwt(state: &FakeState, headers: &HeaderMap) -> Result<(), &'static str> {
+    let unauthorized = |m: &'static str| m;
     let token = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
@@ -361,8 +362,8 @@ async fn installation(
     if let Some(r) = injected(&state).await {
         return r;
     }
-    if let Err(r) = verify_app_jwt(&state, &headers) {
-        return r;
+    if let Err(message) = verify_app_jwt(&state, &headers) {
+        return github_error(StatusCode::UNAUTHORIZED, message);
     }
     match state.installations.lock().unwrap().get(&id) {
         Some((account, _)) => Json(serde_json::json!({
@@ -390,8 +391,8 @@ async fn mint(
     if let Some(r) = injected(&state).await {
         return r;
     }
-    if let Err(r) = verify_app_jwt(&state, &headers) {
-        return r;
+    if let Err(message) = verify_app_jwt(&state, &headers) {
+        return github_error(StatusCode::UNAUTHORIZED, message);
     }
     let request: MintRequest = if body.is_empty() {
         MintRequest::default()

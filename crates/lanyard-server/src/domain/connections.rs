@@ -88,12 +88,14 @@ pub async fn connect(
                         ),
                     ))
                 }
-                Err(GithubError::Rejected { status: 404, .. }) => return Err(ApiError::new(
-                    ErrorCode::InstallationMismatch,
-                    format!(
+                Err(GithubError::Rejected { status: 404, .. }) => {
+                    return Err(ApiError::new(
+                        ErrorCode::InstallationMismatch,
+                        format!(
                         "Installation {installation} does not exist for this GitHub App on {host}."
                     ),
-                )),
+                    ))
+                }
                 Err(e) => return Err(github_error(&e)),
             }
             let installation = i64::try_from(installation).map_err(|_| {
