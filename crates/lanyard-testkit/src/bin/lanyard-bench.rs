@@ -1,0 +1,364 @@
+//! `lanyard-bench`: the credential-path benchmark.
+//!
+//! Starts the release `lanyard` binary (next to this one) against an in-process fake GitHub and
+//! prints, measured in the same run:
+//! - credential-path throughput divided by `/healthz` throughput,
+//! - the credential path's p50 and p99 latency,
+//! - upstream mints per 1,000 fetches across 1,000 sessions,
+//! - the server's resident memory with 10,000 live sessions.
+//!
+//! Run it with `scripts/bench.sh` (it builds both binaries in release mode first). All traffic
+//! goes to 127.0.0.1, and every loop is bounded.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use lanyard_core::SystemClock;
+use lanyard_testkit::fake_github::{app_private_key_path, FakeGithub};
+
+const REQUESTS: usize = 20_000;
+const CONCURRENCY: usize = 32;
+const SESSIONS_FOR_MINTS: usize = 1_000;
+const SESSIONS_FOR_MEMORY: usize = 10_000;
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn lanyard_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let path = exe.with_file_name("lanyard");
+    assert!(
+        path.exists(),
+        "{} is missing: run scripts/bench.sh, which builds it",
+        path.display()
+    );
+    path
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .map(str::to_string)
+        })
+        .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        .unwrap_or(0)
+}
+
+struct Load {
+    per_second: f64,
+    p50: Duration,
+    p99: Duration,
+}
+
+/// `REQUESTS` GETs, `CONCURRENCY` at a time, cycling through `targets` of (path, bearer).
+async fn load(
+    client: &reqwest::Client,
+    base: &str,
+    targets: Arc<Vec<(String, Option<String>)>>,
+) -> Load {
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for worker in 0..CONCURRENCY {
+        let client = client.clone();
+        let base = base.to_string();
+        let targets = targets.clone();
+        tasks.spawn(async move {
+            let mut latencies = Vec::with_capacity(REQUESTS / CONCURRENCY);
+            let mut i = worker;
+            while i < REQUESTS {
+                let (path, bearer) = &targets[i % targets.len()];
+                let t = Instant::now();
+                let mut req = client.get(format!("{base}{path}"));
+                if let Some(b) = bearer {
+                    req = req.bearer_auth(b);
+                }
+                let r = req.send().await.expect("request");
+                assert!(r.status().is_success(), "{path}: {}", r.status());
+                let _ = r.bytes().await;
+                latencies.push(t.elapsed());
+                i += CONCURRENCY;
+            }
+            latencies
+        });
+    }
+    let mut all = Vec::with_capacity(REQUESTS);
+    while let Some(l) = tasks.join_next().await {
+        all.extend(l.expect("worker"));
+    }
+    let elapsed = started.elapsed();
+    all.sort_unstable();
+    Load {
+        per_second: all.len() as f64 / elapsed.as_secs_f64(),
+        p50: all[all.len() / 2],
+        p99: all[all.len() * 99 / 100],
+    }
+}
+
+fn create_team(bin: &PathBuf, data: &str, env: &[(&str, String)], name: &str) -> String {
+    let out = Command::new(bin)
+        .args([
+            "admin",
+            "create-team",
+            "--name",
+            name,
+            "--tier",
+            "growth",
+            "--data-dir",
+            data,
+        ])
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stderr(Stdio::null())
+        .output()
+        .expect("create-team");
+    assert!(out.status.success());
+    let team: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    team["api_key"].as_str().unwrap().to_string()
+}
+
+async fn sessions(
+    client: &reqwest::Client,
+    base: &str,
+    key: &str,
+    repo: &str,
+    n: usize,
+) -> Vec<(String, String)> {
+    let mut out = Vec::with_capacity(n);
+    let mut tasks = tokio::task::JoinSet::new();
+    for chunk in 0..8 {
+        let client = client.clone();
+        let base = base.to_string();
+        let key = key.to_string();
+        let repo = repo.to_string();
+        let count = n / 8 + usize::from(chunk < n % 8);
+        tasks.spawn(async move {
+            let mut mine = Vec::with_capacity(count);
+            for _ in 0..count {
+                let r = client
+                    .post(format!("{base}/v1/sessions"))
+                    .bearer_auth(&key)
+                    .json(&serde_json::json!({"repos": [repo]}))
+                    .send()
+                    .await
+                    .expect("create session");
+                let body: serde_json::Value = r.json().await.unwrap();
+                mine.push((
+                    body["session_id"]
+                        .as_str()
+                        .expect("session created")
+                        .to_string(),
+                    body["runner_token"].as_str().unwrap().to_string(),
+                ));
+            }
+            mine
+        });
+    }
+    while let Some(s) = tasks.join_next().await {
+        out.extend(s.unwrap());
+    }
+    out
+}
+
+fn credential_targets(sessions: &[(String, String)]) -> Arc<Vec<(String, Option<String>)>> {
+    Arc::new(
+        sessions
+            .iter()
+            .map(|(sid, runner)| {
+                (
+                    format!("/v1/sessions/{sid}/credentials/github"),
+                    Some(runner.clone()),
+                )
+            })
+            .collect(),
+    )
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let bin = lanyard_binary();
+    let fake = FakeGithub::start(Arc::new(SystemClock)).await;
+    fake.add_installation(1, "acme", &["widgets"]);
+    let data = tempfile::TempDir::new().unwrap();
+    let data_dir = data.path().to_str().unwrap().to_string();
+    let port = free_port();
+    let key_file = app_private_key_path().to_str().unwrap().to_string();
+    let env: Vec<(&str, String)> = vec![
+        ("LANYARD_DATA_DIR", data_dir.clone()),
+        ("LANYARD_GITHUB_HOST", fake.host.clone()),
+        ("LANYARD_GITHUB_API_URL", fake.api_url.clone()),
+        ("LANYARD_GITHUB_APP_ID", fake.app_id.to_string()),
+        ("LANYARD_GITHUB_APP_PRIVATE_KEY_FILE", key_file),
+    ];
+    let child = Command::new(&bin)
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start lanyard");
+    let server = Server {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+    };
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(CONCURRENCY)
+        .build()
+        .unwrap();
+    let mut ready = false;
+    for _ in 0..200 {
+        if client
+            .get(format!("{}/readyz", server.base))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(ready, "lanyard did not become ready");
+    let pid = server.child.id();
+    let base = server.base.clone();
+    let rss_idle = rss_kib(pid);
+
+    let key = create_team(&bin, &data_dir, &env, "Bench A");
+    let r = client
+        .post(format!("{base}/v1/github/connections"))
+        .bearer_auth(&key)
+        .json(&serde_json::json!({"host": fake.host, "owner": "acme", "installation_id": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let repo = fake.repo_url("acme", "widgets");
+
+    eprintln!("creating {SESSIONS_FOR_MINTS} sessions…");
+    let first = sessions(&client, &base, &key, &repo, SESSIONS_FOR_MINTS).await;
+    let targets = credential_targets(&first);
+    // One fetch per session: 1,000 fetches across 1,000 sessions.
+    let mut tasks = tokio::task::JoinSet::new();
+    for (path, bearer) in targets.iter().cloned() {
+        let client = client.clone();
+        let url = format!("{base}{path}");
+        tasks.spawn(async move {
+            let r = client
+                .get(url)
+                .bearer_auth(bearer.unwrap())
+                .send()
+                .await
+                .unwrap();
+            assert!(r.status().is_success());
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+    let mints_per_thousand = fake.mint_count() as f64 * 1000.0 / SESSIONS_FOR_MINTS as f64;
+
+    eprintln!("measuring /healthz and the credential path ({REQUESTS} requests each, {CONCURRENCY} concurrent)…");
+    let health_targets = Arc::new(vec![("/healthz".to_string(), None)]);
+    let _warm = load(&client, &base, health_targets.clone()).await;
+    let health = load(&client, &base, health_targets).await;
+    let creds = load(&client, &base, targets).await;
+
+    eprintln!(
+        "creating {} more sessions and fetching once each…",
+        SESSIONS_FOR_MEMORY - SESSIONS_FOR_MINTS
+    );
+    let mut all = first;
+    let mut remaining = SESSIONS_FOR_MEMORY - SESSIONS_FOR_MINTS;
+    let mut team = 1;
+    while remaining > 0 {
+        team += 1;
+        let key = create_team(&bin, &data_dir, &env, &format!("Bench {team}"));
+        let r = client
+            .post(format!("{base}/v1/github/connections"))
+            .bearer_auth(&key)
+            .json(&serde_json::json!({"host": fake.host, "owner": "acme", "installation_id": 1}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        let n = remaining.min(4_000);
+        all.extend(sessions(&client, &base, &key, &repo, n).await);
+        remaining -= n;
+    }
+    let every = credential_targets(&all);
+    let mut i = 0;
+    while i < every.len() {
+        let mut batch = tokio::task::JoinSet::new();
+        for (path, bearer) in every[i..(i + 64).min(every.len())].iter().cloned() {
+            let client = client.clone();
+            let url = format!("{base}{path}");
+            batch.spawn(async move {
+                let r = client
+                    .get(url)
+                    .bearer_auth(bearer.unwrap())
+                    .send()
+                    .await
+                    .unwrap();
+                assert!(r.status().is_success());
+            });
+        }
+        while batch.join_next().await.is_some() {}
+        i += 64;
+    }
+    let rss_loaded = rss_kib(pid);
+
+    println!();
+    println!(
+        "lanyard-bench: release server on SQLite, fake GitHub in-process, 2 cores, loopback only"
+    );
+    println!("{:<58} {:>14}", "figure", "value");
+    println!(
+        "{:<58} {:>14.0}",
+        "/healthz throughput (req/s, baseline)", health.per_second
+    );
+    println!(
+        "{:<58} {:>14.0}",
+        "credential path throughput (req/s)", creds.per_second
+    );
+    println!(
+        "{:<58} {:>14.2}",
+        "credential / healthz throughput ratio (target >= 0.8)",
+        creds.per_second / health.per_second
+    );
+    println!("{:<58} {:>14.2?}", "/healthz p99 latency", health.p99);
+    println!("{:<58} {:>14.2?}", "credential path p50 latency", creds.p50);
+    println!("{:<58} {:>14.2?}", "credential path p99 latency", creds.p99);
+    println!(
+        "{:<58} {:>14.2}",
+        "upstream mints per 1,000 fetches across 1,000 sessions", mints_per_thousand
+    );
+    println!(
+        "{:<58} {:>11.1} MB",
+        "server RSS at start",
+        rss_idle as f64 / 1024.0
+    );
+    println!(
+        "{:<58} {:>11.1} MB",
+        "server RSS with 10,000 live sessions (target <= 100)",
+        rss_loaded as f64 / 1024.0
+    );
+    println!("{:<58} {:>14}", "total upstream mints", fake.mint_count());
+}
