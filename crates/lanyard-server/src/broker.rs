@@ -78,16 +78,18 @@ impl GithubHosts {
     }
 }
 
-/// What the broker hands out.
+/// What the broker hands out: shared, so serving a cached token copies nothing.
 #[derive(Debug, Clone)]
 pub struct Served {
-    pub token: SecretString,
-    pub expires_at: Option<DateTime<Utc>>,
     pub source: ConnectionKind,
-    pub host: String,
-    pub owner: String,
-    pub repositories: Vec<String>,
-    pub permissions: BTreeMap<String, String>,
+    pub credential: Arc<CachedToken>,
+}
+
+impl Served {
+    /// The true expiry; only App tokens have one.
+    pub fn expires_at(&self) -> Option<DateTime<Utc>> {
+        (self.source == ConnectionKind::GithubApp).then_some(self.credential.expires_at)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -104,13 +106,14 @@ pub enum BrokerError {
     Internal(String),
 }
 
+/// A credential as served: the token, its life, and its scope.
 #[derive(Debug, Clone)]
-struct CachedToken {
-    token: SecretString,
-    created_at: DateTime<Utc>,
-    expires_at: DateTime<Utc>,
-    repositories: Vec<String>,
-    permissions: BTreeMap<String, String>,
+pub struct CachedToken {
+    pub token: SecretString,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub repositories: Vec<String>,
+    pub permissions: BTreeMap<String, String>,
 }
 
 impl CachedToken {
@@ -164,7 +167,7 @@ pub struct Broker {
     metrics: Arc<Metrics>,
     redis: Option<Arc<RedisHandle>>,
     floor: chrono::Duration,
-    tokens: Mutex<HashMap<String, CachedToken>>,
+    tokens: Mutex<HashMap<String, Arc<CachedToken>>>,
     flights: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Per scope: no upstream retry before this instant, and GitHub's Retry-After if it gave one.
     cooldown: Mutex<HashMap<String, Cooldown>>,
@@ -320,26 +323,23 @@ impl Broker {
                     .sealer
                     .open(sealed, &pat_aad(connection.id))
                     .map_err(|e| BrokerError::Internal(e.to_string()))?;
+                let now = self.clock.now();
                 Served {
-                    token,
-                    expires_at: None,
                     source: ConnectionKind::Pat,
-                    host: scope.host.clone(),
-                    owner: scope.owner.clone(),
-                    repositories: scope.repositories.clone(),
-                    permissions: BTreeMap::new(),
+                    credential: Arc::new(CachedToken {
+                        token,
+                        created_at: now,
+                        expires_at: now,
+                        repositories: scope.repositories.clone(),
+                        permissions: BTreeMap::new(),
+                    }),
                 }
             }
             (ConnectionKind::GithubApp, Some(installation_id)) => {
-                let t = self.app_token(session, scope, installation_id).await?;
+                let credential = self.app_token(session, scope, installation_id).await?;
                 Served {
-                    token: t.token,
-                    expires_at: Some(t.expires_at),
                     source: ConnectionKind::GithubApp,
-                    host: scope.host.clone(),
-                    owner: scope.owner.clone(),
-                    repositories: t.repositories,
-                    permissions: t.permissions,
+                    credential,
                 }
             }
             (ConnectionKind::GithubApp, None) => {
@@ -357,7 +357,7 @@ impl Broker {
         Ok(served)
     }
 
-    fn cached(&self, key: &str) -> Option<CachedToken> {
+    fn cached(&self, key: &str) -> Option<Arc<CachedToken>> {
         self.tokens
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -365,7 +365,7 @@ impl Broker {
             .cloned()
     }
 
-    fn remember(&self, key: &str, token: CachedToken) {
+    fn remember(&self, key: &str, token: Arc<CachedToken>) {
         self.tokens
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -390,18 +390,18 @@ impl Broker {
             .clone()
     }
 
-    fn open_record(&self, record: &TokenRecord) -> Result<CachedToken, BrokerError> {
+    fn open_record(&self, record: &TokenRecord) -> Result<Arc<CachedToken>, BrokerError> {
         let token = self
             .sealer
             .open(&record.ciphertext, &token_aad(record.id))
             .map_err(|e| BrokerError::Internal(e.to_string()))?;
-        Ok(CachedToken {
+        Ok(Arc::new(CachedToken {
             token,
             created_at: record.created_at,
             expires_at: record.expires_at,
             repositories: record.repositories.clone(),
             permissions: record.permissions.clone(),
-        })
+        }))
     }
 
     /// The newest stored token for the key, if it is fresh; otherwise keeps a servable one in
@@ -409,8 +409,8 @@ impl Broker {
     async fn stored_fresh(
         &self,
         key: &str,
-        fallback: &mut Option<CachedToken>,
-    ) -> Result<Option<CachedToken>, BrokerError> {
+        fallback: &mut Option<Arc<CachedToken>>,
+    ) -> Result<Option<Arc<CachedToken>>, BrokerError> {
         let Some(record) = self.store.latest_token(key).await? else {
             return Ok(None);
         };
@@ -435,7 +435,7 @@ impl Broker {
         session: &RunnerSession,
         scope: &ScopeRecord,
         installation_id: i64,
-    ) -> Result<CachedToken, BrokerError> {
+    ) -> Result<Arc<CachedToken>, BrokerError> {
         let key = scope.cache_key.as_str();
         let mut fallback = self
             .cached(key)
@@ -539,7 +539,7 @@ impl Broker {
         session: &RunnerSession,
         scope: &ScopeRecord,
         installation_id: i64,
-    ) -> Result<CachedToken, GithubError> {
+    ) -> Result<Arc<CachedToken>, GithubError> {
         let host = self
             .hosts
             .get(&scope.host)
@@ -564,7 +564,7 @@ impl Broker {
             .inc();
         let minted = outcome?;
         let now = self.clock.now();
-        let token = CachedToken {
+        let token = Arc::new(CachedToken {
             token: minted.token,
             created_at: now,
             expires_at: minted.expires_at,
@@ -578,7 +578,7 @@ impl Broker {
             } else {
                 minted.permissions
             },
-        };
+        });
         if !token.servable(now, self.floor) {
             tracing::error!(host = %scope.host, "GitHub minted a token that lives less than token_min_remaining; lower LANYARD_TOKEN_MIN_REMAINING");
             return Err(GithubError::Unavailable {
@@ -611,7 +611,7 @@ impl Broker {
     async fn cross_replica_lock(
         &self,
         key: &str,
-        fallback: &mut Option<CachedToken>,
+        fallback: &mut Option<Arc<CachedToken>>,
     ) -> Result<CrossLock, BrokerError> {
         if let Some(redis) = &self.redis {
             match redis_lock(redis, key).await {
@@ -687,7 +687,7 @@ impl Broker {
 enum CrossLock {
     Database(lanyard_store::ScopeLock),
     Redis(String),
-    AlreadyMinted(CachedToken),
+    AlreadyMinted(Arc<CachedToken>),
 }
 
 impl CrossLock {

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
 use lanyard_core::ErrorCode;
-use lanyard_store::RunnerSession;
+use lanyard_store::{RunnerSession, ScopeRecord};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -33,26 +33,29 @@ pub struct CredentialQuery {
     pub owner: Option<String>,
 }
 
+/// Borrows from the cached credential: the hot path copies no strings to answer.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct GithubCredential {
-    pub token: String,
+pub struct GithubCredential<'a> {
+    pub token: &'a str,
     /// Present exactly for `github_app` tokens; at least `token_min_remaining` away.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<DateTime<Utc>>,
-    pub host: String,
-    pub owner: String,
+    pub host: &'a str,
+    pub owner: &'a str,
     /// `github_app` or `pat`.
     pub source: &'static str,
     /// Repository names the token is scoped to.
-    pub repositories: Vec<String>,
-    pub permissions: BTreeMap<String, String>,
+    #[schema(value_type = Vec<String>)]
+    pub repositories: &'a [String],
+    #[schema(value_type = BTreeMap<String, String>)]
+    pub permissions: &'a BTreeMap<String, String>,
 }
 
 /// The compatibility shape for existing agent runners (camelCase).
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct CompatCredential {
-    pub token: String,
+pub struct CompatCredential<'a> {
+    pub token: &'a str,
     /// The git identity to commit as.
     pub user_name: String,
     pub email: String,
@@ -88,12 +91,12 @@ fn broker_error(e: BrokerError) -> ApiError {
 }
 
 /// Checks the runner's session is the one in the path and still live, then serves.
-async fn serve(
+async fn serve<'s>(
     state: &AppState,
-    session: &RunnerSession,
+    session: &'s RunnerSession,
     session_id: Uuid,
     query: &CredentialQuery,
-) -> ApiResult<Served> {
+) -> ApiResult<(&'s ScopeRecord, Served)> {
     if session.session.id != session_id {
         return Err(ApiError::not_found());
     }
@@ -104,11 +107,12 @@ async fn serve(
         ));
     }
     let scope = pick_scope(session, query.host.as_deref(), query.owner.as_deref())?;
-    state
+    let served = state
         .broker()
         .credential(session, scope)
         .await
-        .map_err(broker_error)
+        .map_err(broker_error)?;
+    Ok((scope, served))
 }
 
 fn no_store(body: impl Serialize) -> Response {
@@ -134,15 +138,16 @@ pub async fn github(
     ApiPath(session_id): ApiPath<Uuid>,
     ApiQuery(query): ApiQuery<CredentialQuery>,
 ) -> ApiResult<Response> {
-    let served = serve(&state, &session, session_id, &query).await?;
+    let (scope, served) = serve(&state, &session, session_id, &query).await?;
+    let credential = &served.credential;
     Ok(no_store(GithubCredential {
-        token: served.token.expose_secret().to_string(),
-        expires_at: served.expires_at,
-        host: served.host,
-        owner: served.owner,
+        token: credential.token.expose_secret(),
+        expires_at: served.expires_at(),
+        host: &scope.host,
+        owner: &scope.owner,
         source: served.source.as_str(),
-        repositories: served.repositories,
-        permissions: served.permissions,
+        repositories: &credential.repositories,
+        permissions: &credential.permissions,
     }))
 }
 
@@ -163,7 +168,7 @@ pub async fn compat(
     if session.team.id != team_id {
         return Err(ApiError::not_found());
     }
-    let served = serve(&state, &session, session_id, &query).await?;
+    let (_, served) = serve(&state, &session, session_id, &query).await?;
     let (user_name, email) = match &session.primary_email {
         Some(email) => (
             email.split('@').next().unwrap_or(email).to_string(),
@@ -175,10 +180,10 @@ pub async fn compat(
         ),
     };
     Ok(no_store(CompatCredential {
-        token: served.token.expose_secret().to_string(),
+        token: served.credential.token.expose_secret(),
         user_name,
         email,
         provider: "github",
-        expires_at: served.expires_at,
+        expires_at: served.expires_at(),
     }))
 }
