@@ -722,3 +722,53 @@ async fn the_compatibility_route_speaks_camel_case() {
         .unwrap();
     expect_error(r, "not_found", &w.app.public_url()).await;
 }
+
+/// Replicas on one Postgres coordinate their mints: through the database lock when Redis is not
+/// configured, and through Redis when it is. (SQLite is a single-node store; skipped there.)
+#[tokio::test]
+async fn replicas_on_one_database_mint_once_per_scope() {
+    if lanyard_store::testing::postgres_under_test().is_none() {
+        eprintln!("skipped: replicas need a shared Postgres (set TEST_DATABASE_URL)");
+        return;
+    }
+    let mut modes = vec![("database lock", "")];
+    let redis = lanyard_testkit::redis_under_test();
+    if let Some(url) = redis.as_deref() {
+        modes.push(("redis lock", url));
+    }
+    for (mode, redis_url) in modes {
+        let w = world_with(&[("LANYARD_REDIS_URL", redis_url)], Tier::Pro).await;
+        let replicas = [&w.app, &w.app.replica(&[]).await, &w.app.replica(&[]).await];
+        let repos = [w.fake.repo_url("acme", "widgets")];
+        let mut sessions = Vec::new();
+        for _ in 0..30 {
+            sessions.push(w.app.start_session(&w.team, &repos).await);
+        }
+        w.fake.set_delay(Duration::from_millis(200));
+        let mut tasks = tokio::task::JoinSet::new();
+        for (i, (sid, runner)) in sessions.iter().enumerate() {
+            let app = replicas[i % replicas.len()];
+            let url = app.url(&format!("/v1/sessions/{sid}/credentials/github"));
+            let client = app.client.clone();
+            let runner = runner.clone();
+            tasks.spawn(async move {
+                let r = client.get(url).bearer_auth(runner).send().await.unwrap();
+                assert_eq!(r.status(), 200);
+                r.json::<serde_json::Value>().await.unwrap()["token"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            });
+        }
+        let mut tokens = std::collections::HashSet::new();
+        while let Some(t) = tasks.join_next().await {
+            tokens.insert(t.unwrap());
+        }
+        assert_eq!(
+            w.fake.mint_count(),
+            1,
+            "{mode}: three replicas, one scope, one mint"
+        );
+        assert_eq!(tokens.len(), 1, "{mode}");
+    }
+}

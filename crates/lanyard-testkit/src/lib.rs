@@ -142,6 +142,27 @@ impl TestApp {
         self.server = Some(server);
     }
 
+    /// Another server (a replica) on the same database, data dir and clock, with `overrides`
+    /// applied to its environment (e.g. `LANYARD_REDIS_URL=""` to coordinate through Postgres).
+    pub async fn replica(&self, overrides: &[(&str, &str)]) -> TestApp {
+        let mut env = self.env.clone();
+        env.insert("LANYARD_LISTEN".into(), "127.0.0.1:0".into());
+        for (k, v) in overrides {
+            env.insert((*k).to_string(), (*v).to_string());
+        }
+        let mut app = TestApp {
+            base_url: String::new(),
+            client: reqwest::Client::new(),
+            clock: self.clock.clone(),
+            database_url: self.database_url.clone(),
+            data_dir: self.data_dir.clone(),
+            env,
+            server: None,
+        };
+        app.start().await;
+        app
+    }
+
     /// Stops the server gracefully and starts it again on the same data dir and database.
     pub async fn restart(&mut self) {
         if let Some(server) = self.server.take() {
