@@ -180,6 +180,25 @@ async fn sessions(
     out
 }
 
+/// Fetches every target once, 64 at a time.
+async fn fetch_each(client: &reqwest::Client, base: &str, targets: &[(String, Option<String>)]) {
+    for chunk in targets.chunks(64) {
+        let mut batch = tokio::task::JoinSet::new();
+        for (path, bearer) in chunk.iter().cloned() {
+            let client = client.clone();
+            let url = format!("{base}{path}");
+            batch.spawn(async move {
+                let mut req = client.get(url);
+                if let Some(b) = bearer {
+                    req = req.bearer_auth(b);
+                }
+                assert!(req.send().await.unwrap().status().is_success());
+            });
+        }
+        while batch.join_next().await.is_some() {}
+    }
+}
+
 fn credential_targets(sessions: &[(String, String)]) -> Arc<Vec<(String, Option<String>)>> {
     Arc::new(
         sessions
@@ -258,21 +277,7 @@ async fn main() {
     let first = sessions(&client, &base, &key, &repo, SESSIONS_FOR_MINTS).await;
     let targets = credential_targets(&first);
     // One fetch per session: 1,000 fetches across 1,000 sessions.
-    let mut tasks = tokio::task::JoinSet::new();
-    for (path, bearer) in targets.iter().cloned() {
-        let client = client.clone();
-        let url = format!("{base}{path}");
-        tasks.spawn(async move {
-            let r = client
-                .get(url)
-                .bearer_auth(bearer.unwrap())
-                .send()
-                .await
-                .unwrap();
-            assert!(r.status().is_success());
-        });
-    }
-    while tasks.join_next().await.is_some() {}
+    fetch_each(&client, &base, &targets).await;
     let mints_per_thousand = fake.mint_count() as f64 * 1000.0 / SESSIONS_FOR_MINTS as f64;
 
     eprintln!("measuring /healthz and the credential path ({REQUESTS} requests each, {CONCURRENCY} concurrent)…");
@@ -303,26 +308,7 @@ async fn main() {
         all.extend(sessions(&client, &base, &key, &repo, n).await);
         remaining -= n;
     }
-    let every = credential_targets(&all);
-    let mut i = 0;
-    while i < every.len() {
-        let mut batch = tokio::task::JoinSet::new();
-        for (path, bearer) in every[i..(i + 64).min(every.len())].iter().cloned() {
-            let client = client.clone();
-            let url = format!("{base}{path}");
-            batch.spawn(async move {
-                let r = client
-                    .get(url)
-                    .bearer_auth(bearer.unwrap())
-                    .send()
-                    .await
-                    .unwrap();
-                assert!(r.status().is_success());
-            });
-        }
-        while batch.join_next().await.is_some() {}
-        i += 64;
-    }
+    fetch_each(&client, &base, &credential_targets(&all)).await;
     let rss_loaded = rss_kib(pid);
 
     println!();
