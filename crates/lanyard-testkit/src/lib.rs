@@ -35,6 +35,7 @@ pub struct TestApp {
     pub base_url: String,
     pub client: reqwest::Client,
     pub clock: ManualClock,
+    server_clock: Arc<dyn lanyard_core::Clock>,
     pub database_url: DatabaseUrl,
     pub data_dir: Arc<TempDir>,
     env: BTreeMap<String, String>,
@@ -55,6 +56,7 @@ pub struct TestTeam {
 pub struct TestAppBuilder {
     env: BTreeMap<String, String>,
     clock: Option<ManualClock>,
+    real_time: bool,
 }
 
 impl TestAppBuilder {
@@ -67,6 +69,13 @@ impl TestAppBuilder {
     /// Uses this clock (share it with a [`fake_github::FakeGithub`] to move both at once).
     pub fn clock(mut self, clock: &ManualClock) -> Self {
         self.clock = Some(clock.clone());
+        self
+    }
+
+    /// Runs the server on the wall clock (for tests with real processes that wait real time,
+    /// such as runner soaks). `TestApp::clock` then does not drive the server.
+    pub fn real_time(mut self) -> Self {
+        self.real_time = true;
         self
     }
 
@@ -104,10 +113,16 @@ impl TestAppBuilder {
         }
         env.extend(self.env);
         let clock = self.clock.unwrap_or_else(ManualClock::starting_now);
+        let server_clock: Arc<dyn lanyard_core::Clock> = if self.real_time {
+            Arc::new(lanyard_core::SystemClock)
+        } else {
+            Arc::new(clock.clone())
+        };
         let mut app = TestApp {
             base_url: String::new(),
             client: reqwest::Client::new(),
             clock,
+            server_clock,
             database_url,
             data_dir,
             env,
@@ -132,7 +147,7 @@ impl TestApp {
         let config = Config::load(&Flags::default(), &self.env)
             .expect("test config is valid")
             .config;
-        let server = lanyard_server::start(config, Arc::new(self.clock.clone()))
+        let server = lanyard_server::start(config, self.server_clock.clone())
             .await
             .expect("server starts");
         self.base_url = format!("http://{}", server.addr);
@@ -154,6 +169,7 @@ impl TestApp {
             base_url: String::new(),
             client: reqwest::Client::new(),
             clock: self.clock.clone(),
+            server_clock: self.server_clock.clone(),
             database_url: self.database_url.clone(),
             data_dir: self.data_dir.clone(),
             env,
@@ -224,7 +240,7 @@ impl TestApp {
 
     /// A valid session JWT for the team's primary user, issued now for an hour.
     pub fn jwt_for(&self, team: &TestTeam) -> String {
-        let now = lanyard_core::Clock::now(&self.clock);
+        let now = self.server_clock.now();
         self.state()
             .jwt()
             .issue(

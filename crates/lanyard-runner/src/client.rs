@@ -1,0 +1,234 @@
+//! The runner's client for Lanyard's credential route. The runner token file is re-read on every
+//! call, so it can be rotated under a running runner.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use crate::policy::parse_expiry;
+
+/// One fetched credential. `Debug` never shows the token.
+#[derive(Clone)]
+pub struct Fetched {
+    pub token: SecretString,
+    /// `None` for a PAT, or when the server's expiry did not parse (logged).
+    pub expires_at: Option<DateTime<Utc>>,
+    pub source: String,
+    pub host: String,
+    pub owner: String,
+}
+
+impl std::fmt::Debug for Fetched {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fetched")
+            .field("source", &self.source)
+            .field("host", &self.host)
+            .field("owner", &self.owner)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FetchError {
+    #[error("the runner token was refused (401): {0}")]
+    Unauthorized(String),
+    #[error("the session was not found (404): check --session and the runner token")]
+    NotFound,
+    #[error("the session has ended (410): {0}")]
+    SessionEnded(String),
+    #[error("the session spans several owners; name one of them")]
+    OwnerRequired(Vec<(String, String)>),
+    #[error("Lanyard or GitHub is unavailable ({status}): {message}")]
+    Unavailable {
+        status: u16,
+        retry_after: Option<u64>,
+        message: String,
+    },
+    #[error("cannot reach Lanyard at {0}")]
+    Transport(String),
+    #[error("cannot read the runner token file: {0}")]
+    TokenFile(String),
+    #[error("unexpected answer from Lanyard ({0}): {1}")]
+    Other(u16, String),
+}
+
+impl FetchError {
+    /// Errors that no retry will fix: the runner stops on them.
+    pub fn is_fatal(&self) -> bool {
+        matches!(
+            self,
+            FetchError::SessionEnded(_) | FetchError::Unauthorized(_) | FetchError::NotFound
+        )
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiClient {
+    http: reqwest::Client,
+    api: String,
+    session: String,
+    token_file: PathBuf,
+}
+
+#[derive(Deserialize)]
+struct CredentialBody {
+    token: String,
+    expires_at: Option<String>,
+    source: String,
+    host: String,
+    owner: String,
+}
+
+#[derive(Deserialize)]
+struct ErrorEnvelope {
+    #[serde(default)]
+    error: String,
+    #[serde(default)]
+    message: String,
+    #[serde(default)]
+    choices: Vec<Choice>,
+    retry_after_seconds: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct Choice {
+    host: String,
+    owner: String,
+}
+
+impl ApiClient {
+    pub fn new(api: &str, session: &str, token_file: PathBuf) -> Self {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(30))
+            .user_agent(concat!("lanyard-runner/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .expect("an HTTP client with default TLS settings builds");
+        Self {
+            http,
+            api: api.trim_end_matches('/').to_string(),
+            session: session.to_string(),
+            token_file,
+        }
+    }
+
+    pub fn api(&self) -> &str {
+        &self.api
+    }
+
+    pub fn session(&self) -> &str {
+        &self.session
+    }
+
+    fn runner_token(&self) -> Result<String, FetchError> {
+        let text = std::fs::read_to_string(&self.token_file)
+            .map_err(|e| FetchError::TokenFile(format!("{}: {e}", self.token_file.display())))?;
+        let token = text.trim();
+        if token.is_empty() {
+            return Err(FetchError::TokenFile(format!(
+                "{} is empty",
+                self.token_file.display()
+            )));
+        }
+        Ok(token.to_string())
+    }
+
+    /// `GET /v1/sessions/{id}/credentials/github?host=&owner=`.
+    pub async fn fetch(
+        &self,
+        host: Option<&str>,
+        owner: Option<&str>,
+    ) -> Result<Fetched, FetchError> {
+        let token = self.runner_token()?;
+        let mut query = Vec::new();
+        if let Some(h) = host {
+            query.push(("host", h));
+        }
+        if let Some(o) = owner {
+            query.push(("owner", o));
+        }
+        let url = format!(
+            "{}/v1/sessions/{}/credentials/github",
+            self.api, self.session
+        );
+        let response = self
+            .http
+            .get(&url)
+            .query(&query)
+            .bearer_auth(token)
+            .send()
+            .await
+            .map_err(|e| {
+                let why = if e.is_timeout() {
+                    "timed out"
+                } else if e.is_connect() {
+                    "connection failed"
+                } else {
+                    "request failed"
+                };
+                FetchError::Transport(format!("{} ({why})", self.api))
+            })?;
+        let status = response.status().as_u16();
+        if status == 200 {
+            let body: CredentialBody = response
+                .json()
+                .await
+                .map_err(|e| FetchError::Other(200, format!("unreadable credential ({e})")))?;
+            let expires_at = match body.expires_at.as_deref() {
+                None => None,
+                Some(raw) => {
+                    let parsed = parse_expiry(raw);
+                    if parsed.is_none() {
+                        tracing::warn!(host = %body.host, owner = %body.owner, expires_at = raw, "unparsable expires_at; treating the expiry as unknown");
+                    }
+                    parsed
+                }
+            };
+            return Ok(Fetched {
+                token: SecretString::from(body.token),
+                expires_at,
+                source: body.source,
+                host: body.host,
+                owner: body.owner,
+            });
+        }
+        let retry_header = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok());
+        let envelope: ErrorEnvelope = response.json().await.unwrap_or(ErrorEnvelope {
+            error: String::new(),
+            message: String::new(),
+            choices: vec![],
+            retry_after_seconds: None,
+        });
+        let message = if envelope.message.is_empty() {
+            format!("HTTP {status}")
+        } else {
+            envelope.message
+        };
+        Err(match (status, envelope.error.as_str()) {
+            (401, _) => FetchError::Unauthorized(message),
+            (404, _) => FetchError::NotFound,
+            (410, _) => FetchError::SessionEnded(message),
+            (422, "owner_required") => FetchError::OwnerRequired(
+                envelope
+                    .choices
+                    .into_iter()
+                    .map(|c| (c.host, c.owner))
+                    .collect(),
+            ),
+            (429 | 500..=599, _) => FetchError::Unavailable {
+                status,
+                retry_after: envelope.retry_after_seconds.or(retry_header),
+                message,
+            },
+            _ => FetchError::Other(status, message),
+        })
+    }
+}

@@ -1,0 +1,343 @@
+//! The refresh engine: one entry per (host, owner) credential of the session, refreshed in the
+//! background by the policy, and served to git, gh and scripts through the local socket.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use lanyard_core::Clock;
+use rand::Rng;
+use secrecy::SecretString;
+use serde::Serialize;
+use tokio::sync::{watch, Notify};
+
+use crate::client::{ApiClient, FetchError, Fetched};
+use crate::policy::Policy;
+
+/// What is known about one credential. The token never leaves through `status`.
+#[derive(Debug, Clone)]
+struct CredState {
+    token: SecretString,
+    expires_at: Option<DateTime<Utc>>,
+    source: String,
+    last_refresh: DateTime<Utc>,
+    last_error: Option<String>,
+    failures: u32,
+    next_refresh: DateTime<Utc>,
+}
+
+#[derive(Debug)]
+struct Cred {
+    host: String,
+    owner: String,
+    state: Mutex<CredState>,
+    /// Only one refresh of a credential is in flight at a time.
+    refreshing: tokio::sync::Mutex<()>,
+}
+
+/// The `status` view of a credential: never the token.
+#[derive(Debug, Clone, Serialize)]
+pub struct CredStatus {
+    pub host: String,
+    pub owner: String,
+    pub source: String,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub last_refresh: DateTime<Utc>,
+    pub next_refresh: DateTime<Utc>,
+    pub last_error: Option<String>,
+    pub consecutive_failures: u32,
+}
+
+/// A token handed out, with its expiry.
+#[derive(Clone)]
+pub struct Handout {
+    pub token: SecretString,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub host: String,
+    pub owner: String,
+}
+
+impl std::fmt::Debug for Handout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handout")
+            .field("host", &self.host)
+            .field("owner", &self.owner)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("no credential for {0}")]
+    NoCredential(String),
+    #[error("several credentials match; name one of: {0}")]
+    Ambiguous(String),
+    #[error("the current token has expired and refreshing failed: {0}")]
+    Expired(String),
+    #[error("the session has ended: {0}")]
+    Ended(String),
+}
+
+#[derive(Debug)]
+pub struct Engine {
+    client: ApiClient,
+    clock: Arc<dyn Clock>,
+    policy: Policy,
+    creds: Vec<Arc<Cred>>,
+    wake: Notify,
+    ended: watch::Sender<Option<String>>,
+}
+
+fn jitter_unit() -> f64 {
+    rand::thread_rng().gen_range(-1.0..=1.0)
+}
+
+impl Engine {
+    /// Fetches every credential of the session (discovering owners through `owner_required`).
+    /// Fails fast with the cause when the session or token is bad or the server unreachable.
+    pub async fn start(
+        client: ApiClient,
+        clock: Arc<dyn Clock>,
+        policy: Policy,
+    ) -> Result<Arc<Self>, FetchError> {
+        let first = client.fetch(None, None).await;
+        let fetched = match first {
+            Ok(f) => vec![f],
+            Err(FetchError::OwnerRequired(choices)) => {
+                let mut all = Vec::with_capacity(choices.len());
+                for (host, owner) in choices {
+                    all.push(client.fetch(Some(&host), Some(&owner)).await?);
+                }
+                all
+            }
+            Err(e) => return Err(e),
+        };
+        let now = clock.now();
+        let creds = fetched
+            .into_iter()
+            .map(|f| {
+                let next_refresh = policy.after_success(now, f.expires_at, jitter_unit());
+                Arc::new(Cred {
+                    host: f.host.to_ascii_lowercase(),
+                    owner: f.owner.to_ascii_lowercase(),
+                    state: Mutex::new(CredState {
+                        token: f.token,
+                        expires_at: f.expires_at,
+                        source: f.source,
+                        last_refresh: now,
+                        last_error: None,
+                        failures: 0,
+                        next_refresh,
+                    }),
+                    refreshing: tokio::sync::Mutex::new(()),
+                })
+            })
+            .collect();
+        let (ended, _) = watch::channel(None);
+        Ok(Arc::new(Self {
+            client,
+            clock,
+            policy,
+            creds,
+            wake: Notify::new(),
+            ended,
+        }))
+    }
+
+    pub fn policy(&self) -> Policy {
+        self.policy
+    }
+
+    /// Resolves once the server says the session has ended, with its message.
+    pub fn ended(&self) -> watch::Receiver<Option<String>> {
+        self.ended.subscribe()
+    }
+
+    pub fn hosts(&self) -> Vec<String> {
+        let mut hosts: Vec<String> = self.creds.iter().map(|c| c.host.clone()).collect();
+        hosts.dedup();
+        hosts
+    }
+
+    fn lock(cred: &Cred) -> std::sync::MutexGuard<'_, CredState> {
+        cred.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Refreshes one credential now (or waits for the refresh already in flight).
+    async fn refresh(&self, cred: &Cred) {
+        let started_at = self.clock.now();
+        let _guard = cred.refreshing.lock().await;
+        if Self::lock(cred).last_refresh > started_at {
+            return; // another caller refreshed it while we waited
+        }
+        let result = self.client.fetch(Some(&cred.host), Some(&cred.owner)).await;
+        let now = self.clock.now();
+        match result {
+            Ok(Fetched {
+                token,
+                expires_at,
+                source,
+                ..
+            }) => {
+                let mut s = Self::lock(cred);
+                s.token = token;
+                s.expires_at = expires_at;
+                s.source = source;
+                s.last_refresh = now;
+                s.last_error = None;
+                s.failures = 0;
+                s.next_refresh = self.policy.after_success(now, expires_at, jitter_unit());
+                tracing::debug!(host = %cred.host, owner = %cred.owner, ?expires_at, "refreshed credential");
+            }
+            Err(FetchError::SessionEnded(message)) => {
+                tracing::warn!(host = %cred.host, owner = %cred.owner, "the server says the session has ended");
+                Self::lock(cred).last_error = Some(format!("session ended: {message}"));
+                self.ended.send_replace(Some(message));
+            }
+            Err(e) => {
+                let mut s = Self::lock(cred);
+                s.failures += 1;
+                s.last_error = Some(e.to_string());
+                let mut next = self.policy.after_failure(now, s.failures, jitter_unit());
+                if let FetchError::Unavailable {
+                    retry_after: Some(secs),
+                    ..
+                } = &e
+                {
+                    next = next.max(
+                        now + chrono::Duration::seconds(
+                            i64::try_from(*secs).unwrap_or(60).min(300),
+                        ),
+                    );
+                }
+                s.next_refresh = next;
+                let still_valid = s.expires_at.is_none_or(|e| e > now);
+                tracing::warn!(host = %cred.host, owner = %cred.owner, failures = s.failures, error = %e, still_valid, "credential refresh failed; retrying with backoff");
+            }
+        }
+    }
+
+    /// Runs until `shutdown` fires or the session ends: refreshes whatever is due, then sleeps
+    /// until the next due time or a wake-up (erase, a due token asked for).
+    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            if *shutdown.borrow() || self.ended.borrow().is_some() {
+                return;
+            }
+            let now = self.clock.now();
+            let due: Vec<Arc<Cred>> = self
+                .creds
+                .iter()
+                .filter(|c| Self::lock(c).next_refresh <= now)
+                .cloned()
+                .collect();
+            for cred in &due {
+                self.refresh(cred).await;
+            }
+            let next = self.creds.iter().map(|c| Self::lock(c).next_refresh).min();
+            let wait = next
+                .map(|n| (n - self.clock.now()).to_std().unwrap_or(Duration::ZERO))
+                .unwrap_or(Duration::from_secs(60))
+                .max(Duration::from_millis(50));
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = self.wake.notified() => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+    }
+
+    fn find(&self, host: Option<&str>, owner: Option<&str>) -> Result<Arc<Cred>, EngineError> {
+        let host = host.map(str::to_ascii_lowercase);
+        let owner = owner.map(str::to_ascii_lowercase);
+        let matching: Vec<&Arc<Cred>> = self
+            .creds
+            .iter()
+            .filter(|c| host.as_deref().is_none_or(|h| c.host == h))
+            .filter(|c| owner.as_deref().is_none_or(|o| c.owner == o))
+            .collect();
+        match matching.as_slice() {
+            [one] => Ok((*one).clone()),
+            [] => Err(EngineError::NoCredential(format!(
+                "{}/{}",
+                host.as_deref().unwrap_or("*"),
+                owner.as_deref().unwrap_or("*")
+            ))),
+            many => Err(EngineError::Ambiguous(
+                many.iter()
+                    .map(|c| format!("{}/{}", c.host, c.owner))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            )),
+        }
+    }
+
+    /// A token for this host/owner that meets the refresh policy: refreshed first if it is due.
+    /// While refreshing fails, the current token is served as long as it is still valid.
+    pub async fn token(
+        &self,
+        host: Option<&str>,
+        owner: Option<&str>,
+    ) -> Result<Handout, EngineError> {
+        if let Some(message) = self.ended.borrow().clone() {
+            return Err(EngineError::Ended(message));
+        }
+        let cred = self.find(host, owner)?;
+        let due = Self::lock(&cred).next_refresh <= self.clock.now();
+        if due {
+            self.refresh(&cred).await;
+            self.wake.notify_one();
+        }
+        if let Some(message) = self.ended.borrow().clone() {
+            return Err(EngineError::Ended(message));
+        }
+        let s = Self::lock(&cred);
+        if s.expires_at.is_some_and(|e| e <= self.clock.now()) {
+            return Err(EngineError::Expired(
+                s.last_error.clone().unwrap_or_default(),
+            ));
+        }
+        Ok(Handout {
+            token: s.token.clone(),
+            expires_at: s.expires_at,
+            host: cred.host.clone(),
+            owner: cred.owner.clone(),
+        })
+    }
+
+    /// For git: the credential of `host` whose owner is `owner`, or the host's only one.
+    pub async fn for_git(&self, host: &str, owner: Option<&str>) -> Result<Handout, EngineError> {
+        match owner {
+            Some(o) => self.token(Some(host), Some(o)).await,
+            None => self.token(Some(host), None).await,
+        }
+    }
+
+    /// `erase`: git was refused with this credential; refresh it now.
+    pub async fn force_refresh(&self, host: &str, owner: Option<&str>) -> Result<(), EngineError> {
+        let cred = self.find(Some(host), owner)?;
+        Self::lock(&cred).next_refresh = self.clock.now();
+        self.refresh(&cred).await;
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    pub fn status(&self) -> Vec<CredStatus> {
+        self.creds
+            .iter()
+            .map(|c| {
+                let s = Self::lock(c);
+                CredStatus {
+                    host: c.host.clone(),
+                    owner: c.owner.clone(),
+                    source: s.source.clone(),
+                    expires_at: s.expires_at,
+                    last_refresh: s.last_refresh,
+                    next_refresh: s.next_refresh,
+                    last_error: s.last_error.clone(),
+                    consecutive_failures: s.failures,
+                }
+            })
+            .collect()
+    }
+}

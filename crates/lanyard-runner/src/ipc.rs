@@ -1,0 +1,129 @@
+//! The runner's local socket: one JSON request and one JSON reply per connection, served only to
+//! this user (private directory 0700, socket 0600). It is how `git-credential`, `token`, `status`
+//! and the `gh` shim inside the child reach the refresh engine.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use secrecy::ExposeSecret;
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::watch;
+
+use crate::engine::{Engine, EngineError};
+
+/// Requests are small; anything longer is refused.
+const MAX_REQUEST: usize = 64 * 1024;
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Request {
+    /// git `get`: `owner` from the request path when git sends one.
+    Get {
+        host: String,
+        owner: Option<String>,
+    },
+    /// git `erase`: the credential was refused; refresh it.
+    Erase {
+        host: String,
+        owner: Option<String>,
+    },
+    Token {
+        host: Option<String>,
+        owner: Option<String>,
+    },
+    Hosts,
+    Status,
+}
+
+/// Binds the socket inside `dir` (created 0700), readable and writable only by this user.
+pub fn bind(dir: &Path) -> std::io::Result<(UnixListener, PathBuf)> {
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    let path = dir.join("runner.sock");
+    let _ = std::fs::remove_file(&path);
+    let listener = UnixListener::bind(&path)?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    Ok((listener, path))
+}
+
+pub async fn serve(
+    listener: UnixListener,
+    engine: Arc<Engine>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else { continue };
+                let engine = engine.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = handle(stream, &engine).await {
+                        tracing::debug!(error = %e, "socket client went away");
+                    }
+                });
+            }
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+fn error_reply(e: &EngineError) -> serde_json::Value {
+    serde_json::json!({"ok": false, "error": e.to_string()})
+}
+
+async fn handle(stream: UnixStream, engine: &Engine) -> std::io::Result<()> {
+    let (read, mut write) = stream.into_split();
+    let mut line = String::new();
+    let mut reader = BufReader::new(read).take(MAX_REQUEST as u64);
+    reader.read_line(&mut line).await?;
+    let reply = match serde_json::from_str::<Request>(line.trim()) {
+        Err(_) => serde_json::json!({"ok": false, "error": "malformed request"}),
+        Ok(Request::Get { host, owner }) => match engine.for_git(&host, owner.as_deref()).await {
+            Ok(h) => serde_json::json!({
+                "ok": true, "token": h.token.expose_secret(),
+                "expires_at": h.expires_at, "host": h.host, "owner": h.owner,
+            }),
+            Err(e) => error_reply(&e),
+        },
+        Ok(Request::Token { host, owner }) => {
+            match engine.token(host.as_deref(), owner.as_deref()).await {
+                Ok(h) => serde_json::json!({
+                    "ok": true, "token": h.token.expose_secret(),
+                    "expires_at": h.expires_at, "host": h.host, "owner": h.owner,
+                }),
+                Err(e) => error_reply(&e),
+            }
+        }
+        Ok(Request::Erase { host, owner }) => {
+            match engine.force_refresh(&host, owner.as_deref()).await {
+                Ok(()) => serde_json::json!({"ok": true}),
+                Err(e) => error_reply(&e),
+            }
+        }
+        Ok(Request::Hosts) => serde_json::json!({"ok": true, "hosts": engine.hosts()}),
+        Ok(Request::Status) => serde_json::json!({"ok": true, "credentials": engine.status()}),
+    };
+    let mut bytes = serde_json::to_vec(&reply).unwrap_or_default();
+    bytes.push(b'\n');
+    write.write_all(&bytes).await?;
+    write.shutdown().await
+}
+
+/// Sends one request to the runner at `socket` and returns its reply.
+pub async fn call(socket: &Path, request: &Request) -> anyhow::Result<serde_json::Value> {
+    let stream = UnixStream::connect(socket)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot reach the runner at {}: {e}", socket.display()))?;
+    let (read, mut write) = stream.into_split();
+    let mut bytes = serde_json::to_vec(request)?;
+    bytes.push(b'\n');
+    write.write_all(&bytes).await?;
+    let mut line = String::new();
+    BufReader::new(read)
+        .take(4 * 1024 * 1024)
+        .read_line(&mut line)
+        .await?;
+    Ok(serde_json::from_str(&line)?)
+}

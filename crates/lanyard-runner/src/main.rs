@@ -1,0 +1,488 @@
+//! The `lanyard-runner` command.
+
+use std::io::Read;
+use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use lanyard_core::{parse_duration, SystemClock};
+use lanyard_runner::client::ApiClient;
+use lanyard_runner::engine::Engine;
+use lanyard_runner::ipc::{self, Request};
+use lanyard_runner::policy::Policy;
+use lanyard_runner::supervise::{self, Outcome};
+use lanyard_runner::{helper, EXIT_SESSION_ENDED, EXIT_START_FAILED};
+use tokio::sync::watch;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "lanyard-runner",
+    version,
+    about = "Keeps an agent's GitHub credentials fresh for days, for git and gh",
+    long_about = "lanyard-runner runs an agent command with GitHub credentials that never go stale.\n\n\
+        It fetches the session's credentials from Lanyard, refreshes them in the background, and \
+        serves them on a private socket: git gets them through a credential helper wired in with \
+        GIT_CONFIG_* variables (no config file is written, no token is put in a URL), and `gh` \
+        through a shim on PATH. Inside the agent, `lanyard-runner token`, `status` and \
+        `git-credential` need no flags."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Debug, Args)]
+struct Session {
+    /// Lanyard's base URL
+    #[arg(long = "api", env = "LANYARD_API_URL", value_name = "URL")]
+    api: Option<String>,
+    /// The session id
+    #[arg(long, env = "LANYARD_SESSION_ID", value_name = "ID")]
+    session: Option<String>,
+    /// File holding the runner token (lrt_…); re-read on every use, so it can be rotated
+    #[arg(long, env = "LANYARD_RUNNER_TOKEN_FILE", value_name = "FILE")]
+    token_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Run CMD with credentials kept fresh; exits with CMD's exit code
+    /// (3: could not start, 4: the session ended at the server and CMD was stopped)
+    Run {
+        #[command(flatten)]
+        session: Session,
+        /// Refresh at least this often
+        #[arg(long, default_value = "60s", value_parser = duration)]
+        refresh_interval: Duration,
+        /// Refresh when a token is this close to expiry
+        #[arg(long, default_value = "5m", value_parser = duration)]
+        refresh_buffer: Duration,
+        /// After SIGTERM, how long CMD has before SIGKILL when the session ends
+        #[arg(long, default_value = "10s", value_parser = duration)]
+        grace: Duration,
+        /// The agent command and its arguments
+        #[arg(last = true, required = true, value_name = "CMD")]
+        cmd: Vec<String>,
+    },
+    /// A git credential helper: answers get with username=x-access-token and a fresh token
+    GitCredential {
+        /// get, store or erase (git passes it)
+        #[arg(value_parser = ["get", "store", "erase"])]
+        action: String,
+    },
+    /// Print a token that meets the runner's refresh policy (for scripts)
+    Token {
+        #[arg(long)]
+        host: Option<String>,
+        #[arg(long)]
+        owner: Option<String>,
+        #[command(flatten)]
+        session: Session,
+    },
+    /// Print each credential's source, expiry and refresh state (never a token)
+    Status {
+        /// Print JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Used by the gh shim: run the real gh with a fresh token
+    #[command(hide = true)]
+    GhShim {
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+}
+
+fn duration(s: &str) -> Result<Duration, String> {
+    parse_duration(s).map_err(|e| e.to_string())
+}
+
+fn init_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if std::env::var("LANYARD_LOG_FORMAT").as_deref() == Ok("json") {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+fn socket() -> Option<PathBuf> {
+    std::env::var_os("LANYARD_RUNNER_SOCKET").map(PathBuf::from)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("lanyard-runner: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let code = runtime.block_on(run(cli));
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
+}
+
+fn session_client(s: &Session) -> Result<ApiClient, String> {
+    let api = s
+        .api
+        .clone()
+        .ok_or("--api (or LANYARD_API_URL) is required")?;
+    let session = s
+        .session
+        .clone()
+        .ok_or("--session (or LANYARD_SESSION_ID) is required")?;
+    let token_file = s
+        .token_file
+        .clone()
+        .ok_or("--token-file (or LANYARD_RUNNER_TOKEN_FILE) is required")?;
+    Ok(ApiClient::new(&api, &session, token_file))
+}
+
+async fn run(cli: Cli) -> i32 {
+    match cli.command {
+        Cmd::Run {
+            session,
+            refresh_interval,
+            refresh_buffer,
+            grace,
+            cmd,
+        } => {
+            init_logs();
+            run_agent(
+                &session,
+                Policy {
+                    interval: refresh_interval,
+                    buffer: refresh_buffer,
+                },
+                grace,
+                cmd,
+            )
+            .await
+        }
+        Cmd::GitCredential { action } => git_credential(&action).await,
+        Cmd::Token {
+            host,
+            owner,
+            session,
+        } => token(host, owner, &session).await,
+        Cmd::Status { json } => status(json).await,
+        Cmd::GhShim { args } => gh_shim(args).await,
+    }
+}
+
+/// A private directory for the socket and the shim, removed on exit.
+fn private_dir() -> std::io::Result<PathBuf> {
+    let base = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
+    let name = format!(
+        "lanyard-runner-{}-{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    );
+    let dir = base.join(name);
+    std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
+    Ok(dir)
+}
+
+async fn run_agent(session: &Session, policy: Policy, grace: Duration, cmd: Vec<String>) -> i32 {
+    let client = match session_client(session) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("lanyard-runner: {e}");
+            return 2;
+        }
+    };
+    let (api, session_id) = (client.api().to_string(), client.session().to_string());
+    let engine = match Engine::start(client, Arc::new(SystemClock), policy).await {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("lanyard-runner: cannot start session {session_id}: {e}");
+            return EXIT_START_FAILED;
+        }
+    };
+    for s in engine.status() {
+        tracing::info!(host = %s.host, owner = %s.owner, source = %s.source, expires_at = ?s.expires_at, "credential ready");
+    }
+    let dir = match private_dir() {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("lanyard-runner: cannot create a private directory: {e}");
+            return EXIT_START_FAILED;
+        }
+    };
+    let result = supervise_in(&dir, engine, &api, &session_id, grace, &cmd).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+async fn supervise_in(
+    dir: &std::path::Path,
+    engine: Arc<Engine>,
+    api: &str,
+    session_id: &str,
+    grace: Duration,
+    cmd: &[String],
+) -> i32 {
+    let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("lanyard-runner"));
+    let bin = dir.join("bin");
+    let bound = ipc::bind(dir).and_then(|b| supervise::write_gh_shim(&bin, &exe).map(|()| b));
+    let (listener, socket) = match bound {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("lanyard-runner: cannot set up {}: {e}", dir.display());
+            return EXIT_START_FAILED;
+        }
+    };
+    let (stop, stopped) = watch::channel(false);
+    let refresher = tokio::spawn(engine.clone().run(stopped.clone()));
+    let server = tokio::spawn(ipc::serve(listener, engine.clone(), stopped));
+    let env = supervise::child_env(&exe, &bin, &socket, api, session_id);
+    let code = match supervise::spawn(cmd, &env) {
+        Err(e) => {
+            eprintln!("lanyard-runner: cannot run {:?}: {e}", cmd[0]);
+            127
+        }
+        Ok(child) => match supervise::supervise(child, engine.ended(), grace).await {
+            Ok(Outcome::Exited(status)) => supervise::exit_code(status),
+            Ok(Outcome::SessionEnded { message, .. }) => {
+                eprintln!("lanyard-runner: session {session_id} ended at the server ({message}); the agent was stopped");
+                EXIT_SESSION_ENDED
+            }
+            Err(e) => {
+                eprintln!("lanyard-runner: lost the agent process: {e}");
+                1
+            }
+        },
+    };
+    let _ = stop.send(true);
+    let _ = refresher.await;
+    let _ = server.await;
+    code
+}
+
+async fn git_credential(action: &str) -> i32 {
+    let mut input = String::new();
+    if let Err(e) = std::io::stdin()
+        .take(1024 * 1024)
+        .read_to_string(&mut input)
+    {
+        eprintln!("lanyard-runner git-credential: cannot read the request: {e}");
+        return 1;
+    }
+    let attrs = match helper::parse(&input) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("lanyard-runner git-credential: malformed request: {e}");
+            return 1;
+        }
+    };
+    if action == "store" {
+        return 0; // the runner owns the credential; nothing to store
+    }
+    let Some(socket) = socket() else {
+        eprintln!("lanyard-runner git-credential: LANYARD_RUNNER_SOCKET is not set; run git under `lanyard-runner run`");
+        return 0;
+    };
+    let Some(host) = attrs.get("host").map(|h| h.to_ascii_lowercase()) else {
+        return 0;
+    };
+    if attrs
+        .get("protocol")
+        .is_some_and(|p| p != "https" && p != "http")
+    {
+        return 0;
+    }
+    let owner = helper::owner_of(&attrs);
+    let request = if action == "erase" {
+        Request::Erase { host, owner }
+    } else {
+        Request::Get { host, owner }
+    };
+    match ipc::call(&socket, &request).await {
+        Ok(reply) if reply["ok"] == true && action == "get" => {
+            let token = reply["token"].as_str().unwrap_or_default();
+            let expiry = reply["expires_at"]
+                .as_str()
+                .and_then(lanyard_runner::policy::parse_expiry)
+                .map(|d| d.timestamp());
+            print!("{}", helper::format_get(token, expiry));
+            0
+        }
+        // Not a host or owner of this session: say nothing, so git tries its other helpers.
+        Ok(reply) => {
+            let error = reply["error"].as_str().unwrap_or_default();
+            if !error.starts_with("no credential") {
+                eprintln!("lanyard-runner git-credential: {error}");
+            }
+            0
+        }
+        Err(e) => {
+            eprintln!("lanyard-runner git-credential: {e}");
+            0
+        }
+    }
+}
+
+async fn token(host: Option<String>, owner: Option<String>, session: &Session) -> i32 {
+    if let Some(socket) = socket() {
+        return match ipc::call(&socket, &Request::Token { host, owner }).await {
+            Ok(reply) if reply["ok"] == true => {
+                println!("{}", reply["token"].as_str().unwrap_or_default());
+                0
+            }
+            Ok(reply) => {
+                eprintln!(
+                    "lanyard-runner token: {}",
+                    reply["error"].as_str().unwrap_or("refused")
+                );
+                1
+            }
+            Err(e) => {
+                eprintln!("lanyard-runner token: {e}");
+                1
+            }
+        };
+    }
+    // Outside a runner: ask Lanyard directly.
+    let client = match session_client(session) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("lanyard-runner token: not inside `lanyard-runner run` and {e}");
+            return 2;
+        }
+    };
+    match client.fetch(host.as_deref(), owner.as_deref()).await {
+        Ok(f) => {
+            println!("{}", secrecy::ExposeSecret::expose_secret(&f.token));
+            0
+        }
+        Err(e) => {
+            eprintln!("lanyard-runner token: {e}");
+            1
+        }
+    }
+}
+
+async fn status(json: bool) -> i32 {
+    let Some(socket) = socket() else {
+        eprintln!("lanyard-runner status: LANYARD_RUNNER_SOCKET is not set; run it inside `lanyard-runner run`");
+        return 2;
+    };
+    let reply = match ipc::call(&socket, &Request::Status).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("lanyard-runner status: {e}");
+            return 1;
+        }
+    };
+    let creds = reply["credentials"].as_array().cloned().unwrap_or_default();
+    if json {
+        println!("{}", serde_json::Value::Array(creds));
+        return 0;
+    }
+    println!(
+        "{:<28} {:<12} {:<22} {:<22} {:<22} LAST ERROR",
+        "HOST/OWNER", "SOURCE", "EXPIRES", "LAST REFRESH", "NEXT REFRESH"
+    );
+    for c in creds {
+        let field = |k: &str| {
+            c[k].as_str()
+                .unwrap_or("-")
+                .chars()
+                .take(19)
+                .collect::<String>()
+        };
+        println!(
+            "{:<28} {:<12} {:<22} {:<22} {:<22} {}",
+            format!(
+                "{}/{}",
+                c["host"].as_str().unwrap_or("?"),
+                c["owner"].as_str().unwrap_or("?")
+            ),
+            field("source"),
+            field("expires_at"),
+            field("last_refresh"),
+            field("next_refresh"),
+            c["last_error"].as_str().unwrap_or("-"),
+        );
+    }
+    0
+}
+
+async fn gh_shim(args: Vec<String>) -> i32 {
+    let Some(socket) = socket() else {
+        eprintln!("gh (lanyard-runner shim): LANYARD_RUNNER_SOCKET is not set");
+        return 127;
+    };
+    let shim_dir = socket.parent().map(|d| d.join("bin"));
+    let Some(real) = supervise::find_real_gh(shim_dir.as_deref()) else {
+        eprintln!("gh (lanyard-runner shim): no real `gh` found further down PATH");
+        return 127;
+    };
+    let hosts = ipc::call(&socket, &Request::Hosts).await.ok();
+    let hosts: Vec<String> = hosts
+        .and_then(|r| serde_json::from_value(r["hosts"].clone()).ok())
+        .unwrap_or_default();
+    let host = std::env::var("GH_HOST")
+        .ok()
+        .filter(|h| hosts.contains(h))
+        .unwrap_or_else(|| {
+            if hosts.iter().any(|h| h == "github.com") {
+                "github.com".into()
+            } else {
+                hosts.first().cloned().unwrap_or_default()
+            }
+        });
+    let owner = std::env::var("LANYARD_GH_OWNER").ok();
+    let reply = match ipc::call(
+        &socket,
+        &Request::Token {
+            host: Some(host.clone()),
+            owner,
+        },
+    )
+    .await
+    {
+        Ok(r) if r["ok"] == true => r,
+        Ok(r) => {
+            eprintln!(
+                "gh (lanyard-runner shim): {} (set LANYARD_GH_OWNER to choose)",
+                r["error"].as_str().unwrap_or("no token")
+            );
+            return 1;
+        }
+        Err(e) => {
+            eprintln!("gh (lanyard-runner shim): {e}");
+            return 1;
+        }
+    };
+    let token = reply["token"].as_str().unwrap_or_default().to_string();
+    let mut command = std::process::Command::new(real);
+    command.args(args);
+    if host == "github.com" {
+        command
+            .env("GH_TOKEN", token)
+            .env_remove("GH_ENTERPRISE_TOKEN");
+    } else {
+        command
+            .env("GH_ENTERPRISE_TOKEN", token)
+            .env("GH_HOST", &host)
+            .env_remove("GH_TOKEN");
+    }
+    let err = command.exec();
+    eprintln!("gh (lanyard-runner shim): cannot run gh: {err}");
+    127
+}
