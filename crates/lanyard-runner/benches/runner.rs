@@ -26,7 +26,13 @@ fn percentile(sorted: &[Duration], p: usize) -> Duration {
 
 fn proc_stat(pid: u32) -> Option<(u64, u64)> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let rss = status.lines().find(|l| l.starts_with("VmRSS:"))?.split_whitespace().nth(1)?.parse().ok()?;
+    let rss = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
     let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
@@ -44,12 +50,19 @@ fn wait_for(path: &Path, limit: Duration) -> Duration {
 
 fn runner(app: &TestApp, sid: &str, token: &Path, extra: &[&str], script: &str) -> Command {
     let mut cmd = Command::new(RUNNER);
-    cmd.args(["run", "--api", &app.base_url, "--session", sid, "--token-file"])
-        .arg(token)
-        .args(extra)
-        .args(["--", "sh", "-c", script])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+    cmd.args([
+        "run",
+        "--api",
+        &app.base_url,
+        "--session",
+        sid,
+        "--token-file",
+    ])
+    .arg(token)
+    .args(extra)
+    .args(["--", "sh", "-c", script])
+    .stdout(Stdio::null())
+    .stderr(Stdio::null());
     cmd
 }
 
@@ -64,8 +77,15 @@ async fn main() {
     fake.add_installation(1, "acme", &["widgets"]);
     let app = TestApp::builder().real_time().github(&fake).spawn().await;
     let team = app.create_team("Bench", Tier::Pro).await;
-    assert_eq!(app.connect_installation(&team, &fake.host, "acme", 1).await.status(), 201);
-    let (sid, runner_token) = app.start_session(&team, &[fake.repo_url("acme", "widgets")]).await;
+    assert_eq!(
+        app.connect_installation(&team, &fake.host, "acme", 1)
+            .await
+            .status(),
+        201
+    );
+    let (sid, runner_token) = app
+        .start_session(&team, &[fake.repo_url("acme", "widgets")])
+        .await;
     let dir = tempfile::TempDir::new().unwrap();
     let token: PathBuf = dir.path().join("token");
     std::fs::write(&token, &runner_token).unwrap();
@@ -76,14 +96,25 @@ async fn main() {
     for i in 0..7 {
         let marker = dir.path().join(format!("direct{i}"));
         let started = Instant::now();
-        let mut child = Command::new("sh").args(["-c", &format!("touch {}", marker.display())]).spawn().unwrap();
+        let mut child = Command::new("sh")
+            .args(["-c", &format!("touch {}", marker.display())])
+            .spawn()
+            .unwrap();
         wait_for(&marker, Duration::from_secs(10));
         direct.push(started.elapsed());
         child.wait().unwrap();
 
         let marker = dir.path().join(format!("wrapped{i}"));
         let started = Instant::now();
-        let mut child = runner(&app, &sid, &token, &[], &format!("touch {}", marker.display())).spawn().unwrap();
+        let mut child = runner(
+            &app,
+            &sid,
+            &token,
+            &[],
+            &format!("touch {}", marker.display()),
+        )
+        .spawn()
+        .unwrap();
         wait_for(&marker, Duration::from_secs(10));
         wrapped.push(started.elapsed());
         child.wait().unwrap();
@@ -92,8 +123,14 @@ async fn main() {
 
     // Idle period with a refresh every second.
     let sockfile = dir.path().join("socket-path");
-    let script = format!("echo \"$LANYARD_RUNNER_SOCKET\" > {}; sleep {}", sockfile.display(), IDLE_SECONDS + 20);
-    let mut idle = runner(&app, &sid, &token, &["--refresh-interval", "1s"], &script).spawn().unwrap();
+    let script = format!(
+        "echo \"$LANYARD_RUNNER_SOCKET\" > {}; sleep {}",
+        sockfile.display(),
+        IDLE_SECONDS + 20
+    );
+    let mut idle = runner(&app, &sid, &token, &["--refresh-interval", "1s"], &script)
+        .spawn()
+        .unwrap();
     let pid = idle.id();
     wait_for(&sockfile, Duration::from_secs(10));
     std::thread::sleep(Duration::from_millis(200));
@@ -106,26 +143,46 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let (_, ticks_after) = proc_stat(pid).unwrap();
-    let clk_tck: f64 = String::from_utf8(Command::new("getconf").arg("CLK_TCK").output().unwrap().stdout)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap_or(100.0);
+    let clk_tck: f64 = String::from_utf8(
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap()
+    .trim()
+    .parse()
+    .unwrap_or(100.0);
     let cpu_seconds = (ticks_after - ticks_before) as f64 / clk_tck;
     let cpu_share = cpu_seconds / started.elapsed().as_secs_f64();
     let status: serde_json::Value = ipc::call(&socket, &Request::Status).await.unwrap();
-    let refreshed = status["credentials"][0]["last_refresh"].as_str().unwrap_or("?").to_string();
+    let refreshed = status["credentials"][0]["last_refresh"]
+        .as_str()
+        .unwrap_or("?")
+        .to_string();
 
     // A credential get through the socket, and a whole helper process as git runs it.
     let mut socket_gets = Vec::new();
     for _ in 0..2000 {
         let t = Instant::now();
-        let reply = ipc::call(&socket, &Request::Get { host: fake.host.clone(), owner: Some("acme".into()) }).await.unwrap();
+        let reply = ipc::call(
+            &socket,
+            &Request::Get {
+                host: fake.host.clone(),
+                owner: Some("acme".into()),
+            },
+        )
+        .await
+        .unwrap();
         socket_gets.push(t.elapsed());
         assert_eq!(reply["ok"], true);
     }
     socket_gets.sort_unstable();
-    let input = format!("protocol=http\nhost={}\npath=acme/widgets.git\n\n", fake.host);
+    let input = format!(
+        "protocol=http\nhost={}\npath=acme/widgets.git\n\n",
+        fake.host
+    );
     let mut helper = Vec::new();
     let mut version = Vec::new();
     for _ in 0..100 {
@@ -142,7 +199,11 @@ async fn main() {
         helper.push(t.elapsed());
         assert!(String::from_utf8_lossy(&out.stdout).contains("password="));
         let t = Instant::now();
-        Command::new(RUNNER).arg("--version").stdout(Stdio::null()).status().unwrap();
+        Command::new(RUNNER)
+            .arg("--version")
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
         version.push(t.elapsed());
     }
     helper.sort_unstable();
@@ -151,17 +212,61 @@ async fn main() {
     let _ = idle.wait();
 
     println!();
-    println!("lanyard-runner bench: release runner, in-process server + fake GitHub, loopback only");
+    println!(
+        "lanyard-runner bench: release runner, in-process server + fake GitHub, loopback only"
+    );
     println!("{:<62} {:>12}", "figure", "value");
-    println!("{:<62} {:>12.2?}", "start to child running, without the runner (baseline)", direct);
-    println!("{:<62} {:>12.2?}", "start to child running, under lanyard-runner", wrapped);
-    println!("{:<62} {:>12.2}", "  ratio", wrapped.as_secs_f64() / direct.as_secs_f64());
-    println!("{:<62} {:>9.1} MB", format!("runner max RSS over {IDLE_SECONDS} s, refreshing every 1 s (target <= 10)"), max_rss as f64 / 1024.0);
-    println!("{:<62} {:>11.3}%", format!("runner CPU over the same {IDLE_SECONDS} s (one core = 100%)"), cpu_share * 100.0);
-    println!("{:<62} {:>12}", "  last refresh seen in status", refreshed.get(11..19).unwrap_or(&refreshed));
-    println!("{:<62} {:>12.2?}", "socket get p50", percentile(&socket_gets, 50));
-    println!("{:<62} {:>12.2?}", "socket get p99", percentile(&socket_gets, 99));
-    println!("{:<62} {:>12.2?}", "git-credential get process p99", percentile(&helper, 99));
-    println!("{:<62} {:>12.2?}", "lanyard-runner --version process p99 (baseline)", percentile(&version, 99));
-    println!("{:<62} {:>12.2}", "  ratio", percentile(&helper, 99).as_secs_f64() / percentile(&version, 99).as_secs_f64());
+    println!(
+        "{:<62} {:>12.2?}",
+        "start to child running, without the runner (baseline)", direct
+    );
+    println!(
+        "{:<62} {:>12.2?}",
+        "start to child running, under lanyard-runner", wrapped
+    );
+    println!(
+        "{:<62} {:>12.2}",
+        "  ratio",
+        wrapped.as_secs_f64() / direct.as_secs_f64()
+    );
+    println!(
+        "{:<62} {:>9.1} MB",
+        format!("runner max RSS over {IDLE_SECONDS} s, refreshing every 1 s (target <= 10)"),
+        max_rss as f64 / 1024.0
+    );
+    println!(
+        "{:<62} {:>11.3}%",
+        format!("runner CPU over the same {IDLE_SECONDS} s (one core = 100%)"),
+        cpu_share * 100.0
+    );
+    println!(
+        "{:<62} {:>12}",
+        "  last refresh seen in status",
+        refreshed.get(11..19).unwrap_or(&refreshed)
+    );
+    println!(
+        "{:<62} {:>12.2?}",
+        "socket get p50",
+        percentile(&socket_gets, 50)
+    );
+    println!(
+        "{:<62} {:>12.2?}",
+        "socket get p99",
+        percentile(&socket_gets, 99)
+    );
+    println!(
+        "{:<62} {:>12.2?}",
+        "git-credential get process p99",
+        percentile(&helper, 99)
+    );
+    println!(
+        "{:<62} {:>12.2?}",
+        "lanyard-runner --version process p99 (baseline)",
+        percentile(&version, 99)
+    );
+    println!(
+        "{:<62} {:>12.2}",
+        "  ratio",
+        percentile(&helper, 99).as_secs_f64() / percentile(&version, 99).as_secs_f64()
+    );
 }
