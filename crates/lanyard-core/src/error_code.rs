@@ -48,6 +48,11 @@ crate::string_enum! {
         SessionEnded = "session_ended",
         GithubUnavailable = "github_unavailable",
         GithubRejected = "github_rejected",
+        RateLimited = "rate_limited",
+        InvalidTier = "invalid_tier",
+        TierNotAllowed = "tier_not_allowed",
+        InvalidTeamId = "invalid_team_id",
+        NotTestCohort = "not_test_cohort",
         NotReady = "not_ready",
         ServiceUnavailable = "service_unavailable",
         InternalError = "internal_error",
@@ -261,6 +266,34 @@ impl ErrorCode {
                              covers these repositories, see {docs}.",
                 },
                 Some(60),
+            ),
+            ErrorCode::RateLimited => (
+                429,
+                "Too many requests for this credential in the current window.",
+                Customer {
+                    action: "Tell the user the request rate limit was reached; wait for the \
+                             Retry-After delay before retrying, see {docs}.",
+                },
+                Some(60),
+            ),
+            ErrorCode::InvalidTier => (
+                400,
+                "The tier is not one of anonymous, free, hobby, hobby_plus or pro.",
+                Operator,
+                None,
+            ),
+            ErrorCode::TierNotAllowed => (
+                400,
+                "Test accounts cannot use the team or growth tiers.",
+                Operator,
+                None,
+            ),
+            ErrorCode::InvalidTeamId => (400, "The team id is not a UUID.", Operator, None),
+            ErrorCode::NotTestCohort => (
+                403,
+                "The team is a real customer team; the e2e surface never touches it.",
+                Operator,
+                None,
             ),
             ErrorCode::NotReady => (
                 503,

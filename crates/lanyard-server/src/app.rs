@@ -39,7 +39,8 @@ pub fn router(state: AppState) -> Router {
         html: crate::docs::render(&value),
         openapi_json: json,
     });
-    api.fallback(not_found)
+    routes::hidden(api)
+        .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(Extension(docs))
@@ -47,8 +48,13 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-async fn not_found() -> ApiError {
+/// The unknown-route answer. The e2e guard answers with exactly this too.
+pub fn unknown_route() -> ApiError {
     ApiError::new(ErrorCode::NotFound, "No such route.")
+}
+
+async fn not_found() -> ApiError {
+    unknown_route()
 }
 
 async fn method_not_allowed() -> ApiError {

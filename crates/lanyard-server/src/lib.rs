@@ -15,6 +15,7 @@ pub mod error;
 pub mod extract;
 pub mod jwt;
 pub mod metrics;
+pub mod ratelimit;
 pub mod redis_conn;
 pub mod routes;
 pub mod secrets;

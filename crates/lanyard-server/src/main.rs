@@ -58,6 +58,35 @@ enum Command {
     },
     /// Print the OpenAPI document that the server serves at /openapi.json
     Openapi,
+    /// CI client for guarded test accounts; reads the token from LANYARD_E2E_ACCOUNT_TOKEN
+    E2e {
+        #[command(subcommand)]
+        command: E2eCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum E2eCommand {
+    /// Create an isolated test-cohort team; prints the response JSON (team_id, session_jwt, ...)
+    Create {
+        /// anonymous, free, hobby, hobby_plus or pro (default free)
+        #[arg(long)]
+        tier: Option<String>,
+        /// Also seed one active session and return its runner token
+        #[arg(long)]
+        with_resources: bool,
+        /// Lanyard's base URL [env: LANYARD_PUBLIC_URL] [default: http://127.0.0.1:8080]
+        #[arg(long, value_name = "URL")]
+        api: Option<String>,
+    },
+    /// Reap a test team: stop its sessions, revoke their tokens, delete it (never a real team)
+    Reap {
+        /// The test team's id
+        team_id: String,
+        /// Lanyard's base URL [env: LANYARD_PUBLIC_URL] [default: http://127.0.0.1:8080]
+        #[arg(long, value_name = "URL")]
+        api: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -146,8 +175,64 @@ fn load(common: &Common, listen: Option<String>) -> anyhow::Result<Config> {
     Ok(config)
 }
 
+/// Sends an e2e call and prints the response body; a non-2xx answer is an error.
+async fn e2e_call(
+    api: Option<String>,
+    request: impl FnOnce(&reqwest::Client, &str) -> reqwest::RequestBuilder,
+) -> anyhow::Result<()> {
+    let token = std::env::var("LANYARD_E2E_ACCOUNT_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| {
+            anyhow::anyhow!("LANYARD_E2E_ACCOUNT_TOKEN must be set to the server's e2e token")
+        })?;
+    let api = api
+        .or_else(|| std::env::var("LANYARD_PUBLIC_URL").ok())
+        .unwrap_or_else(|| "http://127.0.0.1:8080".into());
+    let api = api.trim_end_matches('/');
+    let client = reqwest::Client::new();
+    let response = request(&client, api)
+        .header("x-e2e-token", token)
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot reach {api}: {e}"))?;
+    let status = response.status();
+    let body = response.text().await.unwrap_or_default();
+    println!("{body}");
+    match status.as_u16() {
+        200..=299 => Ok(()),
+        404 => anyhow::bail!("{api} answered 404: the e2e surface is disabled there, or LANYARD_E2E_ACCOUNT_TOKEN is wrong"),
+        code => anyhow::bail!("{api} answered {code}"),
+    }
+}
+
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::E2e {
+            command:
+                E2eCommand::Create {
+                    tier,
+                    with_resources,
+                    api,
+                },
+        } => {
+            let mut body = serde_json::json!({ "with_resources": with_resources });
+            if let Some(t) = tier {
+                body["tier"] = t.into();
+            }
+            e2e_call(api, |c, api| {
+                c.post(format!("{api}/internal/e2e/account")).json(&body)
+            })
+            .await
+        }
+        Command::E2e {
+            command: E2eCommand::Reap { team_id, api },
+        } => {
+            e2e_call(api, |c, api| {
+                c.delete(format!("{api}/internal/e2e/account/{team_id}"))
+            })
+            .await
+        }
         Command::Openapi => {
             println!("{}", lanyard_server::routes::openapi_json());
             Ok(())

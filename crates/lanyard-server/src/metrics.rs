@@ -37,6 +37,14 @@ pub struct SourceLabel {
     pub source: &'static str,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct E2eLabels {
+    /// `create` or `reap`.
+    pub op: &'static str,
+    /// `ok`, `unauthorized`, `bad_request`, `not_test_cohort`, `rate_limited` or `error`.
+    pub result: &'static str,
+}
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 /// The exposed families, as they appear in the scrape (counters with their `_total`).
@@ -47,6 +55,8 @@ pub const FAMILIES: &[&str] = &[
     "lanyard_github_token_cache_total",
     "lanyard_github_revocations_total",
     "lanyard_credentials_served_total",
+    "lanyard_e2e_account_total",
+    "lanyard_rate_limit_fail_open_total",
 ];
 
 /// The `# TYPE` name of a listed family (counters drop their `_total` there).
@@ -65,6 +75,8 @@ pub struct Metrics {
     /// `revoked`, `already_dead` or `error`.
     pub revocations: Family<ResultLabel, Counter>,
     pub credentials_served: Family<SourceLabel, Counter>,
+    pub e2e_accounts: Family<E2eLabels, Counter>,
+    pub rate_limit_fail_open: Counter,
 }
 
 fn latency_histogram() -> Histogram {
@@ -112,6 +124,18 @@ impl Default for Metrics {
             "Credentials served by source",
             credentials_served.clone(),
         );
+        let e2e_accounts = Family::<E2eLabels, Counter>::default();
+        registry.register(
+            "lanyard_e2e_account",
+            "Guarded e2e account operations by op and result",
+            e2e_accounts.clone(),
+        );
+        let rate_limit_fail_open = Counter::default();
+        registry.register(
+            "lanyard_rate_limit_fail_open",
+            "Calls allowed because the rate limiter's Redis was unreachable",
+            rate_limit_fail_open.clone(),
+        );
         Self {
             registry,
             http_requests,
@@ -120,6 +144,8 @@ impl Default for Metrics {
             token_cache,
             revocations,
             credentials_served,
+            e2e_accounts,
+            rate_limit_fail_open,
         }
     }
 }

@@ -10,6 +10,10 @@ use crate::config::{check_encryption_key, Config};
 use crate::crypto::Sealer;
 use crate::jwt::JwtKeys;
 use crate::metrics::Metrics;
+use crate::ratelimit::RateLimiter;
+
+/// e2e account calls (create and reap together) allowed per token per hour.
+pub const E2E_RATE_LIMIT: u32 = 120;
 use crate::redis_conn::RedisHandle;
 use crate::secrets::ServerSecrets;
 
@@ -29,6 +33,7 @@ struct Inner {
     clock: Arc<dyn Clock>,
     metrics: Arc<Metrics>,
     broker: Broker,
+    e2e_limiter: RateLimiter,
 }
 
 /// The key-derived sealer for secrets at rest.
@@ -61,6 +66,14 @@ impl AppState {
             redis.clone(),
             config.token_min_remaining,
         );
+        let e2e_limiter = RateLimiter::new(
+            "e2e",
+            E2E_RATE_LIMIT,
+            std::time::Duration::from_secs(3600),
+            clock.clone(),
+            redis.clone(),
+            metrics.clone(),
+        );
         Ok(Self {
             inner: Arc::new(Inner {
                 config,
@@ -72,6 +85,7 @@ impl AppState {
                 clock,
                 metrics,
                 broker,
+                e2e_limiter,
             }),
         })
     }
@@ -110,5 +124,9 @@ impl AppState {
 
     pub fn broker(&self) -> &Broker {
         &self.inner.broker
+    }
+
+    pub fn e2e_limiter(&self) -> &RateLimiter {
+        &self.inner.e2e_limiter
     }
 }

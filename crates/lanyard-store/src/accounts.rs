@@ -213,9 +213,11 @@ impl Store {
 }
 
 impl Store {
-    /// Deletes a team with its users and keys (by cascade), writing `audit` in the same
-    /// transaction. Audit records about the team are kept. Returns whether the team existed.
-    pub async fn delete_team(
+    /// Deletes a test-cohort team with its users, keys, connections and sessions (by cascade),
+    /// writing `audit` in the same transaction. Audit records about the team are kept. A real
+    /// team is never deleted, whatever races: the condition is in the statement itself.
+    /// Returns whether a team was deleted.
+    pub async fn delete_test_team(
         &self,
         team_id: Uuid,
         audit: Option<&AuditEvent>,
@@ -223,8 +225,9 @@ impl Store {
     ) -> StoreResult<bool> {
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
-            let deleted = sqlx::query("DELETE FROM teams WHERE id = $1")
+            let deleted = sqlx::query("DELETE FROM teams WHERE id = $1 AND is_test_cohort = $2")
                 .bind(team_id)
+                .bind(true)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();

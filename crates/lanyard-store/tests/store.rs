@@ -121,6 +121,7 @@ async fn audit_lists_newest_first_pages_and_outlives_the_team() {
         let (_, key) = new_key();
         let now = Utc::now();
         let mut team = new_team("Audited", None);
+        team.is_test_cohort = true;
         team.extra_audit = (0..3)
             .map(|i| AuditEvent::new(AuditKind::SessionCreated, "test").subject(i))
             .collect();
@@ -156,9 +157,22 @@ async fn audit_lists_newest_first_pages_and_outlives_the_team() {
         );
 
         let reaped = AuditEvent::new(AuditKind::E2eAccountReaped, "test");
+        let real = b
+            .store
+            .create_team(&new_team("Real", None), None, now)
+            .await
+            .unwrap();
+        assert!(
+            !b.store
+                .delete_test_team(real.team.id, Some(&reaped), now)
+                .await
+                .unwrap(),
+            "never a real team"
+        );
+        assert!(b.store.get_team(real.team.id).await.unwrap().is_some());
         assert!(b
             .store
-            .delete_team(created.team.id, Some(&reaped), now + Duration::seconds(1))
+            .delete_test_team(created.team.id, Some(&reaped), now + Duration::seconds(1))
             .await
             .unwrap());
         assert!(b.store.get_team(created.team.id).await.unwrap().is_none());
@@ -179,7 +193,7 @@ async fn audit_lists_newest_first_pages_and_outlives_the_team() {
         assert_eq!(after[0].kind, "e2e.account.reaped");
         assert!(!b
             .store
-            .delete_team(created.team.id, Some(&reaped), now)
+            .delete_test_team(created.team.id, Some(&reaped), now)
             .await
             .unwrap());
     }

@@ -2,4 +2,5 @@
 
 pub mod accounts;
 pub mod connections;
+pub mod e2e;
 pub mod sessions;

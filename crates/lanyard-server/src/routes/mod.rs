@@ -12,6 +12,7 @@ use crate::state::AppState;
 pub mod api_keys;
 pub mod connections;
 pub mod credentials;
+pub mod e2e;
 pub mod ops;
 pub mod sessions;
 pub mod team;
@@ -73,6 +74,30 @@ pub fn api() -> (Router<AppState>, OpenApiDoc) {
         .routes(routes!(credentials::github))
         .routes(routes!(credentials::compat))
         .split_for_parts()
+}
+
+/// Routes deliberately left out of the OpenAPI document, each with the reason.
+pub const HIDDEN_ROUTES: &[(&str, &str, &str)] = &[
+    (
+        "POST",
+        "/internal/e2e/account",
+        "CI-only test accounts; without the token it must be indistinguishable from no route",
+    ),
+    (
+        "DELETE",
+        "/internal/e2e/account/{team_id}",
+        "CI-only test account reaping; hidden for the same reason",
+    ),
+];
+
+/// Adds the hidden routes. They take any method, so a wrong method cannot reveal them (405).
+pub fn hidden(router: Router<AppState>) -> Router<AppState> {
+    router
+        .route("/internal/e2e/account", axum::routing::any(e2e::account))
+        .route(
+            "/internal/e2e/account/{team_id}",
+            axum::routing::any(e2e::reap),
+        )
 }
 
 /// The OpenAPI document, as `lanyard openapi` prints it and `/openapi.json` serves it.

@@ -1,0 +1,165 @@
+//! A sliding-window rate limiter, shared across replicas through Redis when it is configured and
+//! kept in-process otherwise. Keys are hashed callers (never a secret in clear). A Redis failure
+//! fails open: the call is allowed, counted in `lanyard_rate_limit_fail_open_total`, and logged.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use lanyard_core::Clock;
+use uuid::Uuid;
+
+use crate::metrics::Metrics;
+use crate::redis_conn::RedisHandle;
+
+/// The verdict for one call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Allowed,
+    /// Over the limit; retry after this many seconds.
+    Limited {
+        retry_after: u32,
+    },
+}
+
+#[derive(Debug)]
+pub struct RateLimiter {
+    name: &'static str,
+    limit: u32,
+    window: Duration,
+    clock: Arc<dyn Clock>,
+    redis: Option<Arc<RedisHandle>>,
+    metrics: Arc<Metrics>,
+    local: Mutex<HashMap<String, VecDeque<DateTime<Utc>>>>,
+}
+
+/// Atomically: drop entries older than the window, and add this call if under the limit.
+/// Returns 0 when allowed, else the milliseconds until the oldest entry leaves the window.
+const SLIDING_WINDOW: &str = r"
+local key, now, window, limit, member = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+if redis.call('ZCARD', key) < limit then
+  redis.call('ZADD', key, now, member)
+  redis.call('PEXPIRE', key, window)
+  return 0
+end
+local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+return math.max(1, tonumber(oldest[2]) + window - now)
+";
+
+impl RateLimiter {
+    pub fn new(
+        name: &'static str,
+        limit: u32,
+        window: Duration,
+        clock: Arc<dyn Clock>,
+        redis: Option<Arc<RedisHandle>>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self {
+            name,
+            limit,
+            window,
+            clock,
+            redis,
+            metrics,
+            local: Mutex::default(),
+        }
+    }
+
+    /// Counts one call for `key` and says whether it may proceed.
+    pub async fn check(&self, key: &str) -> Decision {
+        if let Some(redis) = &self.redis {
+            match self.check_redis(redis, key).await {
+                Ok(decision) => return decision,
+                Err(e) => {
+                    redis.reset().await;
+                    self.metrics.rate_limit_fail_open.inc();
+                    tracing::warn!(limiter = self.name, error = %e, "rate limiter cannot reach Redis; failing open");
+                    return Decision::Allowed;
+                }
+            }
+        }
+        self.check_local(key)
+    }
+
+    async fn check_redis(&self, redis: &RedisHandle, key: &str) -> anyhow::Result<Decision> {
+        let mut conn = redis.connection().await?;
+        let now = self.clock.now().timestamp_millis();
+        let window = i64::try_from(self.window.as_millis()).unwrap_or(i64::MAX);
+        let wait_ms: i64 = redis::Script::new(SLIDING_WINDOW)
+            .key(format!("lanyard:ratelimit:{}:{key}", self.name))
+            .arg(now)
+            .arg(window)
+            .arg(self.limit)
+            .arg(Uuid::new_v4().simple().to_string())
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(if wait_ms == 0 {
+            Decision::Allowed
+        } else {
+            limited(wait_ms)
+        })
+    }
+
+    fn check_local(&self, key: &str) -> Decision {
+        let now = self.clock.now();
+        let window = chrono::Duration::from_std(self.window).unwrap_or(chrono::Duration::MAX);
+        let mut map = self.local.lock().unwrap_or_else(|e| e.into_inner());
+        let hits = map.entry(key.to_string()).or_default();
+        while hits.front().is_some_and(|t| *t <= now - window) {
+            hits.pop_front();
+        }
+        if hits.len() < self.limit as usize {
+            hits.push_back(now);
+            return Decision::Allowed;
+        }
+        let oldest = *hits.front().expect("full window has entries");
+        limited((oldest + window - now).num_milliseconds())
+    }
+}
+
+fn limited(wait_ms: i64) -> Decision {
+    let seconds = (wait_ms.max(1) + 999) / 1000;
+    Decision::Limited {
+        retry_after: u32::try_from(seconds).unwrap_or(u32::MAX),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lanyard_core::ManualClock;
+
+    #[tokio::test]
+    async fn in_process_window_slides() {
+        let clock = ManualClock::starting_now();
+        let rl = RateLimiter::new(
+            "t",
+            3,
+            Duration::from_secs(60),
+            Arc::new(clock.clone()),
+            None,
+            Arc::default(),
+        );
+        for _ in 0..3 {
+            assert_eq!(rl.check("k").await, Decision::Allowed);
+        }
+        assert_eq!(rl.check("k").await, Decision::Limited { retry_after: 60 });
+        assert_eq!(
+            rl.check("other").await,
+            Decision::Allowed,
+            "keys are independent"
+        );
+        clock.advance(chrono::Duration::seconds(59));
+        assert_eq!(rl.check("k").await, Decision::Limited { retry_after: 1 });
+        clock.advance(chrono::Duration::seconds(1));
+        assert_eq!(
+            rl.check("k").await,
+            Decision::Allowed,
+            "the oldest call left the window"
+        );
+        assert!(matches!(rl.check("k").await, Decision::Limited { .. }));
+    }
+}
