@@ -49,7 +49,9 @@ async fn run(batches: Vec<Vec<Op>>) {
             tasks.spawn(async move {
                 match op {
                     Op::Create { with_resources } => {
-                        let body = e2e::create(&state, Tier::Free, with_resources).await.expect("create never fails");
+                        let body = e2e::create(&state, Tier::Free, with_resources)
+                            .await
+                            .expect("create never fails");
                         let team: Uuid = body["team_id"].as_str().unwrap().parse().unwrap();
                         let user: Uuid = body["user_id"].as_str().unwrap().parse().unwrap();
                         Done::Created(team, user)
@@ -73,20 +75,46 @@ async fn run(batches: Vec<Vec<Op>>) {
         }
     }
     for real in &reals {
-        assert!(app.store().get_team(real.id).await.unwrap().is_some(), "a real team was deleted");
-        assert!(app.store().user_principal(real.user_id, real.id).await.unwrap().is_some());
+        assert!(
+            app.store().get_team(real.id).await.unwrap().is_some(),
+            "a real team was deleted"
+        );
+        assert!(app
+            .store()
+            .user_principal(real.user_id, real.id)
+            .await
+            .unwrap()
+            .is_some());
     }
     for (team, user) in created {
         let audit = app.store().list_audit(team, 100, None).await.unwrap();
-        assert!(audit.iter().any(|a| a.kind == "e2e.account.created"), "created is always audited");
+        assert!(
+            audit.iter().any(|a| a.kind == "e2e.account.created"),
+            "created is always audited"
+        );
         match app.store().get_team(team).await.unwrap() {
             None => {
-                assert!(app.store().user_principal(user, team).await.unwrap().is_none());
-                assert!(audit.iter().any(|a| a.kind == "e2e.account.reaped"), "a reap is always audited");
+                assert!(app
+                    .store()
+                    .user_principal(user, team)
+                    .await
+                    .unwrap()
+                    .is_none());
+                assert!(
+                    audit.iter().any(|a| a.kind == "e2e.account.reaped"),
+                    "a reap is always audited"
+                );
             }
             Some(t) => {
                 assert!(t.is_test_cohort);
-                assert!(app.store().user_principal(user, team).await.unwrap().is_some(), "half-created team");
+                assert!(
+                    app.store()
+                        .user_principal(user, team)
+                        .await
+                        .unwrap()
+                        .is_some(),
+                    "half-created team"
+                );
             }
         }
     }

@@ -23,7 +23,14 @@ async fn exactly_the_cap_passes_under_concurrent_calls_on_redis() {
         return;
     };
     let metrics = Arc::new(Metrics::default());
-    let limiter = Arc::new(RateLimiter::new("test", 10, Duration::from_secs(3600), Arc::new(SystemClock), Some(redis(&url)), metrics.clone()));
+    let limiter = Arc::new(RateLimiter::new(
+        "test",
+        10,
+        Duration::from_secs(3600),
+        Arc::new(SystemClock),
+        Some(redis(&url)),
+        metrics.clone(),
+    ));
     let key = uuid::Uuid::new_v4().simple().to_string();
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..60 {
@@ -40,17 +47,42 @@ async fn exactly_the_cap_passes_under_concurrent_calls_on_redis() {
     }
     assert_eq!(allowed, 10);
     // A second limiter (another replica) shares the window.
-    let replica = RateLimiter::new("test", 10, Duration::from_secs(3600), Arc::new(SystemClock), Some(redis(&url)), metrics.clone());
-    assert!(matches!(replica.check(&key).await, Decision::Limited { .. }));
-    assert!(!metrics.encode().contains("lanyard_rate_limit_fail_open_total 1"));
+    let replica = RateLimiter::new(
+        "test",
+        10,
+        Duration::from_secs(3600),
+        Arc::new(SystemClock),
+        Some(redis(&url)),
+        metrics.clone(),
+    );
+    assert!(matches!(
+        replica.check(&key).await,
+        Decision::Limited { .. }
+    ));
+    assert!(!metrics
+        .encode()
+        .contains("lanyard_rate_limit_fail_open_total 1"));
 }
 
 #[tokio::test]
 async fn an_unreachable_redis_fails_open_and_is_counted() {
     let metrics = Arc::new(Metrics::default());
-    let limiter = RateLimiter::new("test", 1, Duration::from_secs(3600), Arc::new(SystemClock), Some(redis("redis://127.0.0.1:1")), metrics.clone());
+    let limiter = RateLimiter::new(
+        "test",
+        1,
+        Duration::from_secs(3600),
+        Arc::new(SystemClock),
+        Some(redis("redis://127.0.0.1:1")),
+        metrics.clone(),
+    );
     for _ in 0..3 {
         assert_eq!(limiter.check("k").await, Decision::Allowed);
     }
-    assert!(metrics.encode().contains("lanyard_rate_limit_fail_open_total 3"), "{}", metrics.encode());
+    assert!(
+        metrics
+            .encode()
+            .contains("lanyard_rate_limit_fail_open_total 3"),
+        "{}",
+        metrics.encode()
+    );
 }
