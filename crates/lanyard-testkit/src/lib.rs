@@ -242,12 +242,7 @@ impl TestApp {
     /// Stops the server gracefully and starts it again on the same data dir and database.
     pub async fn restart(&mut self) {
         if let Some(server) = self.server.take() {
-            let routes = coverage::successful_routes(&server.state.metrics().encode());
-            let dir = coverage::ledger_dir();
-            if !routes.is_empty() && std::fs::create_dir_all(&dir).is_ok() {
-                let name = format!("{}-{}.txt", std::process::id(), Uuid::new_v4().simple());
-                let _ = std::fs::write(dir.join(name), routes.join("\n"));
-            }
+            record_coverage(&server);
             server.shutdown().await.expect("clean shutdown");
         }
         self.start().await;
