@@ -61,23 +61,20 @@ pub mod coverage {
     }
 }
 
+/// Appends the routes this server answered with 2xx to the coverage ledger.
+fn record_coverage(server: &RunningServer) {
+    let routes = coverage::successful_routes(&server.state.metrics().encode());
+    let dir = coverage::ledger_dir();
+    if !routes.is_empty() && std::fs::create_dir_all(&dir).is_ok() {
+        let name = format!("{}-{}.txt", std::process::id(), Uuid::new_v4().simple());
+        let _ = std::fs::write(dir.join(name), routes.join("\n"));
+    }
+}
+
 impl Drop for TestApp {
     fn drop(&mut self) {
-        let Some(server) = self.server.as_ref() else {
-            return;
-        };
-        let routes = coverage::successful_routes(&server.state.metrics().encode());
-        if routes.is_empty() {
-            return;
-        }
-        let dir = coverage::ledger_dir();
-        if std::fs::create_dir_all(&dir).is_ok() {
-            let name = format!(
-                "{}-{}.txt",
-                std::process::id(),
-                uuid::Uuid::new_v4().simple()
-            );
-            let _ = std::fs::write(dir.join(name), routes.join("\n"));
+        if let Some(server) = self.server.as_ref() {
+            record_coverage(server);
         }
     }
 }
