@@ -203,12 +203,17 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Runn
     let state = AppState::new(config, public_url.clone(), store, redis, secrets, clock)?;
     let app = router(state.clone());
     let (tx, rx) = oneshot::channel::<()>();
+    let (stop_workers, workers_stopped) = tokio::sync::watch::channel(false);
+    let workers = tokio::spawn(crate::workers::run_all(state.clone(), workers_stopped));
     let task = tokio::spawn(async move {
-        axum::serve(listener, app)
+        let served = axum::serve(listener, app)
             .with_graceful_shutdown(async {
                 let _ = rx.await;
             })
-            .await
+            .await;
+        let _ = stop_workers.send(true);
+        let _ = workers.await;
+        served
     });
     tracing::info!(address = %addr, public_url = %public_url, "lanyard listening on http://{addr}");
     Ok(RunningServer {

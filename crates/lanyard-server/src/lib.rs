@@ -21,6 +21,7 @@ pub mod routes;
 pub mod secrets;
 pub mod state;
 pub mod telemetry;
+pub mod workers;
 
 pub use app::{start, RunningServer};
 pub use config::{Config, Flags};

@@ -45,6 +45,13 @@ pub struct E2eLabels {
     pub result: &'static str,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct WorkerLabels {
+    pub worker: &'static str,
+    /// `ok` or `error`.
+    pub result: &'static str,
+}
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 /// The exposed families, as they appear in the scrape (counters with their `_total`).
@@ -57,6 +64,7 @@ pub const FAMILIES: &[&str] = &[
     "lanyard_credentials_served_total",
     "lanyard_e2e_account_total",
     "lanyard_rate_limit_fail_open_total",
+    "lanyard_worker_runs_total",
 ];
 
 /// The `# TYPE` name of a listed family (counters drop their `_total` there).
@@ -77,6 +85,7 @@ pub struct Metrics {
     pub credentials_served: Family<SourceLabel, Counter>,
     pub e2e_accounts: Family<E2eLabels, Counter>,
     pub rate_limit_fail_open: Counter,
+    pub worker_runs: Family<WorkerLabels, Counter>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -136,6 +145,12 @@ impl Default for Metrics {
             "Calls allowed because the rate limiter's Redis was unreachable",
             rate_limit_fail_open.clone(),
         );
+        let worker_runs = Family::<WorkerLabels, Counter>::default();
+        registry.register(
+            "lanyard_worker_runs",
+            "Background worker runs by worker and result",
+            worker_runs.clone(),
+        );
         Self {
             registry,
             http_requests,
@@ -146,6 +161,7 @@ impl Default for Metrics {
             credentials_served,
             e2e_accounts,
             rate_limit_fail_open,
+            worker_runs,
         }
     }
 }

@@ -447,3 +447,61 @@ async fn hidden_routes_are_served_but_not_documented() {
         assert_eq!(r.status(), 200, "{method} {path} is routed");
     }
 }
+
+#[tokio::test]
+async fn the_backstop_sweep_reaps_only_stale_test_teams() {
+    use lanyard_server::workers::Worker;
+    let (app, t) = enabled().await;
+    let real = app.create_team("Old customer", Tier::Free).await;
+    let stale: serde_json::Value =
+        create(&app, &t, Some(serde_json::json!({"with_resources": true})))
+            .await
+            .json()
+            .await
+            .unwrap();
+    app.clock.advance(chrono::Duration::minutes(121));
+    let fresh: serde_json::Value = create(&app, &t, None).await.json().await.unwrap();
+
+    assert_eq!(
+        Worker::TestCohortSweep.run_once(app.state()).await.unwrap(),
+        1
+    );
+    let id = |v: &serde_json::Value| {
+        v["team_id"]
+            .as_str()
+            .unwrap()
+            .parse::<uuid::Uuid>()
+            .unwrap()
+    };
+    assert!(
+        app.store().get_team(id(&stale)).await.unwrap().is_none(),
+        "stale test team reaped"
+    );
+    assert!(
+        app.store().get_team(id(&fresh)).await.unwrap().is_some(),
+        "young test team kept"
+    );
+    assert!(
+        app.store().get_team(real.id).await.unwrap().is_some(),
+        "real teams are never swept"
+    );
+    let audit = app.store().list_audit(id(&stale), 10, None).await.unwrap();
+    assert_eq!(audit[0].kind, "e2e.account.reaped");
+    assert_eq!(
+        Worker::TestCohortSweep.run_once(app.state()).await.unwrap(),
+        0,
+        "idempotent"
+    );
+    let text = app
+        .get("/metrics")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains(r#"lanyard_worker_runs_total{worker="test_cohort_sweep",result="ok"}"#),
+        "{text}"
+    );
+}

@@ -341,3 +341,24 @@ impl Store {
         })
     }
 }
+
+impl Store {
+    /// Test-cohort teams created before `before`, oldest first (for the backstop sweep).
+    pub async fn stale_test_teams(
+        &self,
+        before: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<Uuid>> {
+        on_pool!(self, pool => {
+            let rows = sqlx::query(
+                "SELECT id FROM teams WHERE is_test_cohort = $1 AND created_at < $2 ORDER BY created_at LIMIT $3",
+            )
+            .bind(true)
+            .bind(before)
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await?;
+            rows.iter().map(|r| r.try_get("id")).collect::<Result<Vec<Uuid>, _>>().map_err(Into::into)
+        })
+    }
+}
