@@ -31,8 +31,6 @@ struct Cred {
     host: String,
     owner: String,
     state: Mutex<CredState>,
-    /// Only one refresh of a credential is in flight at a time.
-    refreshing: tokio::sync::Mutex<()>,
 }
 
 /// The `status` view of a credential: never the token.
@@ -86,6 +84,8 @@ pub struct Engine {
     creds: Vec<Arc<Cred>>,
     wake: Notify,
     ended: watch::Sender<Option<String>>,
+    /// Only one refresh is in flight at a time, across all credentials.
+    refreshing: tokio::sync::Mutex<()>,
 }
 
 fn jitter_unit() -> f64 {
@@ -129,7 +129,6 @@ impl Engine {
                         failures: 0,
                         next_refresh,
                     }),
-                    refreshing: tokio::sync::Mutex::new(()),
                 })
             })
             .collect();
@@ -141,6 +140,7 @@ impl Engine {
             creds,
             wake: Notify::new(),
             ended,
+            refreshing: tokio::sync::Mutex::new(()),
         }))
     }
 
@@ -166,7 +166,7 @@ impl Engine {
     /// Refreshes one credential now (or waits for the refresh already in flight).
     async fn refresh(&self, cred: &Cred) {
         let started_at = self.clock.now();
-        let _guard = cred.refreshing.lock().await;
+        let _guard = self.refreshing.lock().await;
         if Self::lock(cred).last_refresh > started_at {
             return; // another caller refreshed it while we waited
         }

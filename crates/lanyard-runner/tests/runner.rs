@@ -404,3 +404,36 @@ exit 0
         "tokens turned over during the soak"
     );
 }
+
+#[test]
+fn help_explains_every_command() {
+    let out = std::process::Command::new(RUNNER)
+        .arg("--help")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    for needle in ["run", "git-credential", "token", "status", "GIT_CONFIG_*"] {
+        assert!(text.contains(needle), "--help lacks {needle}:\n{text}");
+    }
+    assert!(
+        !text.contains("gh-shim"),
+        "the shim's entry point stays hidden"
+    );
+    let out = std::process::Command::new(RUNNER)
+        .args(["run", "--help"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    for needle in [
+        "--refresh-interval",
+        "--refresh-buffer",
+        "--grace",
+        "--token-file",
+        "LANYARD_RUNNER_TOKEN_FILE",
+        "[default: 60s]",
+        "[default: 5m]",
+        "[default: 10s]",
+    ] {
+        assert!(text.contains(needle), "run --help lacks {needle}:\n{text}");
+    }
+}
