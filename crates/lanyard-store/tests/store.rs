@@ -8,6 +8,7 @@ use tempfile::TempDir;
 
 struct Backend {
     store: Store,
+    url: DatabaseUrl,
     _dir: TempDir,
 }
 
@@ -23,6 +24,7 @@ async fn backends() -> Vec<Backend> {
         store.migrate().await.unwrap();
         out.push(Backend {
             store,
+            url,
             _dir: TempDir::new().unwrap(),
         });
     }
@@ -216,6 +218,12 @@ async fn a_failed_create_leaves_nothing_behind() {
             .await;
         assert!(err.is_err());
         // Only the first team's records exist: nothing of "Second" was committed.
+        let dump = lanyard_store::testing::dump_text(&b.url).await;
+        assert!(dump.contains("First"), "the dump reads real rows");
+        assert!(
+            !dump.contains("Second"),
+            "the failed create left a row behind"
+        );
         assert_eq!(
             b.store
                 .list_audit(first.team.id, 100, None)
