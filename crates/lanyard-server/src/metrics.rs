@@ -52,6 +52,11 @@ pub struct WorkerLabels {
     pub result: &'static str,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct WorkerLabel {
+    pub worker: &'static str,
+}
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 /// The exposed families, as they appear in the scrape (counters with their `_total`).
@@ -65,6 +70,7 @@ pub const FAMILIES: &[&str] = &[
     "lanyard_e2e_account_total",
     "lanyard_rate_limit_fail_open_total",
     "lanyard_worker_runs_total",
+    "lanyard_worker_skipped_test_cohort_total",
 ];
 
 /// The `# TYPE` name of a listed family (counters drop their `_total` there).
@@ -86,6 +92,8 @@ pub struct Metrics {
     pub e2e_accounts: Family<E2eLabels, Counter>,
     pub rate_limit_fail_open: Counter,
     pub worker_runs: Family<WorkerLabels, Counter>,
+    /// Teams a billing, email, nudge or churn worker skipped for being test cohorts.
+    pub worker_skipped_test_cohort: Family<WorkerLabel, Counter>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -151,6 +159,12 @@ impl Default for Metrics {
             "Background worker runs by worker and result",
             worker_runs.clone(),
         );
+        let worker_skipped_test_cohort = Family::<WorkerLabel, Counter>::default();
+        registry.register(
+            "lanyard_worker_skipped_test_cohort",
+            "Test-cohort teams skipped by workers that bill, email, nudge or score",
+            worker_skipped_test_cohort.clone(),
+        );
         Self {
             registry,
             http_requests,
@@ -162,6 +176,7 @@ impl Default for Metrics {
             e2e_accounts,
             rate_limit_fail_open,
             worker_runs,
+            worker_skipped_test_cohort,
         }
     }
 }
