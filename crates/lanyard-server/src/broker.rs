@@ -97,7 +97,7 @@ pub enum BrokerError {
     #[error("GitHub is unavailable and no cached token meets the guarantee")]
     Unavailable { retry_after: Option<u64> },
     #[error("GitHub refused the mint: {0}")]
-    Rejected(String),
+    Rejected(GithubError),
     #[error("the connection for {owner} on {host} was removed")]
     NotConnected { host: String, owner: String },
     #[error(transparent)]
@@ -522,8 +522,8 @@ impl Broker {
                         self.count(CacheResult::Hit);
                         Ok(f)
                     }
-                    (None, GithubError::Rejected { message, .. }) => {
-                        Err(BrokerError::Rejected(message))
+                    (None, rejected @ GithubError::Rejected { .. }) => {
+                        Err(BrokerError::Rejected(rejected))
                     }
                     (None, GithubError::Unavailable { retry_after, .. }) => {
                         Err(BrokerError::Unavailable { retry_after })

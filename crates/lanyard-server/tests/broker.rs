@@ -104,14 +104,8 @@ async fn connections_verify_installations_and_hosts() {
 
     let list: serde_json::Value = w
         .app
-        .get("/v1/github/connections")
-        .bearer_auth(&w.team.api_key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json("/v1/github/connections", &w.team.api_key)
+        .await;
     let conns = list["connections"].as_array().unwrap();
     assert_eq!(conns.len(), 1);
     assert_eq!(conns[0]["kind"], "github_app");
@@ -135,16 +129,7 @@ async fn connections_verify_installations_and_hosts() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let page: serde_json::Value = w
-        .app
-        .get("/v1/audit")
-        .bearer_auth(&w.team.api_key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let page: serde_json::Value = w.app.get_json("/v1/audit", &w.team.api_key).await;
     let kinds: Vec<&str> = page["events"]
         .as_array()
         .unwrap()
@@ -227,14 +212,8 @@ async fn sessions_validate_repos_permissions_quota_and_ttl() {
     let sid = created["session_id"].as_str().unwrap();
     let got: serde_json::Value = w
         .app
-        .get(&format!("/v1/sessions/{sid}"))
-        .bearer_auth(&w.team.api_key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json(&format!("/v1/sessions/{sid}"), &w.team.api_key)
+        .await;
     assert_eq!(got["status"], "expired");
 }
 
@@ -490,16 +469,7 @@ async fn a_shared_token_lives_until_its_last_holder_stops() {
         "revoked at GitHub after the last holder stopped"
     );
     assert_eq!(w.fake.revocation_count(), 1);
-    let page: serde_json::Value = w
-        .app
-        .get("/v1/audit?limit=3")
-        .bearer_auth(&w.team.api_key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let page: serde_json::Value = w.app.get_json("/v1/audit?limit=3", &w.team.api_key).await;
     let kinds: Vec<&str> = page["events"]
         .as_array()
         .unwrap()
@@ -536,14 +506,8 @@ async fn a_stopped_session_gets_410() {
     .await;
     let got: serde_json::Value = w
         .app
-        .get(&format!("/v1/sessions/{sid}"))
-        .bearer_auth(&w.team.api_key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json(&format!("/v1/sessions/{sid}"), &w.team.api_key)
+        .await;
     assert_eq!(got["status"], "stopped");
 }
 

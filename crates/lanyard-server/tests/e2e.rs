@@ -168,15 +168,7 @@ async fn every_allowed_tier_creates_a_test_team_whose_jwt_authenticates() {
             body["expires_at"].as_str().unwrap().parse().unwrap();
         assert_eq!(expires.timestamp(), payload["exp"].as_i64().unwrap());
 
-        let me: serde_json::Value = app
-            .get("/v1/me")
-            .bearer_auth(jwt)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let me: serde_json::Value = app.get_json("/v1/me", jwt).await;
         assert_eq!(me["team_id"], body["team_id"]);
         assert_eq!(me["user_id"], body["user_id"]);
         assert_eq!(me["is_test_cohort"], true);
@@ -240,15 +232,7 @@ async fn with_resources_seeds_a_live_session() {
     let seeded = &body["seeded_tokens"][0];
     assert!(seeded["token"].as_str().unwrap().starts_with("lrt_"));
     let jwt = body["session_jwt"].as_str().unwrap();
-    let sessions: serde_json::Value = app
-        .get("/v1/sessions")
-        .bearer_auth(jwt)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let sessions: serde_json::Value = app.get_json("/v1/sessions", jwt).await;
     assert_eq!(sessions["sessions"][0]["session_id"], seeded["session_id"]);
     assert_eq!(sessions["sessions"][0]["status"], "active");
 }

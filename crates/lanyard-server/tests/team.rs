@@ -17,15 +17,7 @@ async fn audit_is_newest_first_and_pages_with_a_cursor() {
             .unwrap();
         assert_eq!(r.status(), 201);
     }
-    let all: serde_json::Value = app
-        .get("/v1/audit")
-        .bearer_auth(&team.api_key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let all: serde_json::Value = app.get_json("/v1/audit", &team.api_key).await;
     let events = all["events"].as_array().unwrap();
     let kinds: Vec<&str> = events.iter().map(|e| e["kind"].as_str().unwrap()).collect();
     assert_eq!(
@@ -52,15 +44,7 @@ async fn audit_is_newest_first_and_pages_with_a_cursor() {
             Some(c) => format!("/v1/audit?limit=2&before={c}"),
             None => "/v1/audit?limit=2".to_string(),
         };
-        let page: serde_json::Value = app
-            .get(&path)
-            .bearer_auth(&team.api_key)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let page: serde_json::Value = app.get_json(&path, &team.api_key).await;
         seen.extend(
             page["events"]
                 .as_array()
@@ -88,15 +72,7 @@ async fn a_team_sees_only_its_own_audit_records() {
         .send()
         .await
         .unwrap();
-    let page: serde_json::Value = app
-        .get("/v1/audit")
-        .bearer_auth(&a.api_key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let page: serde_json::Value = app.get_json("/v1/audit", &a.api_key).await;
     let text = page.to_string();
     assert!(
         !text.contains("b-only") && !text.contains(&b.id.to_string()),
@@ -183,14 +159,6 @@ async fn everything_survives_a_restart() {
         200,
         "the JWT secret was persisted, so old JWTs stay valid"
     );
-    let page: serde_json::Value = app
-        .get("/v1/audit")
-        .bearer_auth(&jwt)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let page: serde_json::Value = app.get_json("/v1/audit", &jwt).await;
     assert_eq!(page["events"].as_array().unwrap().len(), 2);
 }

@@ -347,6 +347,17 @@ impl TestApp {
         )
     }
 
+    /// `GET path` with a bearer credential, expecting a JSON body (any status).
+    pub async fn get_json(&self, path: &str, bearer: &str) -> serde_json::Value {
+        let r = self
+            .get(path)
+            .bearer_auth(bearer)
+            .send()
+            .await
+            .expect("request");
+        r.json().await.expect("a JSON body")
+    }
+
     /// `GET /v1/sessions/{id}/credentials/github` with the runner token.
     pub async fn fetch_credential(
         &self,

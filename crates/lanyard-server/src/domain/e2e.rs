@@ -23,6 +23,14 @@ pub const SESSION_JWT_TTL: chrono::Duration = chrono::Duration::hours(1);
 const EMAIL_DOMAIN: &str = "e2e.lanyard.invalid";
 pub const ACTOR: &str = "e2e";
 
+/// The answer to a tier that is not a tier name (or not a string at all).
+pub fn invalid_tier() -> ApiError {
+    ApiError::new(
+        ErrorCode::InvalidTier,
+        "tier must be one of anonymous, free, hobby, hobby_plus or pro.",
+    )
+}
+
 /// Parses a requested tier: `team` and `growth` are real-customer tiers and refused.
 pub fn parse_tier(raw: Option<&str>) -> ApiResult<Tier> {
     let Some(raw) = raw else {
@@ -34,10 +42,7 @@ pub fn parse_tier(raw: Option<&str>) -> ApiResult<Tier> {
             ErrorCode::TierNotAllowed,
             format!("Test accounts cannot use the {t} tier."),
         )),
-        None => Err(ApiError::new(
-            ErrorCode::InvalidTier,
-            "tier must be one of anonymous, free, hobby, hobby_plus or pro.",
-        )),
+        None => Err(invalid_tier()),
     }
 }
 

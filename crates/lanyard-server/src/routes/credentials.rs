@@ -77,10 +77,7 @@ fn broker_error(e: BrokerError) -> ApiError {
             }
             err
         }
-        BrokerError::Rejected(message) => github_error(&lanyard_github::GithubError::Rejected {
-            status: 422,
-            message,
-        }),
+        BrokerError::Rejected(rejected) => github_error(&rejected),
         BrokerError::NotConnected { host, owner } => ApiError::new(
             ErrorCode::RepoNotConnected,
             format!("{owner} is no longer connected to this team on {host}."),

@@ -113,7 +113,7 @@ fn parse_create(bytes: &[u8]) -> Result<(lanyard_core::Tier, bool), ApiError> {
     let tier = match object.get("tier") {
         None | Some(serde_json::Value::Null) => None,
         Some(serde_json::Value::String(s)) => Some(s.as_str()),
-        Some(_) => return Err(e2e::parse_tier(Some("")).expect_err("empty is not a tier")),
+        Some(_) => return Err(e2e::invalid_tier()),
     };
     let with_resources = match object.get("with_resources") {
         None | Some(serde_json::Value::Null) => false,
