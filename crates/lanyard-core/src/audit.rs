@@ -17,6 +17,93 @@ crate::string_enum! {
     }
 }
 
+crate::string_enum! {
+    /// Who did what an audit record describes (CONTRACT §10). Which key, user or session it was
+    /// goes alongside, as the record's `actor_id`.
+    pub enum ActorKind {
+        /// The team itself: an API key, a user's session JWT, or a session's runner.
+        Team = "team",
+        /// A platform through the admin API.
+        Admin = "admin",
+        /// The operator at the `lanyard` command line.
+        Operator = "operator",
+        /// GitHub, through a webhook.
+        Github = "github",
+        /// A background worker.
+        Worker = "worker",
+        /// The backstop sweep of forgotten test accounts.
+        Sweep = "sweep",
+        /// CI, through the guarded e2e surface.
+        E2e = "e2e",
+    }
+}
+
+/// An actor with, where there is one, the id of the key, user, session or worker that acted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    pub kind: ActorKind,
+    pub id: Option<String>,
+}
+
+impl Actor {
+    const fn bare(kind: ActorKind) -> Self {
+        Self { kind, id: None }
+    }
+
+    fn with_id(kind: ActorKind, id: impl std::fmt::Display) -> Self {
+        Self {
+            kind,
+            id: Some(id.to_string()),
+        }
+    }
+
+    pub fn api_key(key_id: impl std::fmt::Display) -> Self {
+        Self::with_id(ActorKind::Team, format_args!("api_key:{key_id}"))
+    }
+
+    pub fn user(user_id: impl std::fmt::Display) -> Self {
+        Self::with_id(ActorKind::Team, format_args!("user:{user_id}"))
+    }
+
+    /// A session's runner, for what the broker does on its behalf.
+    pub fn runner(session_id: impl std::fmt::Display) -> Self {
+        Self::with_id(ActorKind::Team, format_args!("session:{session_id}"))
+    }
+
+    pub fn worker(name: &str) -> Self {
+        Self::with_id(ActorKind::Worker, name)
+    }
+
+    pub const fn operator() -> Self {
+        Self::bare(ActorKind::Operator)
+    }
+
+    pub const fn admin() -> Self {
+        Self::bare(ActorKind::Admin)
+    }
+
+    pub const fn github() -> Self {
+        Self::bare(ActorKind::Github)
+    }
+
+    pub const fn sweep() -> Self {
+        Self::bare(ActorKind::Sweep)
+    }
+
+    pub const fn e2e() -> Self {
+        Self::bare(ActorKind::E2e)
+    }
+}
+
+impl std::fmt::Display for Actor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.id {
+            Some(id) => write!(f, "{}({id})", self.kind),
+            None => f.write_str(self.kind.as_str()),
+        }
+    }
+}
+
 impl AuditKind {
     /// Who consumes records of this kind.
     pub const fn consumer(self) -> &'static str {

@@ -13,11 +13,18 @@ pub mod redact;
 pub mod registry;
 pub mod secret;
 pub mod tier;
+pub mod wire;
+pub mod worker;
 
-pub use audit::AuditKind;
+pub use audit::{Actor, ActorKind, AuditKind};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use duration::{format_duration, parse_duration, DurationParseError};
 pub use error_code::{Audience, ErrorCode, ErrorSpec};
-pub use names::{Email, NameError, TeamName};
+pub use names::{Email, Label, NameError, TeamName};
+pub use registry::Registry;
 pub use secret::{BearerSecret, SecretKind};
 pub use tier::{Tier, TierLimits, UnknownTier};
+pub use worker::Worker;
+
+#[doc(hidden)]
+pub use serde as __serde;

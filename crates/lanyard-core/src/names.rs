@@ -4,33 +4,42 @@ use std::fmt;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NameError {
-    #[error("team name must not be empty")]
-    EmptyTeamName,
-    #[error("team name must be at most 100 characters")]
-    TeamNameTooLong,
-    #[error("team name must not contain control characters")]
-    TeamNameControl,
+    #[error("{0} must not be empty")]
+    Empty(&'static str),
+    #[error("{0} must be at most {MAX_TEXT} characters")]
+    TooLong(&'static str),
+    #[error("{0} must not contain control characters")]
+    Control(&'static str),
     #[error("email address is not valid")]
     InvalidEmail,
 }
 
-/// A team's display name: trimmed, 1 to 100 characters, no control characters.
+/// The longest display text (a team name, a label) Lanyard keeps.
+pub const MAX_TEXT: usize = 100;
+
+/// The one rule for short display text: trimmed, 1 to [`MAX_TEXT`] characters, no control
+/// characters. `what` names the field in the error.
+fn display_text(raw: &str, what: &'static str) -> Result<String, NameError> {
+    let text = raw.trim();
+    if text.is_empty() {
+        return Err(NameError::Empty(what));
+    }
+    if text.chars().nth(MAX_TEXT).is_some() {
+        return Err(NameError::TooLong(what));
+    }
+    if text.chars().any(char::is_control) {
+        return Err(NameError::Control(what));
+    }
+    Ok(text.to_string())
+}
+
+/// A team's display name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TeamName(String);
 
 impl TeamName {
     pub fn parse(raw: &str) -> Result<Self, NameError> {
-        let name = raw.trim();
-        if name.is_empty() {
-            return Err(NameError::EmptyTeamName);
-        }
-        if name.chars().count() > 100 {
-            return Err(NameError::TeamNameTooLong);
-        }
-        if name.chars().any(char::is_control) {
-            return Err(NameError::TeamNameControl);
-        }
-        Ok(Self(name.to_string()))
+        display_text(raw, "team name").map(Self)
     }
 
     pub fn as_str(&self) -> &str {
@@ -39,6 +48,31 @@ impl TeamName {
 }
 
 impl fmt::Display for TeamName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A label to recognise an API key by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Label(String);
+
+impl Label {
+    pub fn parse(raw: &str) -> Result<Self, NameError> {
+        display_text(raw, "label").map(Self)
+    }
+
+    /// The label of a key nobody named.
+    pub fn default_label() -> Self {
+        Self("default".into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Label {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
@@ -84,13 +118,20 @@ mod tests {
     #[test]
     fn team_names() {
         assert_eq!(TeamName::parse("  Acme  ").unwrap().as_str(), "Acme");
-        assert_eq!(TeamName::parse("   "), Err(NameError::EmptyTeamName));
+        assert_eq!(TeamName::parse("   "), Err(NameError::Empty("team name")));
         assert_eq!(
             TeamName::parse(&"x".repeat(101)),
-            Err(NameError::TeamNameTooLong)
+            Err(NameError::TooLong("team name"))
         );
-        assert_eq!(TeamName::parse("a\u{7}b"), Err(NameError::TeamNameControl));
+        assert!(TeamName::parse(&"é".repeat(100)).is_ok());
+        assert_eq!(
+            TeamName::parse("a\u{7}b"),
+            Err(NameError::Control("team name"))
+        );
         assert!(TeamName::parse("Équipe Ünïcode").is_ok());
+        assert_eq!(Label::parse(" ci ").unwrap().as_str(), "ci");
+        assert_eq!(Label::parse("\n"), Err(NameError::Empty("label")));
+        assert_eq!(Label::parse("a\u{0}b"), Err(NameError::Control("label")));
     }
 
     #[test]

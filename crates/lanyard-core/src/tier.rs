@@ -3,8 +3,6 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-
 crate::string_enum! {
     /// A team's plan. Wire names are snake_case.
     pub enum Tier {
@@ -44,19 +42,6 @@ impl Tier {
             default_session_ttl: Duration::from_secs(default_h * HOUR),
             max_session_ttl: Duration::from_secs(max_h * HOUR),
         }
-    }
-}
-
-impl Serialize for Tier {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for Tier {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
     }
 }
 

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use lanyard_core::github::PermissionSet;
 use lanyard_core::Clock;
 use reqwest::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
@@ -24,7 +25,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
 const JWT_LIFETIME_SECONDS: i64 = 9 * 60;
 const JWT_BACKDATE_SECONDS: i64 = 60;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum GithubError {
     /// GitHub is down, slow, or throttling: retry later.
     #[error("GitHub is unavailable: {message}")]
@@ -142,8 +143,7 @@ struct Account {
 struct MintBody<'a> {
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     repositories: &'a [String],
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    permissions: &'a BTreeMap<String, String>,
+    permissions: &'a PermissionSet,
 }
 
 #[derive(Deserialize)]
@@ -248,7 +248,7 @@ impl GithubHost {
         &self,
         installation_id: u64,
         repositories: &[String],
-        permissions: &BTreeMap<String, String>,
+        permissions: &PermissionSet,
     ) -> Result<MintedToken, GithubError> {
         let jwt = self.app_jwt()?;
         let response = self

@@ -1,27 +1,27 @@
 //! The Lanyard server.
 //!
-//! A request flows top to bottom: [`routes`] → [`auth`] (who is calling) → [`domain`] (what it
-//! means) → the store (`lanyard_store`). Errors of every layer become an [`error::ApiError`],
-//! rendered as one envelope.
+//! A request flows top to bottom: [`http`] (routes, authentication, extractors) → [`domain`]
+//! (what it means) → the store (`lanyard_store`) or the [`broker`]. Every handler, command and
+//! worker calls through one [`services::Services`] value. Domain errors become the error
+//! envelope in one place, [`http::error`]. Module dependencies only point down the layers that
+//! `tests/layers.rs` checks.
 
-pub mod app;
-pub mod auth;
 pub mod broker;
+pub mod cli;
 pub mod config;
 pub mod crypto;
-pub mod docs;
 pub mod domain;
-pub mod error;
-pub mod extract;
+pub mod http;
 pub mod jwt;
 pub mod metrics;
 pub mod ratelimit;
 pub mod redis_conn;
-pub mod routes;
 pub mod secrets;
-pub mod state;
+pub mod server;
+pub mod services;
 pub mod telemetry;
 pub mod workers;
 
-pub use app::{start, RunningServer};
 pub use config::{Config, Flags};
+pub use server::{start, RunningServer};
+pub use services::Services;

@@ -1,60 +1,189 @@
-//! Prometheus metrics (CONTRACT §10). Every family is registered here, listed in [`FAMILIES`].
+//! Prometheus metrics (CONTRACT §10). Every family is registered here and listed in
+//! [`FAMILIES`]. Every label value is a registry entry, a configured host or a route template:
+//! never text taken from a request, so a scrape's size is bounded by the code and configuration.
 
-use prometheus_client::encoding::EncodeLabelSet;
+use std::sync::Arc;
+
+use lanyard_core::wire::CredentialSource;
+use lanyard_core::{Registry, Worker};
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::Registry as PromRegistry;
+
+/// A registry entry as a label value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Label<T>(pub T);
+
+impl<T: Registry> EncodeLabelValue for Label<T> {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> std::fmt::Result {
+        EncodeLabelValue::encode(&self.0.name(), encoder)
+    }
+}
+
+/// A label value fixed by configuration or the router (a host, a route template), shared.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Fixed(pub Arc<str>);
+
+impl EncodeLabelValue for Fixed {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> std::fmt::Result {
+        EncodeLabelValue::encode(&&*self.0, encoder)
+    }
+}
+
+lanyard_core::string_enum! {
+    /// The HTTP method label: the standard methods, and `other` for anything else.
+    pub enum Method {
+        Get = "GET",
+        Post = "POST",
+        Put = "PUT",
+        Patch = "PATCH",
+        Delete = "DELETE",
+        Head = "HEAD",
+        Options = "OPTIONS",
+        Other = "other",
+    }
+}
+
+impl Method {
+    pub fn of(method: &axum::http::Method) -> Self {
+        use axum::http::Method as M;
+        match *method {
+            M::GET => Method::Get,
+            M::POST => Method::Post,
+            M::PUT => Method::Put,
+            M::PATCH => Method::Patch,
+            M::DELETE => Method::Delete,
+            M::HEAD => Method::Head,
+            M::OPTIONS => Method::Options,
+            _ => Method::Other,
+        }
+    }
+}
+
+lanyard_core::string_enum! {
+    /// How a token request was answered.
+    pub enum CacheResult {
+        /// Served from the cache.
+        Hit = "hit",
+        /// This request minted.
+        Miss = "miss",
+        /// Waited for another request's mint.
+        Coalesced = "coalesced",
+    }
+}
+
+lanyard_core::string_enum! {
+    pub enum MintResult {
+        Ok = "ok",
+        Unavailable = "unavailable",
+        Rejected = "rejected",
+    }
+}
+
+lanyard_core::string_enum! {
+    pub enum RevocationResult {
+        Revoked = "revoked",
+        AlreadyDead = "already_dead",
+        Error = "error",
+    }
+}
+
+lanyard_core::string_enum! {
+    pub enum E2eOp {
+        Create = "create",
+        Reap = "reap",
+    }
+}
+
+lanyard_core::string_enum! {
+    pub enum E2eResult {
+        Ok = "ok",
+        Unauthorized = "unauthorized",
+        BadRequest = "bad_request",
+        NotTestCohort = "not_test_cohort",
+        RateLimited = "rate_limited",
+        Error = "error",
+    }
+}
+
+lanyard_core::string_enum! {
+    pub enum RunResult {
+        Ok = "ok",
+        Error = "error",
+    }
+}
+
+lanyard_core::string_enum! {
+    /// The broker's in-process caches, each bounded by size and by time.
+    pub enum CacheName {
+        Tokens = "tokens",
+        Sessions = "sessions",
+        Cooldowns = "cooldowns",
+        Flights = "flights",
+        Refreshing = "refreshing",
+        RateLimits = "rate_limits",
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct HttpLabels {
     /// The route template (`/v1/sessions/{id}`), never the raw path.
-    pub route: String,
-    pub method: String,
+    pub route: Fixed,
+    pub method: Label<Method>,
     pub status: u16,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct RouteLabels {
-    pub route: String,
-    pub method: String,
+    pub route: Fixed,
+    pub method: Label<Method>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct MintLabels {
-    pub host: String,
-    /// `ok`, `unavailable` or `rejected`.
-    pub result: &'static str,
+    /// A configured host.
+    pub host: Fixed,
+    pub result: Label<MintResult>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
-pub struct ResultLabel {
-    pub result: &'static str,
+pub struct CacheResultLabel {
+    pub result: Label<CacheResult>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct RevocationLabel {
+    pub result: Label<RevocationResult>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct SourceLabel {
-    pub source: &'static str,
+    pub source: Label<CredentialSource>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct E2eLabels {
-    /// `create` or `reap`.
-    pub op: &'static str,
-    /// `ok`, `unauthorized`, `bad_request`, `not_test_cohort`, `rate_limited` or `error`.
-    pub result: &'static str,
+    pub op: Label<E2eOp>,
+    pub result: Label<E2eResult>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct WorkerLabels {
-    pub worker: &'static str,
-    /// `ok` or `error`.
-    pub result: &'static str,
+    pub worker: Label<Worker>,
+    pub result: Label<RunResult>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct WorkerLabel {
-    pub worker: &'static str,
+    pub worker: Label<Worker>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct CacheLabel {
+    pub cache: Label<CacheName>,
 }
 
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
@@ -71,6 +200,7 @@ pub const FAMILIES: &[&str] = &[
     "lanyard_rate_limit_fail_open_total",
     "lanyard_worker_runs_total",
     "lanyard_worker_skipped_test_cohort_total",
+    "lanyard_broker_cache_entries",
 ];
 
 /// The `# TYPE` name of a listed family (counters drop their `_total` there).
@@ -80,20 +210,20 @@ pub fn type_name(family: &str) -> &str {
 
 #[derive(Debug)]
 pub struct Metrics {
-    registry: Registry,
+    registry: PromRegistry,
     pub http_requests: Family<HttpLabels, Counter>,
     pub http_duration: HistogramFamily<RouteLabels>,
     pub github_mints: Family<MintLabels, Counter>,
-    /// `hit`, `miss` (this request minted) or `coalesced` (waited for another's mint).
-    pub token_cache: Family<ResultLabel, Counter>,
-    /// `revoked`, `already_dead` or `error`.
-    pub revocations: Family<ResultLabel, Counter>,
+    pub token_cache: Family<CacheResultLabel, Counter>,
+    pub revocations: Family<RevocationLabel, Counter>,
     pub credentials_served: Family<SourceLabel, Counter>,
     pub e2e_accounts: Family<E2eLabels, Counter>,
     pub rate_limit_fail_open: Counter,
     pub worker_runs: Family<WorkerLabels, Counter>,
     /// Teams a billing, email, nudge or churn worker skipped for being test cohorts.
     pub worker_skipped_test_cohort: Family<WorkerLabel, Counter>,
+    /// Entries in each of the broker's in-process caches, set at every scrape.
+    pub broker_cache_entries: Family<CacheLabel, Gauge>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -103,99 +233,106 @@ fn latency_histogram() -> Histogram {
 
 impl Default for Metrics {
     fn default() -> Self {
-        let mut registry = Registry::default();
-        let http_requests = Family::<HttpLabels, Counter>::default();
-        registry.register(
-            "lanyard_http_requests",
-            "HTTP requests by route template, method and status",
-            http_requests.clone(),
-        );
-        let http_duration: HistogramFamily<RouteLabels> =
-            Family::new_with_constructor(latency_histogram);
-        registry.register(
-            "lanyard_http_request_duration_seconds",
-            "HTTP request latency by route template and method",
-            http_duration.clone(),
-        );
-        let github_mints = Family::<MintLabels, Counter>::default();
-        registry.register(
-            "lanyard_github_mints",
-            "Upstream token mints by host and result",
-            github_mints.clone(),
-        );
-        let token_cache = Family::<ResultLabel, Counter>::default();
-        registry.register(
-            "lanyard_github_token_cache",
-            "Token cache lookups: hit, miss or coalesced",
-            token_cache.clone(),
-        );
-        let revocations = Family::<ResultLabel, Counter>::default();
-        registry.register(
-            "lanyard_github_revocations",
-            "Token revocations at GitHub by result",
-            revocations.clone(),
-        );
-        let credentials_served = Family::<SourceLabel, Counter>::default();
-        registry.register(
-            "lanyard_credentials_served",
-            "Credentials served by source",
-            credentials_served.clone(),
-        );
-        let e2e_accounts = Family::<E2eLabels, Counter>::default();
-        registry.register(
-            "lanyard_e2e_account",
-            "Guarded e2e account operations by op and result",
-            e2e_accounts.clone(),
-        );
-        let rate_limit_fail_open = Counter::default();
-        registry.register(
-            "lanyard_rate_limit_fail_open",
-            "Calls allowed because the rate limiter's Redis was unreachable",
-            rate_limit_fail_open.clone(),
-        );
-        let worker_runs = Family::<WorkerLabels, Counter>::default();
-        registry.register(
-            "lanyard_worker_runs",
-            "Background worker runs by worker and result",
-            worker_runs.clone(),
-        );
-        let worker_skipped_test_cohort = Family::<WorkerLabel, Counter>::default();
-        registry.register(
-            "lanyard_worker_skipped_test_cohort",
-            "Test-cohort teams skipped by workers that bill, email, nudge or score",
-            worker_skipped_test_cohort.clone(),
-        );
+        let mut registry = PromRegistry::default();
+        macro_rules! family {
+            ($name:literal, $help:literal, $family:expr) => {{
+                let family = $family;
+                registry.register($name, $help, family.clone());
+                family
+            }};
+        }
         Self {
+            http_requests: family!(
+                "lanyard_http_requests",
+                "HTTP requests by route template, method and status",
+                Family::default()
+            ),
+            http_duration: family!(
+                "lanyard_http_request_duration_seconds",
+                "HTTP request latency by route template and method",
+                Family::new_with_constructor(latency_histogram as fn() -> Histogram)
+            ),
+            github_mints: family!(
+                "lanyard_github_mints",
+                "Upstream token mints by host and result",
+                Family::default()
+            ),
+            token_cache: family!(
+                "lanyard_github_token_cache",
+                "Token cache lookups: hit, miss or coalesced",
+                Family::default()
+            ),
+            revocations: family!(
+                "lanyard_github_revocations",
+                "Token revocations at GitHub by result",
+                Family::default()
+            ),
+            credentials_served: family!(
+                "lanyard_credentials_served",
+                "Credentials served by source",
+                Family::default()
+            ),
+            e2e_accounts: family!(
+                "lanyard_e2e_account",
+                "Guarded e2e account operations by op and result",
+                Family::default()
+            ),
+            rate_limit_fail_open: family!(
+                "lanyard_rate_limit_fail_open",
+                "Calls allowed because the rate limiter's Redis was unreachable",
+                Counter::default()
+            ),
+            worker_runs: family!(
+                "lanyard_worker_runs",
+                "Background worker runs by worker and result",
+                Family::default()
+            ),
+            worker_skipped_test_cohort: family!(
+                "lanyard_worker_skipped_test_cohort",
+                "Test-cohort teams skipped by workers that bill, email, nudge or score",
+                Family::default()
+            ),
+            broker_cache_entries: family!(
+                "lanyard_broker_cache_entries",
+                "Entries in each in-process cache of the broker",
+                Family::default()
+            ),
             registry,
-            http_requests,
-            http_duration,
-            github_mints,
-            token_cache,
-            revocations,
-            credentials_served,
-            e2e_accounts,
-            rate_limit_fail_open,
-            worker_runs,
-            worker_skipped_test_cohort,
         }
     }
 }
 
 impl Metrics {
-    pub fn observe_http(&self, route: &str, method: &str, status: u16, seconds: f64) {
+    pub fn observe_http(&self, route: &Fixed, method: Method, status: u16, seconds: f64) {
         self.http_requests
             .get_or_create(&HttpLabels {
-                route: route.to_string(),
-                method: method.to_string(),
+                route: route.clone(),
+                method: Label(method),
                 status,
             })
             .inc();
         self.http_duration
             .get_or_create(&RouteLabels {
-                route: route.to_string(),
-                method: method.to_string(),
+                route: route.clone(),
+                method: Label(method),
             })
             .observe(seconds);
+    }
+
+    pub fn count_cache(&self, result: CacheResult) {
+        self.token_cache
+            .get_or_create(&CacheResultLabel {
+                result: Label(result),
+            })
+            .inc();
+    }
+
+    pub fn set_cache_entries(&self, cache: CacheName, entries: u64) {
+        self.broker_cache_entries
+            .get_or_create(&CacheLabel {
+                cache: Label(cache),
+            })
+            .set(i64::try_from(entries).unwrap_or(i64::MAX));
     }
 
     /// The OpenMetrics text exposition.
@@ -214,7 +351,8 @@ mod tests {
     #[test]
     fn every_listed_family_is_exposed_and_nothing_unlisted() {
         let m = Metrics::default();
-        m.observe_http("/healthz", "GET", 200, 0.002);
+        m.observe_http(&Fixed("/healthz".into()), Method::Get, 200, 0.002);
+        m.set_cache_entries(CacheName::Tokens, 3);
         let text = m.encode();
         for family in FAMILIES {
             let declared = format!("# TYPE {} ", type_name(family));
@@ -233,5 +371,13 @@ mod tests {
             ),
             "{text}"
         );
+        assert!(text.contains(r#"lanyard_broker_cache_entries{cache="tokens"} 3"#));
+    }
+
+    #[test]
+    fn a_made_up_method_is_other() {
+        let made_up = axum::http::Method::from_bytes(&[b'X'; 20_000]).unwrap();
+        assert_eq!(Method::of(&made_up), Method::Other);
+        assert_eq!(Method::of(&axum::http::Method::PATCH).as_str(), "PATCH");
     }
 }

@@ -2,12 +2,13 @@
 //! kept in-process otherwise. Keys are hashed callers (never a secret in clear). A Redis failure
 //! fails open: the call is allowed, counted in `lanyard_rate_limit_fail_open_total`, and logged.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use lanyard_core::Clock;
+use moka::sync::Cache;
 use uuid::Uuid;
 
 use crate::metrics::Metrics;
@@ -31,8 +32,13 @@ pub struct RateLimiter {
     clock: Arc<dyn Clock>,
     redis: Option<Arc<RedisHandle>>,
     metrics: Arc<Metrics>,
-    local: Mutex<HashMap<String, VecDeque<DateTime<Utc>>>>,
+    /// Per key, the calls inside the window (at most `limit` of them). Keys idle for a whole
+    /// window are dropped, and at most [`LOCAL_KEYS`] are kept.
+    local: Cache<String, Arc<Mutex<VecDeque<DateTime<Utc>>>>>,
 }
+
+/// The most callers the in-process limiter tracks at once.
+pub const LOCAL_KEYS: u64 = 100_000;
 
 /// Atomically: drop entries older than the window, and add this call if under the limit.
 /// Returns 0 when allowed, else the milliseconds until the oldest entry leaves the window.
@@ -64,8 +70,17 @@ impl RateLimiter {
             clock,
             redis,
             metrics,
-            local: Mutex::default(),
+            local: Cache::builder()
+                .max_capacity(LOCAL_KEYS)
+                .time_to_idle(window)
+                .build(),
         }
+    }
+
+    /// How many callers the in-process limiter is tracking.
+    pub fn tracked_keys(&self) -> u64 {
+        self.local.run_pending_tasks();
+        self.local.entry_count()
     }
 
     /// Counts one call for `key` and says whether it may proceed.
@@ -106,8 +121,8 @@ impl RateLimiter {
     fn check_local(&self, key: &str) -> Decision {
         let now = self.clock.now();
         let window = chrono::Duration::from_std(self.window).unwrap_or(chrono::Duration::MAX);
-        let mut map = self.local.lock().unwrap_or_else(|e| e.into_inner());
-        let hits = map.entry(key.to_string()).or_default();
+        let entry = self.local.get_with_by_ref(key, Arc::default);
+        let mut hits = entry.lock().unwrap_or_else(|e| e.into_inner());
         while hits.front().is_some_and(|t| *t <= now - window) {
             hits.pop_front();
         }
@@ -163,5 +178,26 @@ mod tests {
         assert_eq!(rl.check("k").await, Decision::Allowed);
         assert_eq!(rl.check("k").await, Decision::Allowed);
         assert_eq!(rl.check("k").await, Decision::Limited { retry_after: 60 });
+    }
+
+    #[tokio::test]
+    async fn callers_that_go_quiet_are_forgotten() {
+        let rl = RateLimiter::new(
+            "t",
+            3,
+            Duration::from_millis(200),
+            Arc::new(ManualClock::starting_now()),
+            None,
+            Arc::default(),
+        );
+        for i in 0..1_000 {
+            rl.check(&format!("caller-{i}")).await;
+        }
+        assert_eq!(rl.tracked_keys(), 1_000);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while rl.tracked_keys() > 0 {
+            assert!(std::time::Instant::now() < deadline, "idle callers stayed");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 }

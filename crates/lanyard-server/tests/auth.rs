@@ -5,7 +5,6 @@ use base64::Engine;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use lanyard_core::{BearerSecret, SecretKind, Tier};
 use lanyard_testkit::{expect_error, TestApp, TestTeam};
-use secrecy::ExposeSecret;
 
 async fn me(app: &TestApp, credential: &str) -> reqwest::Response {
     app.get("/v1/me")
@@ -24,13 +23,9 @@ fn claims(app: &TestApp, team: &TestTeam) -> serde_json::Value {
 }
 
 fn sign(app: &TestApp, alg: Algorithm, claims: &serde_json::Value) -> String {
-    let secret = app
-        .state()
-        .secrets()
-        .jwt_secret
-        .expose_secret()
-        .as_bytes()
-        .to_vec();
+    // The server generated its secret into the data dir on first start.
+    let secret = std::fs::read_to_string(app.data_dir.path().join("jwt_secret")).unwrap();
+    let secret = secret.trim().as_bytes().to_vec();
     jsonwebtoken::encode(
         &Header::new(alg),
         claims,

@@ -178,6 +178,11 @@ async fn sessions_validate_repos_permissions_quota_and_ttl() {
         );
     }
     let widgets = w.fake.repo_url("acme", "widgets");
+    let r = post(serde_json::json!({"repos": [widgets], "permissions": {}}))
+        .await
+        .unwrap();
+    let body = expect_error(r, "invalid_permissions", &url).await;
+    assert!(body["message"].as_str().unwrap().contains("at least one"));
     let r = post(serde_json::json!({"repos": [widgets], "permissions": {"contents": "owner"}}))
         .await
         .unwrap();
@@ -232,7 +237,9 @@ async fn served_token_works_with_real_git_in_scope_only() {
     assert_eq!(body["host"], w.fake.host);
     assert_eq!(body["owner"], "acme");
     assert_eq!(body["repositories"], serde_json::json!(["widgets"]));
-    assert_eq!(body["permissions"]["contents"], "write");
+    // No permissions asked: the documented defaults, read only.
+    assert_eq!(body["permissions"]["contents"], "read");
+    assert_eq!(body["scheme"], "http", "the fake's api_url is http");
     let token = body["token"].as_str().unwrap();
     assert!(expiry(&body) - w.clock.now() >= chrono::Duration::minutes(15));
 
@@ -251,6 +258,14 @@ async fn served_token_works_with_real_git_in_scope_only() {
     assert_eq!(w.fake.git_auth_failures(), 1);
     let mint = &w.fake.mints()[0];
     assert_eq!(mint.repositories, ["widgets"]);
+    assert_eq!(
+        mint.permissions,
+        [("contents", "read"), ("metadata", "read")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect::<std::collections::BTreeMap<_, _>>(),
+        "GitHub was asked for the defaults, not for everything the installation has"
+    );
     assert_eq!(mint.installation_id, 1001);
 }
 

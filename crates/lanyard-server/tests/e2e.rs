@@ -414,7 +414,7 @@ async fn hidden_routes_are_served_but_not_documented() {
         .json()
         .await
         .unwrap();
-    for (method, path, reason) in lanyard_server::routes::HIDDEN_ROUTES {
+    for (method, path, reason) in lanyard_server::http::routes::HIDDEN_ROUTES {
         assert!(!reason.is_empty());
         assert!(
             doc["paths"][*path][method.to_lowercase()].is_null(),
@@ -434,7 +434,8 @@ async fn hidden_routes_are_served_but_not_documented() {
 
 #[tokio::test]
 async fn the_backstop_sweep_reaps_only_stale_test_teams() {
-    use lanyard_server::workers::Worker;
+    use lanyard_core::Worker;
+    use lanyard_server::workers::run_once;
     let (app, t) = enabled().await;
     let real = app.create_team("Old customer", Tier::Free).await;
     let stale: serde_json::Value =
@@ -447,7 +448,9 @@ async fn the_backstop_sweep_reaps_only_stale_test_teams() {
     let fresh: serde_json::Value = create(&app, &t, None).await.json().await.unwrap();
 
     assert_eq!(
-        Worker::TestCohortSweep.run_once(app.state()).await.unwrap(),
+        run_once(Worker::TestCohortSweep, app.services())
+            .await
+            .unwrap(),
         1
     );
     let id = |v: &serde_json::Value| {
@@ -471,8 +474,11 @@ async fn the_backstop_sweep_reaps_only_stale_test_teams() {
     );
     let audit = app.store().list_audit(id(&stale), 10, None).await.unwrap();
     assert_eq!(audit[0].kind, "e2e.account.reaped");
+    assert_eq!(audit[0].actor, "sweep", "the sweep audits as itself");
     assert_eq!(
-        Worker::TestCohortSweep.run_once(app.state()).await.unwrap(),
+        run_once(Worker::TestCohortSweep, app.services())
+            .await
+            .unwrap(),
         0,
         "idempotent"
     );

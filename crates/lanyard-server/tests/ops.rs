@@ -170,7 +170,7 @@ async fn openapi_document_covers_every_route_and_matches_the_cli() {
     );
     assert_eq!(
         served.trim(),
-        lanyard_server::routes::openapi_json().trim(),
+        lanyard_server::http::routes::openapi_json().trim(),
         "`lanyard openapi` prints what is served"
     );
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());

@@ -6,14 +6,14 @@
 #[ignore = "run after the whole suite, by .ci/run"]
 fn every_route_is_covered_by_an_integration_test() {
     let doc: serde_json::Value =
-        serde_json::from_str(&lanyard_server::routes::openapi_json()).unwrap();
+        serde_json::from_str(&lanyard_server::http::routes::openapi_json()).unwrap();
     let mut expected = Vec::new();
     for (path, item) in doc["paths"].as_object().unwrap() {
         for method in item.as_object().unwrap().keys() {
             expected.push(format!("{} {path}", method.to_uppercase()));
         }
     }
-    for (method, path, _) in lanyard_server::routes::HIDDEN_ROUTES {
+    for (method, path, _) in lanyard_server::http::routes::HIDDEN_ROUTES {
         expected.push(format!("{method} {path}"));
     }
     let recorded = lanyard_testkit::coverage::recorded();

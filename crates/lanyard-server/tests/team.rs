@@ -31,7 +31,15 @@ async fn audit_is_newest_first_and_pages_with_a_cursor() {
         ]
     );
     assert_eq!(events[0]["data"]["label"], "three");
-    assert!(events[0]["actor"].as_str().unwrap().starts_with("api_key:"));
+    assert_eq!(events[0]["actor"], "team", "the actor is a registry kind");
+    assert!(events[0]["actor_id"]
+        .as_str()
+        .unwrap()
+        .starts_with("api_key:"));
+    assert_eq!(
+        events[4]["actor"], "operator",
+        "the test team was made as the CLI does"
+    );
     assert!(
         all.get("next_cursor").is_none(),
         "one page holds everything"

@@ -1,21 +1,30 @@
 //! Teams, users and API keys.
 
 use chrono::{DateTime, Utc};
-use lanyard_core::{AuditKind, Email, TeamName, Tier};
-use sqlx::Row;
+use lanyard_core::{Actor, AuditKind, Email, Label, TeamName, Tier};
 use uuid::Uuid;
 
 use crate::audit::insert_audit;
 use crate::{on_pool, AuditEvent, Store, StoreError, StoreResult};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A team. Columns are selected with [`TEAM_COLUMNS`], so the record maps the same way alone
+/// and inside a join.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct TeamRecord {
+    #[sqlx(rename = "team_id")]
     pub id: Uuid,
+    #[sqlx(rename = "team_name")]
     pub name: String,
+    #[sqlx(rename = "team_tier", try_from = "String")]
     pub tier: Tier,
+    #[sqlx(rename = "team_test_cohort")]
     pub is_test_cohort: bool,
+    #[sqlx(rename = "team_created_at")]
     pub created_at: DateTime<Utc>,
 }
+
+pub(crate) const TEAM_COLUMNS: &str = "t.id AS team_id, t.name AS team_name, t.tier AS team_tier, \
+     t.is_test_cohort AS team_test_cohort, t.created_at AS team_created_at";
 
 /// A team to create, with an optional verified primary user.
 #[derive(Debug, Clone)]
@@ -25,7 +34,7 @@ pub struct NewTeam {
     pub is_test_cohort: bool,
     pub primary_user: Option<Email>,
     /// Who is creating it, for the audit log.
-    pub actor: String,
+    pub actor: Actor,
     /// More audit records for the same transaction (e.g. `e2e.account.created`).
     pub extra_audit: Vec<AuditEvent>,
 }
@@ -33,7 +42,7 @@ pub struct NewTeam {
 /// An API key to store: only its lookup id and hash, never the plaintext.
 #[derive(Debug, Clone)]
 pub struct NewApiKey {
-    pub label: String,
+    pub label: Label,
     pub lookup: String,
     pub hash: String,
 }
@@ -46,38 +55,57 @@ pub struct CreatedTeam {
 }
 
 /// What authenticating with an API key needs, in one round trip.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ApiKeyPrincipal {
     pub key_id: Uuid,
+    #[sqlx(rename = "key_hash")]
     pub hash: String,
+    #[sqlx(flatten)]
     pub team: TeamRecord,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct UserPrincipal {
     pub user_id: Uuid,
+    #[sqlx(rename = "user_email")]
     pub email: String,
+    #[sqlx(flatten)]
     pub team: TeamRecord,
 }
 
-/// Builds a [`TeamRecord`] from a row that selected [`TEAM_COLUMNS`].
-macro_rules! team_from_row {
-    ($row:expr) => {{
-        let tier: String = $row.try_get("team_tier")?;
-        Ok::<$crate::TeamRecord, $crate::StoreError>($crate::TeamRecord {
-            id: $row.try_get("team_id")?,
-            name: $row.try_get("team_name")?,
-            tier: lanyard_core::Tier::parse(&tier)
-                .ok_or_else(|| $crate::StoreError::Corrupt(format!("unknown tier {tier:?}")))?,
-            is_test_cohort: $row.try_get("team_test_cohort")?,
-            created_at: $row.try_get("team_created_at")?,
-        })
+/// An API key as listed to its team: never the hash or the secret.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ApiKeyRecord {
+    pub id: Uuid,
+    pub label: String,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// Inserts one API key row on `$exec` (a transaction).
+macro_rules! insert_api_key {
+    ($exec:expr, $id:expr, $team_id:expr, $key:expr, $now:expr) => {{
+        let key: &NewApiKey = $key;
+        sqlx::query(
+            "INSERT INTO api_keys (id, team_id, label, lookup, hash, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind($id)
+        .bind($team_id)
+        .bind(key.label.as_str())
+        .bind(&key.lookup)
+        .bind(&key.hash)
+        .bind($now)
+        .execute($exec)
+        .await
     }};
 }
-pub(crate) use team_from_row;
 
-pub(crate) const TEAM_COLUMNS: &str = "t.id AS team_id, t.name AS team_name, t.tier AS team_tier, \
-                            t.is_test_cohort AS team_test_cohort, t.created_at AS team_created_at";
+fn key_created(key_id: Uuid, key: &NewApiKey, actor: &Actor) -> AuditEvent {
+    AuditEvent::new(AuditKind::ApiKeyCreated, actor.clone())
+        .subject(key_id)
+        .data(serde_json::json!({ "label": key.label.as_str() }))
+}
 
 impl Store {
     /// Creates a team, its primary user and first API key, and their audit records, atomically.
@@ -96,6 +124,11 @@ impl Store {
         };
         let user_id = new.primary_user.as_ref().map(|_| Uuid::new_v4());
         let api_key_id = api_key.map(|_| Uuid::new_v4());
+        let created = AuditEvent::new(AuditKind::TeamCreated, new.actor.clone())
+            .subject(team.id)
+            .data(serde_json::json!({
+                "name": team.name, "tier": team.tier, "is_test_cohort": team.is_test_cohort,
+            }));
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             sqlx::query(
@@ -109,11 +142,6 @@ impl Store {
             .bind(now)
             .execute(&mut *tx)
             .await?;
-            let created = AuditEvent::new(AuditKind::TeamCreated, &new.actor)
-                .subject(team.id)
-                .data(serde_json::json!({
-                    "name": team.name, "tier": team.tier.as_str(), "is_test_cohort": team.is_test_cohort,
-                }));
             insert_audit!(&mut *tx, team.id, &created, now)?;
             if let (Some(email), Some(user_id)) = (&new.primary_user, user_id) {
                 sqlx::query(
@@ -130,22 +158,8 @@ impl Store {
                 .await?;
             }
             if let (Some(key), Some(key_id)) = (api_key, api_key_id) {
-                sqlx::query(
-                    "INSERT INTO api_keys (id, team_id, label, lookup, hash, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6)",
-                )
-                .bind(key_id)
-                .bind(team.id)
-                .bind(&key.label)
-                .bind(&key.lookup)
-                .bind(&key.hash)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-                let event = AuditEvent::new(AuditKind::ApiKeyCreated, &new.actor)
-                    .subject(key_id)
-                    .data(serde_json::json!({ "label": key.label }));
-                insert_audit!(&mut *tx, team.id, &event, now)?;
+                insert_api_key!(&mut *tx, key_id, team.id, key, now)?;
+                insert_audit!(&mut *tx, team.id, &key_created(key_id, key, &new.actor), now)?;
             }
             for event in &new.extra_audit {
                 insert_audit!(&mut *tx, team.id, event, now)?;
@@ -162,11 +176,9 @@ impl Store {
 
     pub async fn get_team(&self, team_id: Uuid) -> StoreResult<Option<TeamRecord>> {
         let sql = format!("SELECT {TEAM_COLUMNS} FROM teams t WHERE t.id = $1");
-        on_pool!(self, pool => {
-            let row = sqlx::query(&sql).bind(team_id).fetch_optional(pool).await?;
-            row.map(|row| team_from_row!(row))
-                .transpose()
-        })
+        Ok(on_pool!(self, pool => {
+            sqlx::query_as(&sql).bind(team_id).fetch_optional(pool).await?
+        }))
     }
 
     /// The live API key with this lookup id, and its team. The caller checks the hash.
@@ -175,17 +187,9 @@ impl Store {
             "SELECT k.id AS key_id, k.hash AS key_hash, {TEAM_COLUMNS} FROM api_keys k \
              JOIN teams t ON t.id = k.team_id WHERE k.lookup = $1 AND k.revoked_at IS NULL"
         );
-        on_pool!(self, pool => {
-            let row = sqlx::query(&sql).bind(lookup).fetch_optional(pool).await?;
-            row.map(|row| {
-                Ok(ApiKeyPrincipal {
-                    key_id: row.try_get("key_id")?,
-                    hash: row.try_get("key_hash")?,
-                    team: team_from_row!(row)?,
-                })
-            })
-            .transpose()
-        })
+        Ok(on_pool!(self, pool => {
+            sqlx::query_as(&sql).bind(lookup).fetch_optional(pool).await?
+        }))
     }
 
     /// The user with this id in this team, if both still exist.
@@ -198,21 +202,11 @@ impl Store {
             "SELECT u.id AS user_id, u.email AS user_email, {TEAM_COLUMNS} FROM users u \
              JOIN teams t ON t.id = u.team_id WHERE u.id = $1 AND u.team_id = $2"
         );
-        on_pool!(self, pool => {
-            let row = sqlx::query(&sql).bind(user_id).bind(team_id).fetch_optional(pool).await?;
-            row.map(|row| {
-                Ok(UserPrincipal {
-                    user_id: row.try_get("user_id")?,
-                    email: row.try_get("user_email")?,
-                    team: team_from_row!(row)?,
-                })
-            })
-            .transpose()
-        })
+        Ok(on_pool!(self, pool => {
+            sqlx::query_as(&sql).bind(user_id).bind(team_id).fetch_optional(pool).await?
+        }))
     }
-}
 
-impl Store {
     /// Deletes a test-cohort team with its users, keys, connections and sessions (by cascade),
     /// writing `audit` in the same transaction. Audit records about the team are kept. A real
     /// team is never deleted, whatever races: the condition is in the statement itself.
@@ -240,15 +234,25 @@ impl Store {
             Ok(deleted == 1)
         })
     }
-}
 
-/// An API key as listed to its team: never the hash or the secret.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiKeyRecord {
-    pub id: Uuid,
-    pub label: String,
-    pub created_at: DateTime<Utc>,
-    pub revoked_at: Option<DateTime<Utc>>,
+    /// Test-cohort teams created before `before`, oldest first (for the backstop sweep).
+    pub async fn stale_test_teams(
+        &self,
+        before: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<Uuid>> {
+        Ok(on_pool!(self, pool => {
+            sqlx::query_scalar(
+                "SELECT id FROM teams WHERE is_test_cohort = $1 AND created_at < $2 \
+                 ORDER BY created_at LIMIT $3",
+            )
+            .bind(true)
+            .bind(before)
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await?
+        }))
+    }
 }
 
 impl Store {
@@ -257,32 +261,19 @@ impl Store {
         &self,
         team_id: Uuid,
         key: &NewApiKey,
-        actor: &str,
+        actor: &Actor,
         now: DateTime<Utc>,
     ) -> StoreResult<ApiKeyRecord> {
         let record = ApiKeyRecord {
             id: Uuid::new_v4(),
-            label: key.label.clone(),
+            label: key.label.as_str().to_string(),
             created_at: now,
             revoked_at: None,
         };
-        let event = AuditEvent::new(AuditKind::ApiKeyCreated, actor)
-            .subject(record.id)
-            .data(serde_json::json!({ "label": key.label }));
+        let event = key_created(record.id, key, actor);
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
-            sqlx::query(
-                "INSERT INTO api_keys (id, team_id, label, lookup, hash, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(record.id)
-            .bind(team_id)
-            .bind(&key.label)
-            .bind(&key.lookup)
-            .bind(&key.hash)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+            insert_api_key!(&mut *tx, record.id, team_id, key, now)?;
             insert_audit!(&mut *tx, team_id, &event, now)?;
             tx.commit().await?;
             Ok::<(), StoreError>(())
@@ -291,26 +282,15 @@ impl Store {
     }
 
     pub async fn list_api_keys(&self, team_id: Uuid) -> StoreResult<Vec<ApiKeyRecord>> {
-        on_pool!(self, pool => {
-            let rows = sqlx::query(
+        Ok(on_pool!(self, pool => {
+            sqlx::query_as(
                 "SELECT id, label, created_at, revoked_at FROM api_keys WHERE team_id = $1 \
                  ORDER BY created_at, id",
             )
             .bind(team_id)
             .fetch_all(pool)
-            .await?;
-            rows.iter()
-                .map(|row| {
-                    Ok(ApiKeyRecord {
-                        id: row.try_get("id")?,
-                        label: row.try_get("label")?,
-                        created_at: row.try_get("created_at")?,
-                        revoked_at: row.try_get("revoked_at")?,
-                    })
-                })
-                .collect::<Result<Vec<_>, sqlx::Error>>()
-                .map_err(Into::into)
-        })
+            .await?
+        }))
     }
 
     /// Revokes one of the team's live keys. `false` if there is no such live key in this team.
@@ -318,10 +298,10 @@ impl Store {
         &self,
         team_id: Uuid,
         key_id: Uuid,
-        actor: &str,
+        actor: &Actor,
         now: DateTime<Utc>,
     ) -> StoreResult<bool> {
-        let event = AuditEvent::new(AuditKind::ApiKeyRevoked, actor).subject(key_id);
+        let event = AuditEvent::new(AuditKind::ApiKeyRevoked, actor.clone()).subject(key_id);
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             let changed = sqlx::query(
@@ -338,27 +318,6 @@ impl Store {
             }
             tx.commit().await?;
             Ok(changed == 1)
-        })
-    }
-}
-
-impl Store {
-    /// Test-cohort teams created before `before`, oldest first (for the backstop sweep).
-    pub async fn stale_test_teams(
-        &self,
-        before: DateTime<Utc>,
-        limit: u32,
-    ) -> StoreResult<Vec<Uuid>> {
-        on_pool!(self, pool => {
-            let rows = sqlx::query(
-                "SELECT id FROM teams WHERE is_test_cohort = $1 AND created_at < $2 ORDER BY created_at LIMIT $3",
-            )
-            .bind(true)
-            .bind(before)
-            .bind(i64::from(limit))
-            .fetch_all(pool)
-            .await?;
-            rows.iter().map(|r| r.try_get("id")).collect::<Result<Vec<Uuid>, _>>().map_err(Into::into)
         })
     }
 }

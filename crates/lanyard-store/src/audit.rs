@@ -1,8 +1,7 @@
 //! The append-only audit log. Rows have no foreign key to their team, so they survive its deletion.
 
 use chrono::{DateTime, Utc};
-use lanyard_core::AuditKind;
-use sqlx::Row;
+use lanyard_core::{Actor, AuditKind};
 use uuid::Uuid;
 
 use crate::{on_pool, Store, StoreResult};
@@ -11,8 +10,7 @@ use crate::{on_pool, Store, StoreResult};
 #[derive(Debug, Clone)]
 pub struct AuditEvent {
     pub kind: AuditKind,
-    /// Who did it: `api_key:<id>`, `user:<id>`, `cli`, `e2e`, `system`.
-    pub actor: String,
+    pub actor: Actor,
     /// The object it concerns, such as a key or session id.
     pub subject: Option<String>,
     /// Non-secret details.
@@ -20,10 +18,10 @@ pub struct AuditEvent {
 }
 
 impl AuditEvent {
-    pub fn new(kind: AuditKind, actor: impl Into<String>) -> Self {
+    pub fn new(kind: AuditKind, actor: Actor) -> Self {
         Self {
             kind,
-            actor: actor.into(),
+            actor,
             subject: None,
             data: serde_json::json!({}),
         }
@@ -40,14 +38,17 @@ impl AuditEvent {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+/// A stored record. `kind` and `actor` stay strings, so records written by another version
+/// of Lanyard still list.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct AuditRecord {
     pub id: i64,
     pub team_id: Option<Uuid>,
-    /// The stored kind. A string, so records written by a newer binary still list.
     pub kind: String,
     pub actor: String,
+    pub actor_id: Option<String>,
     pub subject: Option<String>,
+    #[sqlx(json)]
     pub data: serde_json::Value,
     pub created_at: DateTime<Utc>,
 }
@@ -57,14 +58,15 @@ macro_rules! insert_audit {
     ($exec:expr, $team_id:expr, $event:expr, $now:expr) => {{
         let event: &$crate::AuditEvent = $event;
         sqlx::query(
-            "INSERT INTO audit_events (team_id, kind, actor, subject, data, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO audit_events (team_id, kind, actor, actor_id, subject, data, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind($team_id)
         .bind(event.kind.as_str())
-        .bind(&event.actor)
+        .bind(event.actor.kind.as_str())
+        .bind(&event.actor.id)
         .bind(&event.subject)
-        .bind(event.data.to_string())
+        .bind(sqlx::types::Json(&event.data))
         .bind($now)
         .execute($exec)
         .await
@@ -81,31 +83,16 @@ impl Store {
         before: Option<i64>,
     ) -> StoreResult<Vec<AuditRecord>> {
         let before = before.unwrap_or(i64::MAX);
-        on_pool!(self, pool => {
-            let rows = sqlx::query(
-                "SELECT id, team_id, kind, actor, subject, data, created_at FROM audit_events \
-                 WHERE team_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
+        Ok(on_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT id, team_id, kind, actor, actor_id, subject, data, created_at \
+                 FROM audit_events WHERE team_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
             )
             .bind(team_id)
             .bind(before)
             .bind(i64::from(limit))
             .fetch_all(pool)
-            .await?;
-            rows.iter()
-                .map(|row| {
-                    let data: String = row.try_get("data")?;
-                    Ok(AuditRecord {
-                        id: row.try_get("id")?,
-                        team_id: row.try_get("team_id")?,
-                        kind: row.try_get("kind")?,
-                        actor: row.try_get("actor")?,
-                        subject: row.try_get("subject")?,
-                        data: serde_json::from_str(&data).unwrap_or(serde_json::Value::Null),
-                        created_at: row.try_get("created_at")?,
-                    })
-                })
-                .collect::<Result<Vec<_>, sqlx::Error>>()
-                .map_err(Into::into)
-        })
+            .await?
+        }))
     }
 }

@@ -1,8 +1,9 @@
 //! Lanyard's persistence.
 //!
 //! One SQL implementation serves SQLite and Postgres: each query is written once, with `$n`
-//! placeholders that both drivers accept, and [`on_pool!`] compiles it for each backend. Handlers
-//! never see SQL; they call the methods here, which take and return domain records.
+//! placeholders that both drivers accept, and [`on_pool!`] compiles it for each backend. Rows map
+//! through `sqlx::FromRow`, and migrations run through sqlx's migrator. Handlers never see SQL;
+//! they call the methods here, which take and return domain records.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -13,19 +14,24 @@ use sqlx::{PgPool, SqlitePool};
 
 mod accounts;
 mod audit;
-mod github;
+mod connections;
 mod migrate;
+mod sessions;
+#[cfg(feature = "testing")]
 pub mod testing;
+mod tokens;
 mod url;
 
 pub use accounts::{
     ApiKeyPrincipal, ApiKeyRecord, CreatedTeam, NewApiKey, NewTeam, TeamRecord, UserPrincipal,
 };
 pub use audit::{AuditEvent, AuditRecord};
-pub use github::{
-    ConnectionKind, ConnectionRecord, NewScope, NewSession, QuotaExceeded, RunnerSession,
-    ScopeLock, ScopeRecord, SessionRecord, SessionStatus, StopOutcome, TokenRecord,
+pub use connections::{ConnectionKind, ConnectionRecord};
+pub use sessions::{
+    NewScope, NewSession, QuotaExceeded, RunnerSession, ScopeRecord, SessionRecord, SessionStatus,
+    StopOutcome,
 };
+pub use tokens::{ScopeLock, TokenRecord};
 pub use url::{DatabaseUrl, DatabaseUrlError, Dialect};
 
 /// Runs `$body` with `$pool` bound to the concrete pool, once per backend.
@@ -58,6 +64,9 @@ impl From<sqlx::Error> for StoreError {
         match e {
             sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
                 StoreError::Unavailable(e)
+            }
+            sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => {
+                StoreError::Corrupt(e.to_string())
             }
             other => StoreError::Database(other),
         }

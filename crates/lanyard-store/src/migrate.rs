@@ -1,109 +1,154 @@
-//! A small migration runner over per-dialect SQL folders.
+//! Migrations through sqlx's migrator: one folder per dialect, checksummed, each migration in
+//! its own transaction, serialised across replicas by sqlx's advisory lock on Postgres.
 //!
-//! Each migration runs in its own transaction together with its bookkeeping row, so a failure
-//! leaves the schema at the previous version. On Postgres an advisory lock serialises replicas
-//! that start at the same moment.
+//! Databases made before Lanyard used sqlx's migrator kept their history in `lanyard_migrations`
+//! (names, no checksums). `adopt_legacy_history!` moves that history into `_sqlx_migrations`
+//! once, in one transaction, so such a database upgrades in place.
 
-use chrono::Utc;
-use sqlx::{Executor, Row};
+use sqlx::migrate::{Migrate, MigrateError, Migrator};
+use sqlx::{Connection, Row};
 
-use crate::{on_pool, Dialect, Store, StoreError, StoreResult};
+use crate::{Pool, Store, StoreError, StoreResult};
 
-struct Migration {
-    version: i64,
-    name: &'static str,
-    sqlite: &'static str,
-    postgres: &'static str,
-}
+static SQLITE: Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES: Migrator = sqlx::migrate!("./migrations/postgres");
 
-macro_rules! migration {
-    ($version:literal, $name:literal) => {
-        Migration {
-            version: $version,
-            name: $name,
-            sqlite: include_str!(concat!("../migrations/sqlite/", $name, ".sql")),
-            postgres: include_str!(concat!("../migrations/postgres/", $name, ".sql")),
+/// Serialises the legacy adoption across replicas (the key the old runner locked with).
+const LEGACY_LOCK_KEY: i64 = 0x4c61_6e79_6172_6401;
+
+/// Moves a legacy `lanyard_migrations` history into `_sqlx_migrations`, checking that every
+/// legacy name is the migration this binary has at that version. Idempotent. A macro, so the one
+/// body serves both concrete connection types.
+macro_rules! adopt_legacy_history {
+    ($conn:expr, $migrator:expr, $exists_sql:expr) => {{
+        let conn = $conn;
+        let migrator: &Migrator = $migrator;
+        let legacy: i64 = sqlx::query($exists_sql).fetch_one(&mut *conn).await?.try_get(0)?;
+        if legacy > 0 {
+            conn.ensure_migrations_table()
+                .await
+                .map_err(|e| StoreError::Migration(e.to_string()))?;
+            let mut tx = conn.begin().await?;
+            let rows = sqlx::query("SELECT version, name FROM lanyard_migrations ORDER BY version")
+                .fetch_all(&mut *tx)
+                .await?;
+            for row in rows {
+                let version: i64 = row.try_get(0)?;
+                let name: String = row.try_get(1)?;
+                let known = migrator.iter().find(|m| m.version == version).ok_or_else(|| {
+                    StoreError::Migration(format!(
+                        "the database has migration {name}, which this binary does not know"
+                    ))
+                })?;
+                if file_name(version, &known.description) != name {
+                    return Err(StoreError::Migration(format!(
+                        "the database has migration {name} where this binary has {}",
+                        file_name(version, &known.description)
+                    )));
+                }
+                sqlx::query(
+                    "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+                     SELECT $1, $2, TRUE, $3, 0 WHERE NOT EXISTS (SELECT 1 FROM _sqlx_migrations WHERE version = $1)",
+                )
+                .bind(version)
+                .bind(known.description.to_string())
+                .bind(known.checksum.to_vec())
+                .execute(&mut *tx)
+                .await?;
+            }
+            sqlx::query("DROP TABLE lanyard_migrations").execute(&mut *tx).await?;
+            tx.commit().await?;
+            tracing::info!("adopted the legacy migration history into _sqlx_migrations");
         }
-    };
+        Ok::<(), StoreError>(())
+    }};
 }
 
-const MIGRATIONS: &[Migration] = &[migration!(1, "0001_accounts"), migration!(2, "0002_github")];
-
-const BOOKKEEPING: &str = "CREATE TABLE IF NOT EXISTS lanyard_migrations (
-    version BIGINT PRIMARY KEY,
-    name TEXT NOT NULL,
-    applied_at TEXT NOT NULL
-)";
-
-/// Arbitrary constant identifying Lanyard's migration lock.
-const PG_LOCK_KEY: i64 = 0x4c61_6e79_6172_6401;
+const SQLITE_LEGACY: &str =
+    "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'lanyard_migrations'";
+const POSTGRES_LEGACY: &str = "SELECT COUNT(*) FROM information_schema.tables \
+     WHERE table_schema = current_schema() AND table_name = 'lanyard_migrations'";
 
 pub(crate) async fn run(store: &Store) -> StoreResult<usize> {
-    let dialect = store.dialect();
-    on_pool!(store, pool => {
-        let mut conn = pool.acquire().await?;
-        if dialect == Dialect::Postgres {
-            sqlx::query("SELECT pg_advisory_lock($1)").bind(PG_LOCK_KEY).execute(&mut *conn).await?;
+    match &store.pool {
+        Pool::Sqlite(pool) => {
+            let mut conn = pool.acquire().await?;
+            adopt_legacy_history!(&mut *conn, &SQLITE, SQLITE_LEGACY)?;
+            let before = applied(&mut *conn).await?;
+            drop(conn);
+            SQLITE.run(pool).await.map_err(|e| explain(&SQLITE, e))?;
+            let mut conn = pool.acquire().await?;
+            Ok(applied(&mut *conn).await? - before)
         }
-        let result = async {
-            conn.execute(BOOKKEEPING).await?;
-            let rows = sqlx::query("SELECT version, name FROM lanyard_migrations ORDER BY version")
-                .fetch_all(&mut *conn)
+        Pool::Postgres(pool) => {
+            let mut conn = pool.acquire().await?;
+            sqlx::query("SELECT pg_advisory_lock($1)")
+                .bind(LEGACY_LOCK_KEY)
+                .execute(&mut *conn)
                 .await?;
-            let mut applied = Vec::with_capacity(rows.len());
-            for row in rows {
-                applied.push((row.try_get::<i64, _>("version")?, row.try_get::<String, _>("name")?));
-            }
-            check_history(&applied)?;
-            let mut count = 0;
-            for m in MIGRATIONS.iter().skip(applied.len()) {
-                let sql = match dialect {
-                    Dialect::Sqlite => m.sqlite,
-                    Dialect::Postgres => m.postgres,
-                };
-                let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-                sqlx::raw_sql(sql).execute(&mut *tx).await.map_err(|e| {
-                    StoreError::Migration(format!("{} failed: {e}", m.name))
-                })?;
-                sqlx::query("INSERT INTO lanyard_migrations (version, name, applied_at) VALUES ($1, $2, $3)")
-                    .bind(m.version)
-                    .bind(m.name)
-                    .bind(Utc::now().to_rfc3339())
-                    .execute(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-                tracing::info!(version = m.version, name = m.name, "applied migration");
-                count += 1;
-            }
-            Ok::<usize, StoreError>(count)
+            let adopted =
+                async { adopt_legacy_history!(&mut *conn, &POSTGRES, POSTGRES_LEGACY) }.await;
+            sqlx::query("SELECT pg_advisory_unlock($1)")
+                .bind(LEGACY_LOCK_KEY)
+                .execute(&mut *conn)
+                .await?;
+            adopted?;
+            let before = applied(&mut *conn).await?;
+            drop(conn);
+            POSTGRES
+                .run(pool)
+                .await
+                .map_err(|e| explain(&POSTGRES, e))?;
+            let mut conn = pool.acquire().await?;
+            Ok(applied(&mut *conn).await? - before)
         }
-        .await;
-        if dialect == Dialect::Postgres {
-            sqlx::query("SELECT pg_advisory_unlock($1)").bind(PG_LOCK_KEY).execute(&mut *conn).await?;
-        }
-        result
-    })
+    }
 }
 
-/// The database's history must be a prefix of ours: same versions, same names, none newer.
-fn check_history(applied: &[(i64, String)]) -> StoreResult<()> {
-    if applied.len() > MIGRATIONS.len() {
-        return Err(StoreError::Migration(format!(
-            "the database has {} migrations but this binary knows only {}; it was migrated by a \
-             newer Lanyard",
-            applied.len(),
-            MIGRATIONS.len()
-        )));
-    }
-    for ((version, name), known) in applied.iter().zip(MIGRATIONS) {
-        if *version != known.version || name != known.name {
-            return Err(StoreError::Migration(format!(
-                "the database has migration {version} {name:?} where this binary expects {} {:?}",
-                known.version, known.name
-            )));
-        }
-    }
-    Ok(())
+/// How many migrations the database records as applied.
+async fn applied<C>(conn: &mut C) -> StoreResult<usize>
+where
+    C: Migrate + Send,
+{
+    conn.ensure_migrations_table()
+        .await
+        .map_err(|e| StoreError::Migration(e.to_string()))?;
+    let list = conn
+        .list_applied_migrations()
+        .await
+        .map_err(|e| StoreError::Migration(e.to_string()))?;
+    Ok(list.len())
+}
+
+/// The file name a migration was read from, as an operator sees it: `0002_github`.
+fn file_name(version: i64, description: &str) -> String {
+    format!("{version:04}_{}", description.replace(' ', "_"))
+}
+
+/// Turns sqlx's error into one sentence that names the migration at fault.
+fn explain(migrator: &Migrator, e: MigrateError) -> StoreError {
+    let name = |v: i64| {
+        migrator
+            .iter()
+            .find(|m| m.version == v)
+            .map_or_else(|| format!("{v:04}"), |m| file_name(v, &m.description))
+    };
+    StoreError::Migration(match e {
+        MigrateError::VersionMismatch(v) => format!(
+            "migration {} was edited after it was applied to this database (its checksum \
+             differs); restore the released file and add a new migration instead",
+            name(v)
+        ),
+        MigrateError::VersionMissing(v) => format!(
+            "the database has migration {v:04}, which this binary does not know: it was \
+             migrated by a newer Lanyard"
+        ),
+        MigrateError::Dirty(v) => format!(
+            "migration {} failed part-way on an earlier start; repair the database by hand",
+            name(v)
+        ),
+        other => other.to_string(),
+    })
 }
 
 #[cfg(test)]
@@ -111,24 +156,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn versions_are_dense_and_both_dialects_exist() {
-        for (i, m) in MIGRATIONS.iter().enumerate() {
-            assert_eq!(m.version, i as i64 + 1, "{}", m.name);
-            assert!(
-                !m.sqlite.trim().is_empty() && !m.postgres.trim().is_empty(),
-                "{}",
-                m.name
-            );
-        }
-    }
-
-    #[test]
-    fn foreign_history_is_refused() {
-        assert!(check_history(&[(1, "0001_accounts".into())]).is_ok());
-        assert!(check_history(&[(1, "0001_other".into())]).is_err());
-        let too_many: Vec<_> = (1..=MIGRATIONS.len() as i64 + 1)
-            .map(|v| (v, String::new()))
-            .collect();
-        assert!(check_history(&too_many).is_err());
+    fn both_dialects_have_the_same_migrations() {
+        let names = |m: &Migrator| {
+            m.iter()
+                .map(|m| file_name(m.version, &m.description))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names(&SQLITE), names(&POSTGRES));
+        assert_eq!(names(&SQLITE)[..2], ["0001_accounts", "0002_github"]);
     }
 }

@@ -35,6 +35,45 @@ pub async fn fresh_postgres_database(server_url: &str) -> DatabaseUrl {
     DatabaseUrl::parse(&with_database_name(server_url, &name)).expect("derived URL parses")
 }
 
+/// The databases a store test runs on: SQLite in `dir` always, and a fresh Postgres database
+/// when `TEST_DATABASE_URL` is set.
+pub async fn databases_under_test(dir: &std::path::Path) -> Vec<DatabaseUrl> {
+    let mut urls = vec![DatabaseUrl::sqlite_in(dir)];
+    if let Some(server) = postgres_under_test() {
+        urls.push(fresh_postgres_database(&server).await);
+    }
+    urls
+}
+
+/// Runs a SQL script on the database at `url` over its own connection (to set up states the
+/// store itself would never write, such as a legacy schema).
+pub async fn execute_script(url: &DatabaseUrl, sql: &str) {
+    match url.dialect() {
+        crate::Dialect::Sqlite => {
+            let options: sqlx::sqlite::SqliteConnectOptions =
+                url.expose().parse().expect("sqlite URL");
+            let mut conn = sqlx::SqliteConnection::connect_with(&options.create_if_missing(true))
+                .await
+                .expect("connect to sqlite");
+            sqlx::raw_sql(sql)
+                .execute(&mut conn)
+                .await
+                .expect("script runs");
+            let _ = conn.close().await;
+        }
+        crate::Dialect::Postgres => {
+            let mut conn = PgConnection::connect(url.expose())
+                .await
+                .expect("connect to postgres");
+            sqlx::raw_sql(sql)
+                .execute(&mut conn)
+                .await
+                .expect("script runs");
+            let _ = conn.close().await;
+        }
+    }
+}
+
 /// Replaces the database name in a postgres URL, keeping credentials and query parameters.
 pub fn with_database_name(server_url: &str, name: &str) -> String {
     let (base, query) = match server_url.split_once('?') {

@@ -1,8 +1,8 @@
 //! The store's behaviour, on SQLite always and on Postgres when `TEST_DATABASE_URL` is set.
 
 use chrono::{Duration, Utc};
-use lanyard_core::{AuditKind, BearerSecret, Email, SecretKind, TeamName, Tier};
-use lanyard_store::testing::{fresh_postgres_database, postgres_under_test};
+use lanyard_core::{Actor, AuditKind, BearerSecret, Email, Label, SecretKind, TeamName, Tier};
+use lanyard_store::testing::databases_under_test;
 use lanyard_store::{AuditEvent, DatabaseUrl, NewApiKey, NewTeam, Store};
 use tempfile::TempDir;
 
@@ -14,12 +14,8 @@ struct Backend {
 
 async fn backends() -> Vec<Backend> {
     let dir = TempDir::new().unwrap();
-    let mut urls = vec![DatabaseUrl::sqlite_in(dir.path())];
-    if let Some(server) = postgres_under_test() {
-        urls.push(fresh_postgres_database(&server).await);
-    }
     let mut out = Vec::new();
-    for url in urls {
+    for url in databases_under_test(dir.path()).await {
         let store = Store::connect(&url).await.unwrap();
         store.migrate().await.unwrap();
         out.push(Backend {
@@ -39,7 +35,7 @@ fn new_team(name: &str, email: Option<&str>) -> NewTeam {
         tier: Tier::Hobby,
         is_test_cohort: false,
         primary_user: email.map(|e| Email::parse(e).unwrap()),
-        actor: "test".into(),
+        actor: Actor::operator(),
         extra_audit: vec![],
     }
 }
@@ -47,7 +43,7 @@ fn new_team(name: &str, email: Option<&str>) -> NewTeam {
 fn new_key() -> (BearerSecret, NewApiKey) {
     let secret = BearerSecret::generate(SecretKind::ApiKey);
     let key = NewApiKey {
-        label: "default".into(),
+        label: Label::default_label(),
         lookup: secret.lookup.clone(),
         hash: secret.hash.clone(),
     };
@@ -125,7 +121,7 @@ async fn audit_lists_newest_first_pages_and_outlives_the_team() {
         let mut team = new_team("Audited", None);
         team.is_test_cohort = true;
         team.extra_audit = (0..3)
-            .map(|i| AuditEvent::new(AuditKind::SessionCreated, "test").subject(i))
+            .map(|i| AuditEvent::new(AuditKind::SessionCreated, Actor::operator()).subject(i))
             .collect();
         let created = b.store.create_team(&team, Some(&key), now).await.unwrap();
         let all = b
@@ -158,7 +154,7 @@ async fn audit_lists_newest_first_pages_and_outlives_the_team() {
             vec![all[2].id, all[3].id]
         );
 
-        let reaped = AuditEvent::new(AuditKind::E2eAccountReaped, "test");
+        let reaped = AuditEvent::new(AuditKind::E2eAccountReaped, Actor::e2e());
         let real = b
             .store
             .create_team(&new_team("Real", None), None, now)

@@ -9,11 +9,11 @@ pub mod fake_github;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use lanyard_core::{Email, ErrorCode, ManualClock, TeamName, Tier};
+use lanyard_core::{Actor, Email, ErrorCode, ManualClock, TeamName, Tier};
 use lanyard_server::config::{Config, Flags};
 use lanyard_server::domain::accounts::create_team;
-use lanyard_server::state::AppState;
 use lanyard_server::RunningServer;
+use lanyard_server::Services;
 use lanyard_store::testing::{fresh_postgres_database, postgres_under_test};
 use lanyard_store::{DatabaseUrl, NewTeam, Store};
 use secrecy::ExposeSecret;
@@ -63,7 +63,7 @@ pub mod coverage {
 
 /// Appends the routes this server answered with 2xx to the coverage ledger.
 fn record_coverage(server: &RunningServer) {
-    let routes = coverage::successful_routes(&server.state.metrics().encode());
+    let routes = coverage::successful_routes(&server.services.metrics().encode());
     let dir = coverage::ledger_dir();
     if !routes.is_empty() && std::fs::create_dir_all(&dir).is_ok() {
         let name = format!("{}-{}.txt", std::process::id(), Uuid::new_v4().simple());
@@ -245,16 +245,17 @@ impl TestApp {
         self.start().await;
     }
 
-    pub fn state(&self) -> &AppState {
-        &self.server.as_ref().expect("server is running").state
+    /// The running server's services: what its handlers, commands and workers call through.
+    pub fn services(&self) -> &Services {
+        &self.server.as_ref().expect("server is running").services
     }
 
     pub fn store(&self) -> &Store {
-        self.state().store()
+        self.services().store()
     }
 
     pub fn public_url(&self) -> String {
-        self.state().public_url().to_string()
+        self.services().public_url().to_string()
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -282,10 +283,10 @@ impl TestApp {
             tier,
             is_test_cohort: false,
             primary_user: Some(Email::parse(&email).expect("valid email")),
-            actor: "test".into(),
+            actor: Actor::operator(),
             extra_audit: vec![],
         };
-        let created = create_team(self.store(), &self.clock, &input)
+        let created = create_team(self.services(), &input)
             .await
             .expect("team created");
         TestTeam {
@@ -299,7 +300,7 @@ impl TestApp {
     /// A valid session JWT for the team's primary user, issued now for an hour.
     pub fn jwt_for(&self, team: &TestTeam) -> String {
         let now = self.server_clock.now();
-        self.state()
+        self.services()
             .jwt()
             .issue(
                 team.user_id,

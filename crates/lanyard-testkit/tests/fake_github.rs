@@ -1,7 +1,7 @@
 //! The fake GitHub is faithful where Lanyard depends on it: app JWTs are checked, tokens expire
 //! by its clock, and revocation is final.
 
-use std::collections::BTreeMap;
+use lanyard_core::github::PermissionSet;
 use std::sync::Arc;
 
 use lanyard_core::{ManualClock, SystemClock};
@@ -46,7 +46,7 @@ async fn tokens_expire_and_revoke_and_failures_are_typed() {
     let fake = FakeGithub::start(Arc::new(clock.clone())).await;
     fake.add_installation(5, "acme", &["widgets"]);
     let gh = client(&fake, APP_ID, Arc::new(clock.clone()));
-    let perms = BTreeMap::from([("contents".to_string(), "read".to_string())]);
+    let perms = PermissionSet::parse([("contents", "read")]).unwrap();
     let minted = gh.mint(5, &["widgets".into()], &perms).await.unwrap();
     let token = secrecy::ExposeSecret::expose_secret(&minted.token).to_string();
     assert!(token.starts_with("ghs_") && fake.token_is_live(&token));

@@ -1,11 +1,21 @@
-//! Creating teams and their first API key.
+//! Teams and their API keys.
 
-use lanyard_core::{BearerSecret, Clock, SecretKind};
-use lanyard_store::{ApiKeyRecord, NewApiKey, NewTeam, Store, StoreError, TeamRecord};
+use lanyard_core::{Actor, BearerSecret, Label, SecretKind};
+use lanyard_store::{ApiKeyRecord, NewApiKey, NewTeam, StoreError, TeamRecord};
 use secrecy::SecretString;
 use uuid::Uuid;
 
-/// The result. `api_key` is the only copy of the plaintext: show it once.
+use crate::services::Services;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    #[error("the team has no such live API key")]
+    KeyNotFound,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A created team. `api_key` is the only copy of the plaintext: show it once.
 #[derive(Debug)]
 pub struct TeamCreated {
     pub team: TeamRecord,
@@ -13,14 +23,24 @@ pub struct TeamCreated {
     pub api_key: SecretString,
 }
 
+/// A fresh key: the secret to show once, and what the store keeps of it.
+fn new_api_key(label: Label) -> (BearerSecret, NewApiKey) {
+    let secret = BearerSecret::generate(SecretKind::ApiKey);
+    let key = NewApiKey {
+        label,
+        lookup: secret.lookup.clone(),
+        hash: secret.hash.clone(),
+    };
+    (secret, key)
+}
+
 /// Creates a team with a fresh API key, in one transaction with its audit records.
-pub async fn create_team(
-    store: &Store,
-    clock: &dyn Clock,
-    new: &NewTeam,
-) -> Result<TeamCreated, StoreError> {
-    let (secret, key) = new_api_key("default");
-    let created = store.create_team(new, Some(&key), clock.now()).await?;
+pub async fn create_team(svc: &Services, new: &NewTeam) -> Result<TeamCreated, AccountError> {
+    let (secret, key) = new_api_key(Label::default_label());
+    let created = svc
+        .store()
+        .create_team(new, Some(&key), svc.clock().now())
+        .await?;
     Ok(TeamCreated {
         team: created.team,
         user_id: created.user_id,
@@ -28,28 +48,31 @@ pub async fn create_team(
     })
 }
 
-/// A fresh key: the secret to show once, and what the store keeps of it.
-fn new_api_key(label: &str) -> (BearerSecret, NewApiKey) {
-    let secret = BearerSecret::generate(SecretKind::ApiKey);
-    let key = NewApiKey {
-        label: label.to_string(),
-        lookup: secret.lookup.clone(),
-        hash: secret.hash.clone(),
-    };
-    (secret, key)
-}
-
 /// Issues another API key for a team. The plaintext is returned once and never stored.
 pub async fn issue_api_key(
-    store: &Store,
-    clock: &dyn Clock,
+    svc: &Services,
     team_id: Uuid,
-    label: &str,
-    actor: &str,
-) -> Result<(ApiKeyRecord, SecretString), StoreError> {
+    label: Label,
+    actor: &Actor,
+) -> Result<(ApiKeyRecord, SecretString), AccountError> {
     let (secret, key) = new_api_key(label);
-    let record = store
-        .create_api_key(team_id, &key, actor, clock.now())
+    let record = svc
+        .store()
+        .create_api_key(team_id, &key, actor, svc.clock().now())
         .await?;
     Ok((record, secret.plaintext))
+}
+
+/// Revokes one of the team's live keys; it stops working at once.
+pub async fn revoke_api_key(
+    svc: &Services,
+    team_id: Uuid,
+    key_id: Uuid,
+    actor: &Actor,
+) -> Result<(), AccountError> {
+    let revoked = svc
+        .store()
+        .revoke_api_key(team_id, key_id, actor, svc.clock().now())
+        .await?;
+    revoked.then_some(()).ok_or(AccountError::KeyNotFound)
 }

@@ -1,14 +1,15 @@
 //! Guarded ephemeral test accounts (CONTRACT §8): create an isolated test-cohort team with a
 //! verified primary user, and reap it. Nothing here can touch a team that is not a test cohort.
 
-use lanyard_core::{AuditKind, BearerSecret, Email, ErrorCode, SecretKind, TeamName, Tier};
-use lanyard_store::{AuditEvent, NewSession, NewTeam};
-use secrecy::ExposeSecret;
+use chrono::{DateTime, Utc};
+use lanyard_core::github::PermissionSet;
+use lanyard_core::{Actor, AuditKind, BearerSecret, Email, SecretKind, TeamName, Tier};
+use lanyard_store::{AuditEvent, NewSession, NewTeam, StoreError};
+use secrecy::SecretString;
 use uuid::Uuid;
 
-use crate::domain::sessions::{default_permissions, stop};
-use crate::error::{ApiError, ApiResult};
-use crate::state::AppState;
+use crate::domain::sessions::{self, SessionError};
+use crate::services::Services;
 
 /// Tiers a test account may have.
 pub const ALLOWED_TIERS: &[Tier] = &[
@@ -21,52 +22,77 @@ pub const ALLOWED_TIERS: &[Tier] = &[
 /// The JWT of a test account lives this long.
 pub const SESSION_JWT_TTL: chrono::Duration = chrono::Duration::hours(1);
 const EMAIL_DOMAIN: &str = "e2e.lanyard.invalid";
-pub const ACTOR: &str = "e2e";
 
-/// The answer to a tier that is not a tier name (or not a string at all).
-pub fn invalid_tier() -> ApiError {
-    ApiError::new(
-        ErrorCode::InvalidTier,
-        "tier must be one of anonymous, free, hobby, hobby_plus or pro.",
-    )
+#[derive(Debug, thiserror::Error)]
+pub enum E2eError {
+    #[error("tier must be one of anonymous, free, hobby, hobby_plus or pro")]
+    InvalidTier,
+    #[error("test accounts cannot use the {0} tier")]
+    TierNotAllowed(Tier),
+    #[error("this team is not a test cohort; the e2e surface never changes it")]
+    NotTestCohort,
+    #[error("seeding the test session failed: {0}")]
+    Seed(String),
+    #[error(transparent)]
+    Session(#[from] SessionError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// Parses a requested tier: `team` and `growth` are real-customer tiers and refused.
-pub fn parse_tier(raw: Option<&str>) -> ApiResult<Tier> {
+pub fn parse_tier(raw: Option<&str>) -> Result<Tier, E2eError> {
     let Some(raw) = raw else {
         return Ok(Tier::Free);
     };
     match Tier::parse(raw) {
         Some(t) if ALLOWED_TIERS.contains(&t) => Ok(t),
-        Some(t) => Err(ApiError::new(
-            ErrorCode::TierNotAllowed,
-            format!("Test accounts cannot use the {t} tier."),
-        )),
-        None => Err(invalid_tier()),
+        Some(t) => Err(E2eError::TierNotAllowed(t)),
+        None => Err(E2eError::InvalidTier),
     }
 }
 
+/// A token seeded into a test account.
+#[derive(Debug)]
+pub struct SeededToken {
+    pub session_id: Uuid,
+    pub token: SecretString,
+}
+
+/// A created test account. Its secrets are shown once.
+#[derive(Debug)]
+pub struct E2eAccount {
+    pub team_id: Uuid,
+    pub user_id: Uuid,
+    pub email: Email,
+    pub tier: Tier,
+    pub session_jwt: SecretString,
+    pub expires_at: DateTime<Utc>,
+    pub seeded: Vec<SeededToken>,
+}
+
+/// Creates a test-cohort team with a verified primary user in one transaction, and with
+/// `with_resources` one active session.
 pub async fn create(
-    state: &AppState,
+    svc: &Services,
     tier: Tier,
     with_resources: bool,
-) -> ApiResult<serde_json::Value> {
+) -> Result<E2eAccount, E2eError> {
     let tag = Uuid::new_v4().simple().to_string();
     let email = Email::parse(&format!("e2e-cohort+{}@{EMAIL_DOMAIN}", &tag[..16]))
-        .map_err(|e| ApiError::internal(anyhow::anyhow!("generated email: {e}")))?;
+        .expect("a generated address is valid");
     let new = NewTeam {
         name: TeamName::parse(&format!("e2e cohort {}", &tag[..8])).expect("valid generated name"),
         tier,
         is_test_cohort: true,
         primary_user: Some(email.clone()),
-        actor: ACTOR.into(),
-        extra_audit: vec![AuditEvent::new(AuditKind::E2eAccountCreated, ACTOR)
-            .data(serde_json::json!({ "tier": tier.as_str(), "with_resources": with_resources }))],
+        actor: Actor::e2e(),
+        extra_audit: vec![AuditEvent::new(AuditKind::E2eAccountCreated, Actor::e2e())
+            .data(serde_json::json!({ "tier": tier, "with_resources": with_resources }))],
     };
-    let now = state.clock().now();
-    let created = state.store().create_team(&new, None, now).await?;
+    let now = svc.clock().now();
+    let created = svc.store().create_team(&new, None, now).await?;
     let user_id = created.user_id.expect("created with a primary user");
-    let (jwt, claims) = state.jwt().issue(
+    let (jwt, claims) = svc.jwt().issue(
         user_id,
         created.team.id,
         email.as_str(),
@@ -75,75 +101,106 @@ pub async fn create(
     );
     let mut seeded = Vec::new();
     if with_resources {
-        let runner = BearerSecret::generate(SecretKind::RunnerToken);
-        let session = NewSession {
-            team_id: created.team.id,
-            runner_lookup: runner.lookup.clone(),
-            runner_hash: runner.hash.clone(),
-            repos: vec![],
-            permissions: default_permissions(),
-            expires_at: now
-                + chrono::Duration::from_std(tier.limits().default_session_ttl)
-                    .unwrap_or(SESSION_JWT_TTL),
-            scopes: vec![],
-        };
-        let limit = tier.limits().max_active_sessions;
-        match state.store().create_session(&session, limit, ACTOR, now).await {
-            Ok(Ok(s)) => seeded.push(serde_json::json!({
-                "kind": "runner_token", "session_id": s.id, "token": runner.plaintext.expose_secret(),
-            })),
-            outcome => {
+        match seed_session(svc, created.team.id, tier, now).await {
+            Ok(token) => seeded.push(token),
+            Err(e) => {
                 // Leave nothing half-made behind.
-                let _ = state.store().delete_test_team(created.team.id, None, now).await;
-                return Err(ApiError::internal(anyhow::anyhow!("seeding the test session failed: {outcome:?}")));
+                let _ = svc
+                    .store()
+                    .delete_test_team(created.team.id, None, now)
+                    .await;
+                return Err(e);
             }
         }
     }
-    Ok(serde_json::json!({
-        "team_id": created.team.id,
-        "user_id": user_id,
-        "email": email.as_str(),
-        "tier": tier.as_str(),
-        "session_jwt": jwt,
-        "expires_at": chrono::DateTime::from_timestamp(claims.exp, 0),
-        "seeded_count": seeded.len(),
-        "seeded_tokens": seeded,
-    }))
+    Ok(E2eAccount {
+        team_id: created.team.id,
+        user_id,
+        email,
+        tier,
+        session_jwt: SecretString::from(jwt),
+        expires_at: DateTime::from_timestamp(claims.exp, 0).unwrap_or(now + SESSION_JWT_TTL),
+        seeded,
+    })
 }
 
-pub async fn reap(state: &AppState, team_id: Uuid) -> ApiResult<serde_json::Value> {
-    let gone = serde_json::json!({"ok": true, "team_id": team_id, "already_gone": true});
-    let Some(team) = state.store().get_team(team_id).await? else {
-        return Ok(gone);
+async fn seed_session(
+    svc: &Services,
+    team_id: Uuid,
+    tier: Tier,
+    now: DateTime<Utc>,
+) -> Result<SeededToken, E2eError> {
+    let runner = BearerSecret::generate(SecretKind::RunnerToken);
+    let session = NewSession {
+        team_id,
+        runner_lookup: runner.lookup.clone(),
+        runner_hash: runner.hash.clone(),
+        repos: vec![],
+        permissions: PermissionSet::defaults(),
+        expires_at: now
+            + chrono::Duration::from_std(tier.limits().default_session_ttl)
+                .unwrap_or(SESSION_JWT_TTL),
+        scopes: vec![],
+    };
+    let limit = tier.limits().max_active_sessions;
+    match svc
+        .store()
+        .create_session(&session, limit, &Actor::e2e(), now)
+        .await?
+    {
+        Ok(s) => Ok(SeededToken {
+            session_id: s.id,
+            token: runner.plaintext,
+        }),
+        Err(quota) => Err(E2eError::Seed(format!(
+            "the tier allows no session ({} active)",
+            quota.active
+        ))),
+    }
+}
+
+/// What a reap did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reaped {
+    /// No such team (never created, or reaped before).
+    AlreadyGone,
+    Deleted {
+        sessions_stopped: usize,
+    },
+}
+
+/// Stops every session of a test team (revoking what only they held) and deletes it. `actor`
+/// is `e2e` for CI, `sweep` for the backstop sweep.
+pub async fn reap(svc: &Services, team_id: Uuid, actor: &Actor) -> Result<Reaped, E2eError> {
+    let Some(team) = svc.store().get_team(team_id).await? else {
+        return Ok(Reaped::AlreadyGone);
     };
     if !team.is_test_cohort {
-        return Err(ApiError::new(
-            ErrorCode::NotTestCohort,
-            "This team is not a test cohort; the e2e surface never changes it.",
-        ));
+        return Err(E2eError::NotTestCohort);
     }
     let mut stopped = 0;
-    for session in state.store().list_sessions(team.id, u32::MAX).await? {
+    for session in svc.store().list_sessions(team.id, u32::MAX).await? {
         if session.stopped_at.is_some() {
             continue;
         }
-        match stop(state, team.id, session.id, ACTOR).await {
+        match sessions::stop(svc, team.id, session.id, actor).await {
             Ok(_) => stopped += 1,
-            Err(e) if e.code == ErrorCode::NotFound => {} // raced with another reap
-            Err(e) => return Err(e),
+            Err(SessionError::NotFound) => {} // raced with another reap
+            Err(e) => return Err(e.into()),
         }
     }
-    let event = AuditEvent::new(AuditKind::E2eAccountReaped, ACTOR)
+    let event = AuditEvent::new(AuditKind::E2eAccountReaped, actor.clone())
         .subject(team.id)
-        .data(serde_json::json!({ "sessions_stopped": stopped, "tier": team.tier.as_str() }));
-    if !state
+        .data(serde_json::json!({ "sessions_stopped": stopped, "tier": team.tier }));
+    let deleted = svc
         .store()
-        .delete_test_team(team.id, Some(&event), state.clock().now())
-        .await?
-    {
-        return Ok(gone);
-    }
-    Ok(
-        serde_json::json!({"ok": true, "team_id": team_id, "sessions_stopped": stopped, "team_deleted": true}),
-    )
+        .delete_test_team(team.id, Some(&event), svc.clock().now())
+        .await?;
+    Ok(if deleted {
+        Reaped::Deleted {
+            sessions_stopped: stopped,
+        }
+    } else {
+        Reaped::AlreadyGone
+    })
 }

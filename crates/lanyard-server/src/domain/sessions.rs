@@ -1,34 +1,91 @@
-//! Agent sessions: create (strict repo parsing, connections, tier quota and TTL), stop (revoking
-//! the tokens this session alone still held), and pick the credential a runner asks for.
+//! Agent sessions: create (repositories on configured hosts and connected owners, tier quota and
+//! TTL) and stop (revoking the tokens this session alone still held).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
-use lanyard_core::github::{validate_permissions, RepoRef};
-use lanyard_core::{BearerSecret, ErrorCode, SecretKind};
-use lanyard_store::{NewScope, NewSession, RunnerSession, ScopeRecord, SessionRecord};
+use lanyard_core::github::{Owner, PermissionError, PermissionSet, RepoRef, RepoRefError, Scheme};
+use lanyard_core::{Actor, BearerSecret, SecretKind, Tier};
+use lanyard_store::{NewScope, NewSession, SessionRecord, StoreError, TeamRecord};
 use secrecy::SecretString;
 use uuid::Uuid;
 
-use crate::auth::TeamAuth;
 use crate::broker::cache_key;
-use crate::error::{ApiError, ApiResult};
-use crate::state::AppState;
+use crate::services::Services;
 
 /// At most this many repositories per session.
 pub const MAX_REPOS: usize = 100;
 
-pub fn default_permissions() -> BTreeMap<String, String> {
-    BTreeMap::from([
-        ("contents".into(), "write".into()),
-        ("metadata".into(), "read".into()),
-    ])
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("repos must list 1 to {MAX_REPOS} repository URLs")]
+    RepoCount,
+    #[error(transparent)]
+    InvalidRepo(#[from] RepoRefError),
+    #[error("{repo} is on {host:?}, which is not configured on this deployment")]
+    UnknownHost { repo: String, host: String },
+    #[error("{repo} must use the {scheme} scheme of its host")]
+    WrongScheme { repo: String, scheme: Scheme },
+    #[error(transparent)]
+    InvalidPermissions(#[from] PermissionError),
+    #[error("ttl_seconds must be positive")]
+    InvalidTtl,
+    #[error("the {tier} tier allows sessions of at most {max_seconds} seconds")]
+    TtlTooLong { tier: Tier, max_seconds: u64 },
+    #[error("{repo} cannot be served: {owner} is not connected to this team on {host}")]
+    RepoNotConnected {
+        repo: String,
+        host: String,
+        owner: Owner,
+    },
+    #[error("the team has {active} active sessions, the most its {tier} tier allows")]
+    QuotaExceeded { active: i64, tier: Tier },
+    #[error("the team has no such session")]
+    NotFound,
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
-#[derive(Debug)]
+/// A session to create, parsed from the wire form.
+#[derive(Debug, Clone)]
 pub struct CreateSession {
-    pub repos: Vec<String>,
-    pub permissions: Option<BTreeMap<String, String>>,
-    pub ttl_seconds: Option<i64>,
+    /// Distinct, sorted.
+    pub repos: Vec<RepoRef>,
+    pub permissions: PermissionSet,
+    /// `None`: the tier's default.
+    pub ttl: Option<Duration>,
+}
+
+impl CreateSession {
+    /// Parses repository URLs, permissions (the defaults when absent) and the TTL. The error
+    /// names the first bad value.
+    pub fn parse(
+        repos: &[String],
+        permissions: Option<&BTreeMap<String, String>>,
+        ttl_seconds: Option<i64>,
+    ) -> Result<Self, SessionError> {
+        if repos.is_empty() || repos.len() > MAX_REPOS {
+            return Err(SessionError::RepoCount);
+        }
+        let repos: BTreeSet<RepoRef> = repos
+            .iter()
+            .map(|r| RepoRef::parse(r))
+            .collect::<Result<_, _>>()?;
+        let permissions = match permissions {
+            None => PermissionSet::defaults(),
+            Some(p) => PermissionSet::parse(p.iter().map(|(k, v)| (k.as_str(), v.as_str())))?,
+        };
+        let ttl = match ttl_seconds {
+            None => None,
+            Some(s) if s <= 0 => return Err(SessionError::InvalidTtl),
+            Some(s) => Some(Duration::from_secs(s.unsigned_abs())),
+        };
+        Ok(Self {
+            repos: repos.into_iter().collect(),
+            permissions,
+            ttl,
+        })
+    }
 }
 
 #[derive(Debug)]
@@ -37,126 +94,96 @@ pub struct CreatedSession {
     pub runner_token: SecretString,
 }
 
-/// Parses every repo URL against the configured hosts; the error names the first bad one.
-fn parse_repos(state: &AppState, raw: &[String]) -> ApiResult<Vec<RepoRef>> {
-    if raw.is_empty() || raw.len() > MAX_REPOS {
-        return Err(ApiError::new(
-            ErrorCode::InvalidRepoUrl,
-            format!("repos must list 1 to {MAX_REPOS} repository URLs."),
-        ));
-    }
-    let mut repos = BTreeSet::new();
-    for url in raw {
-        let repo = RepoRef::parse(url).map_err(|e| ApiError::new(ErrorCode::InvalidRepoUrl, e))?;
-        let Some(host) = state.broker().hosts().get(&repo.host) else {
-            return Err(ApiError::new(
-                ErrorCode::UnknownGithubHost,
-                format!(
-                    "{url:?} is on {:?}, which is not configured on this deployment.",
-                    repo.host
-                ),
-            ));
+/// Checks every repository against the configured hosts and the team's connections, and groups
+/// them into one scope per (host, owner).
+async fn scopes(
+    svc: &Services,
+    team_id: Uuid,
+    input: &CreateSession,
+) -> Result<Vec<NewScope>, SessionError> {
+    for repo in &input.repos {
+        let Some(host) = svc.hosts().get(&repo.host) else {
+            return Err(SessionError::UnknownHost {
+                repo: repo.to_string(),
+                host: repo.host.clone(),
+            });
         };
-        if !host.api_url().starts_with(&format!("{}://", repo.scheme)) {
-            return Err(ApiError::new(
-                ErrorCode::InvalidRepoUrl,
-                format!(
-                    "{url:?} must use the {} scheme of its host.",
-                    host.api_url().split("://").next().unwrap_or("https")
-                ),
-            ));
+        if repo.scheme != host.scheme {
+            return Err(SessionError::WrongScheme {
+                repo: repo.to_string(),
+                scheme: host.scheme,
+            });
         }
-        repos.insert(repo);
     }
-    Ok(repos.into_iter().collect())
-}
-
-pub async fn create(
-    state: &AppState,
-    auth: &TeamAuth,
-    input: CreateSession,
-) -> ApiResult<CreatedSession> {
-    let repos = parse_repos(state, &input.repos)?;
-    let permissions = input.permissions.unwrap_or_else(default_permissions);
-    validate_permissions(&permissions)
-        .map_err(|e| ApiError::new(ErrorCode::InvalidPermissions, e))?;
-    let limits = auth.team.tier.limits();
-    let ttl = match input.ttl_seconds {
-        None => limits.default_session_ttl,
-        Some(s) if s <= 0 => {
-            return Err(ApiError::new(
-                ErrorCode::InvalidTtl,
-                "ttl_seconds must be positive.",
-            ))
-        }
-        Some(s) => std::time::Duration::from_secs(s.unsigned_abs()),
-    };
-    if ttl > limits.max_session_ttl {
-        return Err(ApiError::new(
-            ErrorCode::TtlTooLong,
-            format!(
-                "The {} tier allows sessions of at most {} seconds.",
-                auth.team.tier,
-                limits.max_session_ttl.as_secs()
-            ),
-        ));
-    }
-    let connections = state.store().list_connections(auth.team.id).await?;
-    let mut by_owner: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
-    for repo in &repos {
+    let connections = svc.store().list_connections(team_id).await?;
+    let mut by_owner: BTreeMap<(&str, &Owner), Vec<String>> = BTreeMap::new();
+    for repo in &input.repos {
         by_owner
-            .entry((repo.host.clone(), repo.owner.clone()))
+            .entry((repo.host.as_str(), &repo.owner))
             .or_default()
-            .push(repo.name.clone());
+            .push(repo.name.to_string());
     }
     let mut scopes = Vec::with_capacity(by_owner.len());
     for ((host, owner), names) in by_owner {
         let Some(connection) = connections
             .iter()
-            .find(|c| c.host == host && c.owner == owner)
+            .find(|c| c.host == host && &c.owner == owner)
         else {
-            let repo = repos
+            let repo = input
+                .repos
                 .iter()
-                .find(|r| r.host == host && r.owner == owner)
+                .find(|r| r.host == host && &r.owner == owner)
                 .expect("grouped from repos");
-            return Err(ApiError::new(
-                ErrorCode::RepoNotConnected,
-                format!(
-                    "{repo} cannot be served: {owner} is not connected to this team on {host}."
-                ),
-            )
-            .with_detail("repo", repo.to_string().into()));
+            return Err(SessionError::RepoNotConnected {
+                repo: repo.to_string(),
+                host: host.to_string(),
+                owner: owner.clone(),
+            });
         };
         scopes.push(NewScope {
-            cache_key: cache_key(auth.team.id, &host, connection, &names, &permissions),
-            host,
-            owner,
+            cache_key: cache_key(team_id, host, connection, &names, &input.permissions),
+            host: host.to_string(),
+            owner: owner.clone(),
             repositories: names,
         });
     }
+    Ok(scopes)
+}
+
+/// Creates a session for the team; its runner token is returned once.
+pub async fn create(
+    svc: &Services,
+    team: &TeamRecord,
+    input: CreateSession,
+    actor: &Actor,
+) -> Result<CreatedSession, SessionError> {
+    let limits = team.tier.limits();
+    let ttl = input.ttl.unwrap_or(limits.default_session_ttl);
+    if ttl > limits.max_session_ttl {
+        return Err(SessionError::TtlTooLong {
+            tier: team.tier,
+            max_seconds: limits.max_session_ttl.as_secs(),
+        });
+    }
+    let scopes = scopes(svc, team.id, &input).await?;
     let runner = BearerSecret::generate(SecretKind::RunnerToken);
-    let now = state.clock().now();
+    let now = svc.clock().now();
     let new = NewSession {
-        team_id: auth.team.id,
+        team_id: team.id,
         runner_lookup: runner.lookup.clone(),
         runner_hash: runner.hash.clone(),
-        repos: repos.iter().map(ToString::to_string).collect(),
-        permissions,
+        repos: input.repos.iter().map(ToString::to_string).collect(),
+        permissions: input.permissions,
         expires_at: now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::hours(1)),
         scopes,
     };
-    let session = state
+    let session = svc
         .store()
-        .create_session(&new, limits.max_active_sessions, &auth.actor(), now)
+        .create_session(&new, limits.max_active_sessions, actor, now)
         .await?
-        .map_err(|q| {
-            ApiError::new(
-                ErrorCode::QuotaExceeded,
-                format!(
-                    "The team has {} active sessions, the most its {} tier allows.",
-                    q.active, auth.team.tier
-                ),
-            )
+        .map_err(|q| SessionError::QuotaExceeded {
+            active: q.active,
+            tier: team.tier,
         })?;
     Ok(CreatedSession {
         session,
@@ -164,54 +191,30 @@ pub async fn create(
     })
 }
 
-/// Stops a session; returns it and how many tokens were revoked at GitHub.
-pub async fn stop(
-    state: &AppState,
-    team_id: Uuid,
-    id: Uuid,
-    actor: &str,
-) -> ApiResult<(SessionRecord, usize)> {
-    let outcome = state
-        .store()
-        .stop_session(team_id, id, actor, state.clock().now())
-        .await?
-        .ok_or_else(ApiError::not_found)?;
-    state.broker().forget_session(id);
-    let revoked = state.broker().revoke(outcome.revoke).await;
-    Ok((outcome.session, revoked))
+/// A stopped session and how many tokens were revoked at GitHub because of it.
+#[derive(Debug)]
+pub struct Stopped {
+    pub session: SessionRecord,
+    pub tokens_revoked: usize,
 }
 
-/// The scope a credential request names. `host` may be omitted when the session is on one host,
-/// `owner` when it is under one owner there; otherwise 422 `owner_required` with the choices.
-pub fn pick_scope<'a>(
-    session: &'a RunnerSession,
-    host: Option<&str>,
-    owner: Option<&str>,
-) -> ApiResult<&'a ScopeRecord> {
-    let host = host.map(str::to_ascii_lowercase);
-    let owner = owner.map(str::to_ascii_lowercase);
-    let matching: Vec<&ScopeRecord> = session
-        .scopes
-        .iter()
-        .filter(|s| host.as_deref().is_none_or(|h| s.host == h))
-        .filter(|s| owner.as_deref().is_none_or(|o| s.owner == o))
-        .collect();
-    match matching.as_slice() {
-        [one] => Ok(one),
-        [] => Err(ApiError::new(
-            ErrorCode::NotFound,
-            "This session has no repositories under that host and owner.",
-        )),
-        many => {
-            let choices: Vec<_> = many
-                .iter()
-                .map(|s| serde_json::json!({"host": s.host, "owner": s.owner}))
-                .collect();
-            Err(ApiError::new(
-                ErrorCode::OwnerRequired,
-                "This session spans several hosts or owners; pass host and owner.",
-            )
-            .with_detail("choices", choices.into()))
-        }
-    }
+/// Stops a session: its runner gets 410 at once on this replica (within the session cache's
+/// lifetime on others), and tokens only it held are revoked at GitHub.
+pub async fn stop(
+    svc: &Services,
+    team_id: Uuid,
+    id: Uuid,
+    actor: &Actor,
+) -> Result<Stopped, SessionError> {
+    let outcome = svc
+        .store()
+        .stop_session(team_id, id, actor, svc.clock().now())
+        .await?
+        .ok_or(SessionError::NotFound)?;
+    svc.broker().forget_session(&outcome.runner_lookup);
+    let tokens_revoked = svc.broker().revoke(outcome.revoke).await;
+    Ok(Stopped {
+        session: outcome.session,
+        tokens_revoked,
+    })
 }

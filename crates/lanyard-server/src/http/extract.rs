@@ -7,7 +7,10 @@ use axum::http::StatusCode;
 use lanyard_core::ErrorCode;
 use serde::de::DeserializeOwned;
 
-use crate::error::ApiError;
+use super::error::ApiError;
+
+/// Largest request body accepted, in bytes.
+pub const BODY_LIMIT: usize = 64 * 1024;
 
 /// A JSON body. Malformed → 400 `invalid_body`, wrong content type → 415, too large → 413.
 #[derive(Debug, Clone, Copy, Default)]
@@ -34,7 +37,7 @@ fn json_rejection(rejection: &JsonRejection) -> ApiError {
             ErrorCode::PayloadTooLarge,
             format!(
                 "The body is larger than the {} KiB this server accepts.",
-                crate::app::BODY_LIMIT / 1024
+                BODY_LIMIT / 1024
             ),
         ),
         JsonRejection::JsonSyntaxError(_) => {

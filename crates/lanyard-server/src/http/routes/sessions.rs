@@ -6,24 +6,25 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
-use lanyard_store::SessionRecord;
+use lanyard_store::{SessionRecord, SessionStatus};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::auth::TeamAuth;
 use crate::domain::sessions::{self, CreateSession};
-use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{ApiJson, ApiPath};
-use crate::state::AppState;
+use crate::http::auth::TeamAuth;
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::extract::{ApiJson, ApiPath};
+use crate::services::Services;
+use lanyard_core::wire::ErrorEnvelope as ErrorBody;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateSessionBody {
     /// `https://HOST/OWNER/REPO` URLs (`http` for a local host); `.git` and a trailing `/` are fine.
     pub repos: Vec<String>,
-    /// GitHub App permissions, e.g. `{"contents": "write"}`. Default: contents write, metadata read.
+    /// GitHub App permissions, e.g. `{"contents": "write"}`. Absent: `{"contents": "read", "metadata": "read"}`; `{}` is refused.
     pub permissions: Option<BTreeMap<String, String>>,
     /// Session lifetime; defaults to the tier's default and may not exceed its maximum.
     pub ttl_seconds: Option<i64>,
@@ -42,7 +43,8 @@ pub struct CreatedSessionView {
 pub struct SessionView {
     pub session_id: Uuid,
     /// `active`, `stopped` or `expired`.
-    pub status: &'static str,
+    #[schema(value_type = String, example = "active")]
+    pub status: SessionStatus,
     pub repos: Vec<String>,
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
@@ -57,7 +59,8 @@ pub struct SessionList {
 pub struct StoppedSession {
     pub session_id: Uuid,
     /// Always `stopped`.
-    pub status: &'static str,
+    #[schema(value_type = String, example = "stopped")]
+    pub status: SessionStatus,
     /// Tokens revoked at GitHub because this session was their last live holder.
     pub tokens_revoked: usize,
 }
@@ -65,7 +68,7 @@ pub struct StoppedSession {
 fn view(s: SessionRecord, now: DateTime<Utc>) -> SessionView {
     SessionView {
         session_id: s.id,
-        status: s.status(now).as_str(),
+        status: s.status(now),
         repos: s.repos.clone(),
         created_at: s.created_at,
         expires_at: s.expires_at,
@@ -81,16 +84,12 @@ fn view(s: SessionRecord, now: DateTime<Utc>) -> SessionView {
     (status = 422, description = "`repo_not_connected`, `invalid_repo_url`, `unknown_github_host`, `invalid_permissions`, `invalid_ttl` or `ttl_too_long`", body = ErrorBody),
 ))]
 pub async fn create(
-    State(state): State<AppState>,
+    State(state): State<Services>,
     auth: TeamAuth,
     ApiJson(body): ApiJson<CreateSessionBody>,
 ) -> ApiResult<(StatusCode, Json<CreatedSessionView>)> {
-    let input = CreateSession {
-        repos: body.repos,
-        permissions: body.permissions,
-        ttl_seconds: body.ttl_seconds,
-    };
-    let created = sessions::create(&state, &auth, input).await?;
+    let input = CreateSession::parse(&body.repos, body.permissions.as_ref(), body.ttl_seconds)?;
+    let created = sessions::create(&state, &auth.team, input, &auth.actor()).await?;
     Ok((
         StatusCode::CREATED,
         Json(CreatedSessionView {
@@ -107,7 +106,7 @@ pub async fn create(
     (status = 200, body = SessionList),
     (status = 401, description = "`unauthorized`", body = ErrorBody),
 ))]
-pub async fn list(State(state): State<AppState>, auth: TeamAuth) -> ApiResult<Json<SessionList>> {
+pub async fn list(State(state): State<Services>, auth: TeamAuth) -> ApiResult<Json<SessionList>> {
     let now = state.clock().now();
     let sessions = state.store().list_sessions(auth.team.id, 200).await?;
     Ok(Json(SessionList {
@@ -122,7 +121,7 @@ pub async fn list(State(state): State<AppState>, auth: TeamAuth) -> ApiResult<Js
     (status = 404, description = "`not_found`", body = ErrorBody),
 ))]
 pub async fn get(
-    State(state): State<AppState>,
+    State(state): State<Services>,
     auth: TeamAuth,
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Json<SessionView>> {
@@ -141,14 +140,14 @@ pub async fn get(
     (status = 404, description = "`not_found`", body = ErrorBody),
 ))]
 pub async fn stop(
-    State(state): State<AppState>,
+    State(state): State<Services>,
     auth: TeamAuth,
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Json<StoppedSession>> {
-    let (session, tokens_revoked) = sessions::stop(&state, auth.team.id, id, &auth.actor()).await?;
+    let stopped = sessions::stop(&state, auth.team.id, id, &auth.actor()).await?;
     Ok(Json(StoppedSession {
-        session_id: session.id,
-        status: "stopped",
-        tokens_revoked,
+        session_id: stopped.session.id,
+        status: SessionStatus::Stopped,
+        tokens_revoked: stopped.tokens_revoked,
     }))
 }

@@ -3,23 +3,24 @@
 use axum::extract::State;
 use axum::Json;
 use chrono::{DateTime, Utc};
-use lanyard_core::ErrorCode;
+use lanyard_core::{ErrorCode, Tier};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::auth::TeamAuth;
-use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::ApiQuery;
-use crate::state::AppState;
+use crate::http::auth::TeamAuth;
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::extract::ApiQuery;
+use crate::services::Services;
+use lanyard_core::wire::ErrorEnvelope as ErrorBody;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct MeResponse {
     pub team_id: Uuid,
     pub team_name: String,
     /// One of anonymous, free, hobby, hobby_plus, pro, team, growth.
-    #[schema(example = "free")]
-    pub tier: &'static str,
+    #[schema(value_type = String, example = "free")]
+    pub tier: Tier,
     pub is_test_cohort: bool,
     /// Present when the caller is a user (session JWT), absent for an API key.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -35,7 +36,7 @@ pub async fn me(auth: TeamAuth) -> Json<MeResponse> {
     Json(MeResponse {
         team_id: auth.team.id,
         team_name: auth.team.name.clone(),
-        tier: auth.team.tier.as_str(),
+        tier: auth.team.tier,
         is_test_cohort: auth.team.is_test_cohort,
         user_id: auth.user_id(),
     })
@@ -58,7 +59,11 @@ pub struct AuditEventView {
     pub id: String,
     /// An audit kind, such as `team.created`.
     pub kind: String,
+    /// `team`, `admin`, `operator`, `github`, `worker`, `sweep` or `e2e`.
     pub actor: String,
+    /// Which key, user, session or worker acted, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actor_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
     #[schema(value_type = Object)]
@@ -82,7 +87,7 @@ pub struct AuditPage {
     (status = 401, description = "`unauthorized`", body = ErrorBody),
 ))]
 pub async fn audit(
-    State(state): State<AppState>,
+    State(state): State<Services>,
     auth: TeamAuth,
     ApiQuery(query): ApiQuery<AuditQuery>,
 ) -> ApiResult<Json<AuditPage>> {
@@ -118,6 +123,7 @@ pub async fn audit(
             id: r.id.to_string(),
             kind: r.kind,
             actor: r.actor,
+            actor_id: r.actor_id,
             subject: r.subject,
             data: r.data,
             created_at: r.created_at,

@@ -7,7 +7,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::state::AppState;
+use crate::services::Services;
 
 pub mod api_keys;
 pub mod connections;
@@ -25,7 +25,7 @@ pub mod team;
                        envelope; their codes are listed on /docs.",
     ),
     modifiers(&BearerAuth),
-    components(schemas(crate::error::ErrorBody)),
+    components(schemas(lanyard_core::wire::ErrorEnvelope)),
     tags(
         (name = "ops", description = "Health, readiness, metrics and this document"),
         (name = "team", description = "The calling team, its API keys and its audit log"),
@@ -56,7 +56,7 @@ impl Modify for BearerAuth {
 }
 
 /// The router (without state) and the OpenAPI document describing it.
-pub fn api() -> (Router<AppState>, OpenApiDoc) {
+pub fn api() -> (Router<Services>, OpenApiDoc) {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
@@ -91,7 +91,7 @@ pub const HIDDEN_ROUTES: &[(&str, &str, &str)] = &[
 ];
 
 /// Adds the hidden routes. They take any method, so a wrong method cannot reveal them (405).
-pub fn hidden(router: Router<AppState>) -> Router<AppState> {
+pub fn hidden(router: Router<Services>) -> Router<Services> {
     router
         .route("/internal/e2e/account", axum::routing::any(e2e::account))
         .route(

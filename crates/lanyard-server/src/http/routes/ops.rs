@@ -10,8 +10,9 @@ use lanyard_core::ErrorCode;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::error::{ApiError, ErrorBody};
-use crate::state::AppState;
+use crate::http::error::ApiError;
+use crate::services::Services;
+use lanyard_core::wire::ErrorEnvelope as ErrorBody;
 
 /// The rendered API description, built once at start-up.
 #[derive(Debug)]
@@ -46,7 +47,7 @@ pub async fn healthz() -> Json<Health> {
     (status = 200, body = Readiness),
     (status = 503, description = "A dependency is down (`not_ready`)", body = ErrorBody),
 ))]
-pub async fn readyz(State(state): State<AppState>) -> Result<Json<Readiness>, ApiError> {
+pub async fn readyz(State(state): State<Services>) -> Result<Json<Readiness>, ApiError> {
     let mut checks = serde_json::Map::new();
     let mut failed = Vec::new();
     let db = tokio::time::timeout(std::time::Duration::from_secs(2), state.store().ping()).await;
@@ -93,7 +94,8 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Readiness>, Ap
 #[utoipa::path(get, path = "/metrics", tag = "ops", responses(
     (status = 200, description = "OpenMetrics text", content_type = "application/openmetrics-text"),
 ))]
-pub async fn metrics(State(state): State<AppState>) -> Response {
+pub async fn metrics(State(state): State<Services>) -> Response {
+    state.publish_gauges();
     (
         [(
             CONTENT_TYPE,

@@ -2,16 +2,19 @@
 //!
 //! Team routes accept a team API key (`lk_…`) or a session JWT. Runner tokens (`lrt_…`) are valid
 //! only on their session's runner routes, so here they are refused like any unknown credential.
+//! Once known, the team goes on the request's span, so every later log line names it.
+
+use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use lanyard_core::{BearerSecret, SecretKind};
-use lanyard_store::TeamRecord;
+use lanyard_core::{Actor, BearerSecret, SecretKind};
+use lanyard_store::{RunnerSession, TeamRecord};
 use uuid::Uuid;
 
-use crate::error::ApiError;
-use crate::state::AppState;
+use super::error::ApiError;
+use crate::services::Services;
 
 /// How the caller proved who it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,10 +39,10 @@ impl TeamAuth {
     }
 
     /// The actor recorded in the audit log.
-    pub fn actor(&self) -> String {
+    pub fn actor(&self) -> Actor {
         match self.method {
-            AuthMethod::ApiKey { key_id } => format!("api_key:{key_id}"),
-            AuthMethod::SessionJwt { user_id } => format!("user:{user_id}"),
+            AuthMethod::ApiKey { key_id } => Actor::api_key(key_id),
+            AuthMethod::SessionJwt { user_id } => Actor::user(user_id),
         }
     }
 }
@@ -66,63 +69,72 @@ pub(crate) fn bearer(parts: &Parts) -> Result<&str, ApiError> {
 
 const REFUSED: &str = "The credential is not valid.";
 
-impl FromRequestParts<AppState> for TeamAuth {
+fn on_span(team: &TeamRecord) {
+    tracing::Span::current().record("team", tracing::field::display(team.id));
+}
+
+impl FromRequestParts<Services> for TeamAuth {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, svc: &Services) -> Result<Self, ApiError> {
         let credential = bearer(parts)?;
-        if let Some(presented) = BearerSecret::parse(credential) {
+        let auth = if let Some(presented) = BearerSecret::parse(credential) {
             if presented.kind != SecretKind::ApiKey {
                 return Err(ApiError::unauthorized(REFUSED));
             }
-            let principal = state.store().api_key_principal(&presented.lookup).await?;
-            return match principal {
-                Some(p) if presented.matches(&p.hash) => Ok(TeamAuth {
+            match svc.store().api_key_principal(&presented.lookup).await? {
+                Some(p) if presented.matches(&p.hash) => TeamAuth {
                     team: p.team,
                     method: AuthMethod::ApiKey { key_id: p.key_id },
-                }),
-                _ => Err(ApiError::unauthorized(REFUSED)),
-            };
-        }
-        let claims = state
-            .jwt()
-            .verify(credential, state.clock().now())
-            .map_err(|e| ApiError::unauthorized(format!("The session token was refused: {e}.")))?;
-        // The user and team must still exist: a reaped team's JWT stops working at once.
-        let principal = state
-            .store()
-            .user_principal(claims.uid, claims.tid)
-            .await?
-            .ok_or_else(|| ApiError::unauthorized(REFUSED))?;
-        Ok(TeamAuth {
-            team: principal.team,
-            method: AuthMethod::SessionJwt {
-                user_id: principal.user_id,
-            },
-        })
+                },
+                _ => return Err(ApiError::unauthorized(REFUSED)),
+            }
+        } else {
+            let claims = svc
+                .jwt()
+                .verify(credential, svc.clock().now())
+                .map_err(|e| {
+                    ApiError::unauthorized(format!("The session token was refused: {e}."))
+                })?;
+            // The user and team must still exist: a reaped team's JWT stops working at once.
+            let principal = svc
+                .store()
+                .user_principal(claims.uid, claims.tid)
+                .await?
+                .ok_or_else(|| ApiError::unauthorized(REFUSED))?;
+            TeamAuth {
+                team: principal.team,
+                method: AuthMethod::SessionJwt {
+                    user_id: principal.user_id,
+                },
+            }
+        };
+        on_span(&auth.team);
+        Ok(auth)
     }
 }
 
-/// A runner token's session. Valid only on that session's runner routes; the handler checks
-/// that the path names this session and answers 404 otherwise.
+/// A runner token's session. Valid only on that session's runner routes; the domain checks that
+/// the path names this session and answers 404 otherwise.
 #[derive(Debug, Clone)]
-pub struct RunnerAuth(pub std::sync::Arc<lanyard_store::RunnerSession>);
+pub struct RunnerAuth(pub Arc<RunnerSession>);
 
-impl FromRequestParts<AppState> for RunnerAuth {
+impl FromRequestParts<Services> for RunnerAuth {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, svc: &Services) -> Result<Self, ApiError> {
         let credential = bearer(parts)?;
         let presented = BearerSecret::parse(credential)
             .filter(|p| p.kind == SecretKind::RunnerToken)
             .ok_or_else(|| {
                 ApiError::unauthorized("Runner routes take the session's runner token (lrt_…).")
             })?;
-        state
+        let session = svc
             .broker()
             .runner_session(&presented)
             .await?
-            .map(RunnerAuth)
-            .ok_or_else(|| ApiError::unauthorized(REFUSED))
+            .ok_or_else(|| ApiError::unauthorized(REFUSED))?;
+        on_span(&session.team);
+        Ok(RunnerAuth(session))
     }
 }

@@ -4,17 +4,18 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
-use lanyard_core::ErrorCode;
+use lanyard_core::{ErrorCode, Label};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::auth::TeamAuth;
-use crate::domain::accounts::issue_api_key;
-use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{ApiJson, ApiPath};
-use crate::state::AppState;
+use crate::domain::accounts;
+use crate::http::auth::TeamAuth;
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::extract::{ApiJson, ApiPath};
+use crate::services::Services;
+use lanyard_core::wire::ErrorEnvelope as ErrorBody;
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -52,17 +53,6 @@ pub struct RevokedApiKey {
     pub revoked: bool,
 }
 
-fn parse_label(raw: Option<&str>) -> ApiResult<String> {
-    let label = raw.map_or("default", str::trim);
-    if label.is_empty() || label.chars().count() > 100 || label.chars().any(char::is_control) {
-        return Err(ApiError::new(
-            ErrorCode::InvalidLabel,
-            "label must be 1 to 100 characters with no control characters.",
-        ));
-    }
-    Ok(label.to_string())
-}
-
 /// Issue a new API key for the calling team.
 #[utoipa::path(post, path = "/v1/api-keys", tag = "team", request_body = CreateApiKey, security(("bearer" = [])), responses(
     (status = 201, body = CreatedApiKey),
@@ -73,19 +63,17 @@ fn parse_label(raw: Option<&str>) -> ApiResult<String> {
     (status = 422, description = "`invalid_label`", body = ErrorBody),
 ))]
 pub async fn create(
-    State(state): State<AppState>,
+    State(state): State<Services>,
     auth: TeamAuth,
     ApiJson(body): ApiJson<CreateApiKey>,
 ) -> ApiResult<(StatusCode, Json<CreatedApiKey>)> {
-    let label = parse_label(body.label.as_deref())?;
-    let (record, secret) = issue_api_key(
-        state.store(),
-        state.clock(),
-        auth.team.id,
-        &label,
-        &auth.actor(),
-    )
-    .await?;
+    let label = match body.label.as_deref() {
+        None => Label::default_label(),
+        Some(raw) => Label::parse(raw)
+            .map_err(|e| ApiError::new(ErrorCode::InvalidLabel, format!("The {e}.")))?,
+    };
+    let (record, secret) =
+        accounts::issue_api_key(&state, auth.team.id, label, &auth.actor()).await?;
     Ok((
         StatusCode::CREATED,
         Json(CreatedApiKey {
@@ -102,7 +90,7 @@ pub async fn create(
     (status = 200, body = ApiKeyList),
     (status = 401, description = "`unauthorized`", body = ErrorBody),
 ))]
-pub async fn list(State(state): State<AppState>, auth: TeamAuth) -> ApiResult<Json<ApiKeyList>> {
+pub async fn list(State(state): State<Services>, auth: TeamAuth) -> ApiResult<Json<ApiKeyList>> {
     let keys = state.store().list_api_keys(auth.team.id).await?;
     let api_keys = keys
         .into_iter()
@@ -123,16 +111,13 @@ pub async fn list(State(state): State<AppState>, auth: TeamAuth) -> ApiResult<Js
     (status = 404, description = "`not_found`: no such live key in this team", body = ErrorBody),
 ))]
 pub async fn revoke(
-    State(state): State<AppState>,
+    State(state): State<Services>,
     auth: TeamAuth,
     ApiPath(key_id): ApiPath<Uuid>,
 ) -> ApiResult<Json<RevokedApiKey>> {
-    let revoked = state
-        .store()
-        .revoke_api_key(auth.team.id, key_id, &auth.actor(), state.clock().now())
-        .await?;
-    if !revoked {
-        return Err(ApiError::not_found());
-    }
-    Ok(Json(RevokedApiKey { key_id, revoked }))
+    accounts::revoke_api_key(&state, auth.team.id, key_id, &auth.actor()).await?;
+    Ok(Json(RevokedApiKey {
+        key_id,
+        revoked: true,
+    }))
 }

@@ -4,17 +4,18 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
-use lanyard_store::ConnectionRecord;
+use lanyard_store::{ConnectionKind, ConnectionRecord};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::auth::TeamAuth;
-use crate::domain::connections::{connect, Connect};
-use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{ApiJson, ApiPath};
-use crate::state::AppState;
+use crate::domain::connections::{self, Connect};
+use crate::http::auth::TeamAuth;
+use crate::http::error::ApiResult;
+use crate::http::extract::{ApiJson, ApiPath};
+use crate::services::Services;
+use lanyard_core::wire::ErrorEnvelope as ErrorBody;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -36,7 +37,8 @@ pub struct ConnectionView {
     pub host: String,
     pub owner: String,
     /// `github_app` or `pat`.
-    pub kind: &'static str,
+    #[schema(value_type = String, example = "github_app")]
+    pub kind: ConnectionKind,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub installation_id: Option<i64>,
     pub created_at: DateTime<Utc>,
@@ -47,8 +49,8 @@ impl From<ConnectionRecord> for ConnectionView {
         Self {
             connection_id: c.id,
             host: c.host,
-            owner: c.owner,
-            kind: c.kind.as_str(),
+            owner: c.owner.to_string(),
+            kind: c.kind,
             installation_id: c.installation_id,
             created_at: c.created_at,
         }
@@ -76,27 +78,12 @@ pub struct DeletedConnection {
     (status = 503, description = "`github_unavailable`", body = ErrorBody),
 ))]
 pub async fn create(
-    State(state): State<AppState>,
+    State(state): State<Services>,
     auth: TeamAuth,
     ApiJson(body): ApiJson<CreateConnection>,
 ) -> ApiResult<(StatusCode, Json<ConnectionView>)> {
-    let input = Connect {
-        host: body.host,
-        owner: body.owner,
-        installation_id: body.installation_id,
-        pat: body.pat,
-    };
-    let broker = state.broker();
-    let record = connect(
-        state.store(),
-        broker.hosts(),
-        broker.sealer(),
-        state.clock(),
-        auth.team.id,
-        input,
-        &auth.actor(),
-    )
-    .await?;
+    let input = Connect::parse(&body.host, &body.owner, body.installation_id, body.pat)?;
+    let record = connections::connect(&state, auth.team.id, input, &auth.actor()).await?;
     Ok((StatusCode::CREATED, Json(record.into())))
 }
 
@@ -106,7 +93,7 @@ pub async fn create(
     (status = 401, description = "`unauthorized`", body = ErrorBody),
 ))]
 pub async fn list(
-    State(state): State<AppState>,
+    State(state): State<Services>,
     auth: TeamAuth,
 ) -> ApiResult<Json<ConnectionList>> {
     let connections = state.store().list_connections(auth.team.id).await?;
@@ -122,19 +109,13 @@ pub async fn list(
     (status = 404, description = "`not_found`", body = ErrorBody),
 ))]
 pub async fn delete(
-    State(state): State<AppState>,
+    State(state): State<Services>,
     auth: TeamAuth,
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Json<DeletedConnection>> {
-    let deleted = state
-        .store()
-        .delete_connection(auth.team.id, id, &auth.actor(), state.clock().now())
-        .await?;
-    if !deleted {
-        return Err(ApiError::not_found());
-    }
+    connections::disconnect(&state, auth.team.id, id, &auth.actor()).await?;
     Ok(Json(DeletedConnection {
         connection_id: id,
-        deleted,
+        deleted: true,
     }))
 }

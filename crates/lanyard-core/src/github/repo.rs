@@ -1,0 +1,225 @@
+//! Repository references: `https://HOST/OWNER/REPO`, with the owner and name rules written once.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use super::echo;
+
+crate::string_enum! {
+    /// The URL scheme a host's repositories are served over.
+    pub enum Scheme {
+        Https = "https",
+        Http = "http",
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a GitHub user or organisation login (1 to 39 letters, digits or hyphens, not starting with a hyphen)")]
+pub struct OwnerError(String);
+
+/// A GitHub user or organisation login, lowercased: GitHub treats logins case-insensitively.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct Owner(String);
+
+impl Owner {
+    pub fn parse(raw: &str) -> Result<Self, OwnerError> {
+        let s = raw.trim();
+        let ok = !s.is_empty()
+            && s.len() <= 39
+            && !s.starts_with('-')
+            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        if !ok {
+            return Err(OwnerError(echo(raw)));
+        }
+        Ok(Self(s.to_ascii_lowercase()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for Owner {
+    type Error = OwnerError;
+
+    fn try_from(raw: String) -> Result<Self, Self::Error> {
+        Self::parse(&raw)
+    }
+}
+
+impl<'de> Deserialize<'de> for Owner {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        Self::parse(&raw).map_err(serde::de::Error::custom)
+    }
+}
+
+impl fmt::Display for Owner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A repository name, lowercased: 1 to 100 letters, digits, `-`, `_` or `.`, not `.` or `..`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RepoName(String);
+
+impl RepoName {
+    pub fn parse(raw: &str) -> Option<Self> {
+        let ok = !raw.is_empty()
+            && raw.len() <= 100
+            && raw != "."
+            && raw != ".."
+            && raw
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        ok.then(|| Self(raw.to_ascii_lowercase()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for RepoName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Why a repository URL was refused. Each variant carries the start of the URL.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RepoRefError {
+    #[error("{0:?} must start with https:// (or http:// for a local host)")]
+    Scheme(String),
+    #[error("{0:?} must not contain credentials, a query or a fragment")]
+    Extras(String),
+    #[error("{0:?} must be HOST/OWNER/REPO")]
+    Shape(String),
+    #[error("{0:?} has an invalid host")]
+    Host(String),
+    #[error("{0:?} has an invalid owner")]
+    Owner(String),
+    #[error("{0:?} has an invalid repository name")]
+    Name(String),
+}
+
+/// A repository on a GitHub host, parsed from `https://HOST/OWNER/REPO` (a trailing `.git` or
+/// `/` is accepted and normalised away). Host, owner and name are lowercased.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RepoRef {
+    pub scheme: Scheme,
+    pub host: String,
+    pub owner: Owner,
+    pub name: RepoName,
+}
+
+impl RepoRef {
+    pub fn parse(raw: &str) -> Result<Self, RepoRefError> {
+        let url = raw.trim();
+        let shown = || echo(url);
+        let (scheme, rest) = url
+            .split_once("://")
+            .and_then(|(s, rest)| Some((Scheme::parse(s)?, rest)))
+            .ok_or_else(|| RepoRefError::Scheme(shown()))?;
+        if rest.contains(['?', '#', '@', ' ', '\\']) {
+            return Err(RepoRefError::Extras(shown()));
+        }
+        let rest = rest.trim_end_matches('/');
+        let rest = rest.strip_suffix(".git").unwrap_or(rest);
+        let mut parts = rest.split('/');
+        let (Some(host), Some(owner), Some(name), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(RepoRefError::Shape(shown()));
+        };
+        let host_ok = !host.is_empty()
+            && host.len() <= 253
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':'));
+        if !host_ok {
+            return Err(RepoRefError::Host(shown()));
+        }
+        let owner = Owner::parse(owner).map_err(|_| RepoRefError::Owner(shown()))?;
+        let name = RepoName::parse(name).ok_or_else(|| RepoRefError::Name(shown()))?;
+        Ok(Self {
+            scheme,
+            host: host.to_ascii_lowercase(),
+            owner,
+            name,
+        })
+    }
+}
+
+impl fmt::Display for RepoRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}://{}/{}/{}",
+            self.scheme, self.host, self.owner, self.name
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn parses_and_normalises() {
+        let r = RepoRef::parse("https://GitHub.com/Acme/Widgets.git/").unwrap();
+        assert_eq!(r.to_string(), "https://github.com/acme/widgets");
+        let r = RepoRef::parse("http://127.0.0.1:8080/acme/x.y_z").unwrap();
+        assert_eq!(
+            (r.scheme, r.host.as_str(), r.name.as_str()),
+            (Scheme::Http, "127.0.0.1:8080", "x.y_z")
+        );
+    }
+
+    #[test]
+    fn rejects_what_is_not_a_repo_with_a_typed_reason() {
+        use RepoRefError as E;
+        for (bad, want) in [
+            ("github.com/a/b", E::Scheme(String::new())),
+            ("ftp://github.com/a/b", E::Scheme(String::new())),
+            ("https://github.com/a", E::Shape(String::new())),
+            ("https://github.com/a/b/c", E::Shape(String::new())),
+            ("https://x:pw@github.com/a/b", E::Extras(String::new())),
+            ("https://github.com/a/b?x=1", E::Extras(String::new())),
+            ("https://github.com/-a/b", E::Owner(String::new())),
+            ("https://github.com/a/..", E::Name(String::new())),
+            ("https://git_hub.com/a/b", E::Host(String::new())),
+        ] {
+            let got = RepoRef::parse(bad).unwrap_err();
+            assert_eq!(
+                std::mem::discriminant(&got),
+                std::mem::discriminant(&want),
+                "{bad}: {got}"
+            );
+        }
+        let long = format!("https://github.com/a/{}", "x".repeat(5000));
+        assert!(RepoRef::parse(&long).unwrap_err().to_string().len() < 200);
+    }
+
+    #[test]
+    fn owners_follow_one_rule() {
+        assert_eq!(Owner::parse(" Acme-Corp ").unwrap().as_str(), "acme-corp");
+        for bad in ["", "-acme", "a b", "a_b", &"x".repeat(40)] {
+            assert!(Owner::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn parse_never_panics_and_round_trips(s in "\\PC{0,60}") {
+            if let Ok(r) = RepoRef::parse(&s) {
+                prop_assert_eq!(RepoRef::parse(&r.to_string()).unwrap(), r);
+            }
+        }
+    }
+}

@@ -1,0 +1,247 @@
+//! The broker's in-process caches. Each is a moka cache bounded by entry count and by time, so
+//! neither many scopes nor many runner tokens can grow memory without limit; an entry for a scope
+//! nobody uses goes away after `token_idle`.
+//!
+//! Times here are memory bounds on the wall clock. Whether a token may be served, and whether a
+//! cooldown still holds, is judged on the injected clock by the caller.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use lanyard_store::RunnerSession;
+use moka::sync::Cache;
+use secrecy::SecretString;
+
+use super::scope::ScopeKey;
+use crate::metrics::CacheName;
+
+/// Tokens are replaced at most this long before they would stop meeting the floor.
+const MAX_REFRESH_AHEAD: chrono::Duration = chrono::Duration::minutes(5);
+
+/// How big and how long-lived each cache may be.
+#[derive(Debug, Clone, Copy)]
+pub struct CacheLimits {
+    /// Scopes with a cached token.
+    pub tokens: u64,
+    /// A scope's token leaves memory after this long unused (it stays in the database).
+    pub token_idle: Duration,
+    /// Runner tokens with a cached session.
+    pub sessions: u64,
+    /// How long a runner token's session is trusted from memory: a stop on another replica takes
+    /// effect within this delay.
+    pub session_ttl: Duration,
+    /// Cooldowns, refresh markers and in-flight mints.
+    pub pending: u64,
+    /// The longest a cooldown, refresh marker or flight entry is kept.
+    pub pending_ttl: Duration,
+}
+
+impl Default for CacheLimits {
+    fn default() -> Self {
+        Self {
+            tokens: 50_000,
+            token_idle: Duration::from_secs(15 * 60),
+            sessions: 50_000,
+            session_ttl: Duration::from_secs(2),
+            pending: 10_000,
+            pending_ttl: Duration::from_secs(60),
+        }
+    }
+}
+
+/// A credential as served: the token, its life, and its scope.
+#[derive(Debug, Clone)]
+pub struct CachedToken {
+    pub token: SecretString,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub repositories: Vec<String>,
+    /// As GitHub granted them.
+    pub permissions: BTreeMap<String, String>,
+}
+
+impl CachedToken {
+    fn remaining(&self, now: DateTime<Utc>) -> chrono::Duration {
+        self.expires_at - now
+    }
+
+    /// Meets the floor: may be served.
+    pub fn servable(&self, now: DateTime<Utc>, floor: chrono::Duration) -> bool {
+        self.remaining(now) >= floor
+    }
+
+    /// Meets the floor with time to spare: served without trying to refresh.
+    pub fn fresh(&self, now: DateTime<Utc>, floor: chrono::Duration) -> bool {
+        let life = self.expires_at - self.created_at;
+        let spare = ((life - floor) / 2).clamp(chrono::Duration::zero(), MAX_REFRESH_AHEAD);
+        self.remaining(now) >= floor + spare
+    }
+}
+
+/// After a failed mint: no upstream retry for this scope before `until` (injected clock), and
+/// GitHub's Retry-After if it gave one.
+#[derive(Debug, Clone, Copy)]
+pub struct Cooldown {
+    pub until: DateTime<Utc>,
+    pub retry_after: Option<u64>,
+}
+
+#[derive(Debug)]
+pub struct Caches {
+    pub tokens: Cache<ScopeKey, Arc<CachedToken>>,
+    /// By runner-token lookup id.
+    pub sessions: Cache<Arc<str>, Arc<RunnerSession>>,
+    pub cooldowns: Cache<ScopeKey, Cooldown>,
+    /// Scopes whose refresh one caller has claimed; the others serve the current token meanwhile.
+    pub refreshing: Cache<ScopeKey, ()>,
+    /// In-flight mints, for single-flight: one per scope at a time on this replica.
+    pub flights: moka::future::Cache<ScopeKey, Arc<CachedToken>>,
+}
+
+impl Caches {
+    pub fn new(limits: CacheLimits) -> Self {
+        Self {
+            tokens: Cache::builder()
+                .max_capacity(limits.tokens)
+                .time_to_idle(limits.token_idle)
+                .build(),
+            sessions: Cache::builder()
+                .max_capacity(limits.sessions)
+                .time_to_live(limits.session_ttl)
+                .build(),
+            cooldowns: Cache::builder()
+                .max_capacity(limits.pending)
+                .time_to_live(limits.pending_ttl)
+                .build(),
+            refreshing: Cache::builder()
+                .max_capacity(limits.pending)
+                .time_to_live(limits.pending_ttl)
+                .build(),
+            flights: moka::future::Cache::builder()
+                .max_capacity(limits.pending)
+                .time_to_live(limits.pending_ttl)
+                .build(),
+        }
+    }
+
+    /// Claims the refresh of a scope; `false` if another caller already holds the claim.
+    pub fn claim_refresh(&self, key: &ScopeKey) -> bool {
+        self.refreshing.entry_by_ref(key).or_insert(()).is_fresh()
+    }
+
+    pub fn release_refresh(&self, key: &ScopeKey) {
+        self.refreshing.invalidate(key);
+    }
+
+    /// The number of entries in each cache, after applying pending evictions.
+    pub fn sizes(&self) -> [(CacheName, u64); 5] {
+        self.tokens.run_pending_tasks();
+        self.sessions.run_pending_tasks();
+        self.cooldowns.run_pending_tasks();
+        self.refreshing.run_pending_tasks();
+        [
+            (CacheName::Tokens, self.tokens.entry_count()),
+            (CacheName::Sessions, self.sessions.entry_count()),
+            (CacheName::Cooldowns, self.cooldowns.entry_count()),
+            (CacheName::Refreshing, self.refreshing.entry_count()),
+            (CacheName::Flights, self.flights.entry_count()),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    fn token(now: DateTime<Utc>) -> Arc<CachedToken> {
+        Arc::new(CachedToken {
+            token: SecretString::from("t"),
+            created_at: now,
+            expires_at: now + chrono::Duration::hours(1),
+            repositories: vec!["widgets".into()],
+            permissions: BTreeMap::new(),
+        })
+    }
+
+    fn count(caches: &Caches, name: CacheName) -> u64 {
+        caches.sizes().iter().find(|(n, _)| *n == name).unwrap().1
+    }
+
+    /// 100,000 distinct scopes, as a caller choosing its own repos × permissions could make:
+    /// memory stays under the bound while they arrive, and empties once they go idle.
+    #[tokio::test]
+    async fn one_hundred_thousand_scopes_stay_bounded_and_idle_ones_go_away() {
+        let limits = CacheLimits {
+            tokens: 5_000,
+            token_idle: Duration::from_millis(300),
+            pending: 1_000,
+            pending_ttl: Duration::from_millis(300),
+            ..CacheLimits::default()
+        };
+        let caches = Caches::new(limits);
+        let now = Utc::now();
+        let shared = token(now);
+        for i in 0..100_000u32 {
+            let key = ScopeKey::new(&format!("{i:064x}"));
+            caches.tokens.insert(key.clone(), shared.clone());
+            caches.cooldowns.insert(
+                key.clone(),
+                Cooldown {
+                    until: now,
+                    retry_after: None,
+                },
+            );
+            assert!(caches.claim_refresh(&key));
+            caches.flights.insert(key, shared.clone()).await;
+        }
+        caches.flights.run_pending_tasks().await;
+        assert!(count(&caches, CacheName::Tokens) <= limits.tokens);
+        for name in [
+            CacheName::Cooldowns,
+            CacheName::Refreshing,
+            CacheName::Flights,
+        ] {
+            assert!(count(&caches, name) <= limits.pending, "{name}");
+        }
+        // Idle: nothing touches them any more. Poll (never a fixed sleep) until they are gone.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            caches.flights.run_pending_tasks().await;
+            let left: u64 = caches.sizes().iter().map(|(_, n)| n).sum();
+            if left == 0 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{left} entries outlived their idle time"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    #[test]
+    fn a_refresh_is_claimed_once_until_released() {
+        let caches = Caches::new(CacheLimits::default());
+        let key = ScopeKey::new("abc");
+        assert!(caches.claim_refresh(&key));
+        assert!(!caches.claim_refresh(&key));
+        caches.release_refresh(&key);
+        assert!(caches.claim_refresh(&key));
+    }
+
+    #[test]
+    fn fresh_and_servable_follow_the_floor() {
+        let now = Utc::now();
+        let t = token(now);
+        let floor = chrono::Duration::minutes(15);
+        assert!(t.fresh(now, floor));
+        // 60 min life, 15 floor: refresh ahead by min(5, 22.5) = 5 minutes before the floor.
+        assert!(t.fresh(now + chrono::Duration::minutes(40), floor));
+        assert!(!t.fresh(now + chrono::Duration::minutes(41), floor));
+        assert!(t.servable(now + chrono::Duration::minutes(45), floor));
+        assert!(!t.servable(now + chrono::Duration::minutes(46), floor));
+    }
+}

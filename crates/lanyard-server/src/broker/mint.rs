@@ -1,0 +1,199 @@
+//! Refreshing a scope: take a token another replica stored, or mint one under the cross-replica
+//! lock, seal it, store it, and cache it.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use lanyard_core::github::PermissionSet;
+use lanyard_core::Actor;
+use lanyard_github::GithubError;
+use lanyard_store::TokenRecord;
+use uuid::Uuid;
+
+use super::cache::CachedToken;
+use super::lock::{Attempt, LOCK_TTL};
+use super::scope::ScopeKey;
+use super::{token_aad, Broker, BrokerError};
+use crate::metrics::{Label, MintLabels, MintResult};
+
+/// How often a replica waiting for another's mint looks for its token.
+const WAIT_POLL: Duration = Duration::from_millis(25);
+
+/// What minting one scope needs, borrowed from the session asking.
+#[derive(Debug, Clone, Copy)]
+pub struct MintRequest<'a> {
+    pub key: &'a ScopeKey,
+    pub team_id: Uuid,
+    pub session_id: Uuid,
+    pub host: &'a str,
+    pub installation_id: i64,
+    pub repositories: &'a [String],
+    pub permissions: &'a PermissionSet,
+}
+
+impl Broker {
+    /// The newest stored token for the scope if it is fresh (cached on the way); a servable but
+    /// not fresh one is offered through `fallback`.
+    pub(super) async fn stored_fresh(
+        &self,
+        key: &ScopeKey,
+        fallback: &mut Option<Arc<CachedToken>>,
+    ) -> Result<Option<Arc<CachedToken>>, BrokerError> {
+        let Some(record) = self.store.latest_token(key.as_str()).await? else {
+            return Ok(None);
+        };
+        let token = self
+            .sealer
+            .open(&record.ciphertext, &token_aad(record.id))
+            .map_err(|e| BrokerError::Internal(e.to_string()))?;
+        let token = Arc::new(CachedToken {
+            token,
+            created_at: record.created_at,
+            expires_at: record.expires_at,
+            repositories: record.repositories,
+            permissions: record.permissions,
+        });
+        let now = self.clock.now();
+        if token.fresh(now, self.floor) {
+            self.caches.tokens.insert(key.clone(), token.clone());
+            return Ok(Some(token));
+        }
+        if token.servable(now, self.floor)
+            && fallback
+                .as_ref()
+                .is_none_or(|f| f.expires_at < token.expires_at)
+        {
+            *fallback = Some(token);
+        }
+        Ok(None)
+    }
+
+    /// One refresh of a scope: what another replica stored, else a mint under the lock.
+    /// Says whether it minted.
+    pub(super) async fn refresh(
+        &self,
+        req: MintRequest<'_>,
+    ) -> Result<(Arc<CachedToken>, bool), BrokerError> {
+        let mut fallback = None;
+        if let Some(t) = self.stored_fresh(req.key, &mut fallback).await? {
+            return Ok((t, false));
+        }
+        let deadline = Instant::now() + LOCK_TTL;
+        let lock = loop {
+            match self.lock.try_acquire(req.key).await? {
+                Attempt::Held(lock) => break lock,
+                Attempt::Busy if Instant::now() < deadline => {
+                    tokio::time::sleep(WAIT_POLL).await;
+                    if let Some(t) = self.stored_fresh(req.key, &mut fallback).await? {
+                        return Ok((t, false));
+                    }
+                }
+                Attempt::Busy => {
+                    return Err(BrokerError::Unavailable {
+                        retry_after: Some(1),
+                    })
+                }
+            }
+        };
+        // Another replica may have minted while this one waited for the lock.
+        let result = match self.stored_fresh(req.key, &mut fallback).await {
+            Ok(Some(t)) => Ok((t, false)),
+            Ok(None) => self
+                .mint(req)
+                .await
+                .map(|t| (t, true))
+                .map_err(BrokerError::from),
+            Err(e) => Err(e),
+        };
+        self.lock.release(req.key, lock).await;
+        match (result, fallback) {
+            (Ok(done), _) => Ok(done),
+            (Err(e), fallback) => {
+                self.cool_down(&req, &e);
+                match fallback {
+                    // A stored token that still meets the floor is served while GitHub is down.
+                    Some(stored) => {
+                        self.caches.tokens.insert(req.key.clone(), stored.clone());
+                        Ok((stored, false))
+                    }
+                    None => Err(e),
+                }
+            }
+        }
+    }
+
+    async fn mint(&self, req: MintRequest<'_>) -> Result<Arc<CachedToken>, GithubError> {
+        let host = self
+            .hosts
+            .get(req.host)
+            .ok_or_else(|| GithubError::NoApp(req.host.to_string()))?;
+        let installation = u64::try_from(req.installation_id).unwrap_or_default();
+        let outcome = host
+            .client
+            .mint(installation, req.repositories, req.permissions)
+            .await;
+        let result = match &outcome {
+            Ok(_) => MintResult::Ok,
+            Err(GithubError::Unavailable { .. }) => MintResult::Unavailable,
+            Err(_) => MintResult::Rejected,
+        };
+        self.metrics
+            .github_mints
+            .get_or_create(&MintLabels {
+                host: host.label.clone(),
+                result: Label(result),
+            })
+            .inc();
+        let minted = outcome?;
+        let now = self.clock.now();
+        let token = Arc::new(CachedToken {
+            token: minted.token,
+            created_at: now,
+            expires_at: minted.expires_at,
+            repositories: if minted.repositories.is_empty() {
+                req.repositories.to_vec()
+            } else {
+                minted.repositories
+            },
+            permissions: if minted.permissions.is_empty() {
+                req.permissions
+                    .iter()
+                    .map(|(p, a)| (p.to_string(), a.to_string()))
+                    .collect()
+            } else {
+                minted.permissions
+            },
+        });
+        if !token.servable(now, self.floor) {
+            tracing::error!(host = %req.host, "GitHub minted a token that lives less than token_min_remaining; lower LANYARD_TOKEN_MIN_REMAINING");
+            return Err(GithubError::Unavailable {
+                status: None,
+                retry_after: None,
+                message: "minted token is shorter-lived than the configured floor".into(),
+            });
+        }
+        let id = Uuid::new_v4();
+        let record = TokenRecord {
+            id,
+            team_id: req.team_id,
+            cache_key: req.key.as_str().to_string(),
+            host: req.host.to_string(),
+            installation_id: req.installation_id,
+            ciphertext: self.sealer.seal(&token.token, &token_aad(id)),
+            repositories: token.repositories.clone(),
+            permissions: token.permissions.clone(),
+            created_at: now,
+            expires_at: token.expires_at,
+        };
+        if let Err(e) = self
+            .store
+            .insert_token(&record, &Actor::runner(req.session_id))
+            .await
+        {
+            // Still serve it: the mint happened. Revocation then relies on GitHub's expiry.
+            tracing::error!(error = %e, "could not store a minted token");
+        }
+        self.caches.tokens.insert(req.key.clone(), token.clone());
+        Ok(token)
+    }
+}

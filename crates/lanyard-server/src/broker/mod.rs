@@ -1,0 +1,323 @@
+//! The credential broker: serves each session's GitHub credentials with a freshness guarantee,
+//! minting upstream O(1) times per scope per token lifetime.
+//!
+//! An App token is looked up in this order: the in-process cache ([`cache`]); then, one caller
+//! per scope at a time on this replica (single-flight, [`cache::Caches::flights`]), the database;
+//! then a mint under the cross-replica lock ([`lock`]) in [`mint`]. A token is refreshed ahead of
+//! time, and while one caller refreshes the others keep being served the current token, so while
+//! GitHub is down the cached token is served for as long as it meets `token_min_remaining`.
+//! Ending sessions revoke what only they held ([`revoke`]).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use lanyard_core::github::Scheme;
+use lanyard_core::secret::PresentedSecret;
+use lanyard_core::wire::CredentialSource;
+use lanyard_core::Clock;
+use lanyard_github::GithubError;
+use lanyard_store::{ConnectionKind, RunnerSession, ScopeRecord, Store, StoreError};
+
+use crate::crypto::Sealer;
+use crate::metrics::{CacheResult, Label, Metrics, SourceLabel};
+use crate::redis_conn::RedisHandle;
+
+pub mod cache;
+pub mod hosts;
+mod lock;
+mod mint;
+mod revoke;
+pub mod scope;
+
+pub use cache::{CacheLimits, CachedToken};
+pub use hosts::GithubHosts;
+pub use scope::{cache_key, ScopeKey};
+
+use cache::{Caches, Cooldown};
+use lock::CrossReplica;
+use mint::MintRequest;
+
+/// After a failed mint, callers with a servable cached token do not retry upstream for this long.
+const MINT_COOLDOWN: chrono::Duration = chrono::Duration::seconds(5);
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum BrokerError {
+    #[error("GitHub is unavailable and no cached token meets the guarantee")]
+    Unavailable { retry_after: Option<u64> },
+    #[error("GitHub refused the mint: {0}")]
+    Rejected(GithubError),
+    #[error("the connection for {owner} on {host} was removed")]
+    NotConnected { host: String, owner: String },
+    #[error(transparent)]
+    Store(Arc<StoreError>),
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for BrokerError {
+    fn from(e: StoreError) -> Self {
+        BrokerError::Store(Arc::new(e))
+    }
+}
+
+impl From<GithubError> for BrokerError {
+    fn from(e: GithubError) -> Self {
+        match e {
+            GithubError::Unavailable { retry_after, .. } => {
+                BrokerError::Unavailable { retry_after }
+            }
+            rejected @ GithubError::Rejected { .. } => BrokerError::Rejected(rejected),
+            other => BrokerError::Internal(other.to_string()),
+        }
+    }
+}
+
+/// What the broker hands out: shared, so serving a cached token copies nothing.
+#[derive(Debug, Clone)]
+pub struct Served {
+    pub source: CredentialSource,
+    pub scheme: Scheme,
+    pub credential: Arc<CachedToken>,
+    /// The true expiry, when one is known.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+pub(crate) fn token_aad(id: uuid::Uuid) -> String {
+    format!("token:{id}")
+}
+
+pub fn pat_aad(connection_id: uuid::Uuid) -> String {
+    format!("pat:{connection_id}")
+}
+
+#[derive(Debug)]
+pub struct Broker {
+    store: Store,
+    hosts: Arc<GithubHosts>,
+    sealer: Sealer,
+    clock: Arc<dyn Clock>,
+    metrics: Arc<Metrics>,
+    floor: chrono::Duration,
+    caches: Caches,
+    lock: CrossReplica,
+}
+
+/// What the broker is built from; everything is made at start-up and handed in.
+#[derive(Debug)]
+pub struct BrokerParts {
+    pub store: Store,
+    pub hosts: Arc<GithubHosts>,
+    pub sealer: Sealer,
+    pub clock: Arc<dyn Clock>,
+    pub metrics: Arc<Metrics>,
+    pub redis: Option<Arc<RedisHandle>>,
+    /// `token_min_remaining`.
+    pub floor: Duration,
+    pub limits: CacheLimits,
+}
+
+impl Broker {
+    pub fn new(parts: BrokerParts) -> Self {
+        Self {
+            lock: CrossReplica::new(parts.store.clone(), parts.redis),
+            store: parts.store,
+            hosts: parts.hosts,
+            sealer: parts.sealer,
+            clock: parts.clock,
+            metrics: parts.metrics,
+            floor: chrono::Duration::from_std(parts.floor).unwrap_or(chrono::Duration::minutes(15)),
+            caches: Caches::new(parts.limits),
+        }
+    }
+
+    /// The session behind a presented runner token, if the token is valid. Cached briefly.
+    pub async fn runner_session(
+        &self,
+        presented: &PresentedSecret,
+    ) -> Result<Option<Arc<RunnerSession>>, StoreError> {
+        let lookup = presented.lookup.as_str();
+        let session = match self.caches.sessions.get(lookup) {
+            Some(s) => s,
+            None => {
+                let Some(loaded) = self.store.runner_session(lookup).await? else {
+                    return Ok(None);
+                };
+                let loaded = Arc::new(loaded);
+                self.caches.sessions.insert(lookup.into(), loaded.clone());
+                loaded
+            }
+        };
+        Ok(presented.matches(&session.runner_hash).then_some(session))
+    }
+
+    /// Forgets a runner token's cached session (after a stop).
+    pub fn forget_session(&self, runner_lookup: &str) {
+        self.caches.sessions.invalidate(runner_lookup);
+    }
+
+    /// Publishes each cache's size to `lanyard_broker_cache_entries`.
+    pub fn publish_cache_sizes(&self) {
+        for (name, entries) in self.caches.sizes() {
+            self.metrics.set_cache_entries(name, entries);
+        }
+    }
+
+    /// The credential for one scope of a session.
+    pub async fn credential(
+        &self,
+        session: &RunnerSession,
+        scope: &ScopeRecord,
+    ) -> Result<Served, BrokerError> {
+        let not_connected = || BrokerError::NotConnected {
+            host: scope.host.clone(),
+            owner: scope.owner.to_string(),
+        };
+        let connection = scope.connection.as_ref().ok_or_else(not_connected)?;
+        let scheme = self
+            .hosts
+            .get(&scope.host)
+            .ok_or_else(not_connected)?
+            .scheme;
+        let served = match (connection.kind, connection.installation_id) {
+            (ConnectionKind::Pat, _) => {
+                let sealed = connection
+                    .pat_ciphertext
+                    .as_deref()
+                    .ok_or_else(|| BrokerError::Internal("PAT connection without a PAT".into()))?;
+                let token = self
+                    .sealer
+                    .open(sealed, &pat_aad(connection.id))
+                    .map_err(|e| BrokerError::Internal(e.to_string()))?;
+                let now = self.clock.now();
+                Served {
+                    source: CredentialSource::Pat,
+                    scheme,
+                    credential: Arc::new(CachedToken {
+                        token,
+                        created_at: now,
+                        expires_at: now,
+                        repositories: scope.repositories.clone(),
+                        permissions: Default::default(),
+                    }),
+                    expires_at: None,
+                }
+            }
+            (ConnectionKind::GithubApp, Some(installation_id)) => {
+                let key = ScopeKey::new(&scope.cache_key);
+                let credential = self
+                    .app_token(MintRequest {
+                        key: &key,
+                        team_id: session.team.id,
+                        session_id: session.session.id,
+                        host: &scope.host,
+                        installation_id,
+                        repositories: &scope.repositories,
+                        permissions: &session.session.permissions,
+                    })
+                    .await?;
+                Served {
+                    source: CredentialSource::GithubApp,
+                    scheme,
+                    expires_at: Some(credential.expires_at),
+                    credential,
+                }
+            }
+            (ConnectionKind::GithubApp, None) => {
+                return Err(BrokerError::Internal(
+                    "App connection without an installation".into(),
+                ))
+            }
+        };
+        self.metrics
+            .credentials_served
+            .get_or_create(&SourceLabel {
+                source: Label(served.source),
+            })
+            .inc();
+        Ok(served)
+    }
+
+    async fn app_token(&self, req: MintRequest<'_>) -> Result<Arc<CachedToken>, BrokerError> {
+        let now = self.clock.now();
+        let cached = self.caches.tokens.get(req.key);
+        if let Some(t) = cached.as_ref().filter(|t| t.fresh(now, self.floor)) {
+            self.metrics.count_cache(CacheResult::Hit);
+            return Ok(t.clone());
+        }
+        let fallback = cached.filter(|t| t.servable(now, self.floor));
+        let cooling = self.caches.cooldowns.get(req.key).filter(|c| c.until > now);
+        if let Some(current) = fallback {
+            // Someone refreshes, or GitHub just failed: the current token still meets the floor.
+            if cooling.is_some() || !self.caches.claim_refresh(req.key) {
+                self.metrics.count_cache(CacheResult::Hit);
+                return Ok(current);
+            }
+            let refreshed = self.flight(req).await;
+            self.caches.release_refresh(req.key);
+            return Ok(match refreshed {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::warn!(host = %req.host, error = %e, "refresh failed; serving the current token");
+                    self.metrics.count_cache(CacheResult::Hit);
+                    current
+                }
+            });
+        }
+        if let Some(c) = cooling {
+            return Err(BrokerError::Unavailable {
+                retry_after: c.retry_after,
+            });
+        }
+        self.flight(req).await
+    }
+
+    /// Refreshes the scope once on this replica however many callers ask at the same moment.
+    async fn flight(&self, req: MintRequest<'_>) -> Result<Arc<CachedToken>, BrokerError> {
+        for _ in 0..2 {
+            let ran = AtomicBool::new(false);
+            let minted = AtomicBool::new(false);
+            let result = self
+                .caches
+                .flights
+                .try_get_with(req.key.clone(), async {
+                    ran.store(true, Ordering::Relaxed);
+                    let (token, did_mint) = self.refresh(req).await?;
+                    minted.store(did_mint, Ordering::Relaxed);
+                    Ok::<_, BrokerError>(token)
+                })
+                .await;
+            self.caches.flights.invalidate(req.key).await;
+            let token = result.map_err(|e| (*e).clone())?;
+            // A flight left behind by a cancelled caller may hold an old token: never serve it.
+            if !token.servable(self.clock.now(), self.floor) {
+                continue;
+            }
+            self.metrics
+                .count_cache(match (ran.into_inner(), minted.into_inner()) {
+                    (true, true) => CacheResult::Miss,
+                    (true, false) => CacheResult::Hit,
+                    (false, _) => CacheResult::Coalesced,
+                });
+            return Ok(token);
+        }
+        Err(BrokerError::Unavailable {
+            retry_after: Some(1),
+        })
+    }
+
+    /// After a failed mint: no upstream retry for this scope for a moment.
+    fn cool_down(&self, req: &MintRequest<'_>, e: &BrokerError) {
+        tracing::warn!(host = %req.host, installation_id = req.installation_id, error = %e, "GitHub mint failed");
+        if let BrokerError::Unavailable { retry_after } = e {
+            self.caches.cooldowns.insert(
+                req.key.clone(),
+                Cooldown {
+                    until: self.clock.now() + MINT_COOLDOWN,
+                    retry_after: *retry_after,
+                },
+            );
+        }
+    }
+}

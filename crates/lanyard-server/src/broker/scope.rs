@@ -1,0 +1,57 @@
+//! A scope's cache key: what a token is cached, coalesced and locked under.
+
+use std::sync::Arc;
+
+use lanyard_core::github::PermissionSet;
+use lanyard_store::ConnectionRecord;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+/// The hashed key of a scope: team, host, installation (or PAT connection), repositories and
+/// permissions. Cheap to clone, so it can key several caches at once.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ScopeKey(Arc<str>);
+
+impl ScopeKey {
+    pub fn new(stored: &str) -> Self {
+        Self(stored.into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The Postgres advisory-lock id of this scope.
+    pub fn lock_id(&self) -> i64 {
+        let prefix = self
+            .0
+            .get(..16)
+            .and_then(|p| u64::from_str_radix(p, 16).ok())
+            .unwrap_or(0);
+        i64::from_ne_bytes(prefix.to_ne_bytes())
+    }
+}
+
+/// The key a session's scope is stored with. Repositories are sorted and de-duplicated, and the
+/// permission set prints in a fixed order, so equal scopes share one key (and one token).
+pub fn cache_key(
+    team_id: Uuid,
+    host: &str,
+    connection: &ConnectionRecord,
+    repositories: &[String],
+    permissions: &PermissionSet,
+) -> String {
+    let mut repos = repositories.to_vec();
+    repos.sort();
+    repos.dedup();
+    let credential = match connection.installation_id {
+        Some(id) => format!("installation:{id}"),
+        None => format!("pat:{}", connection.id),
+    };
+    let text = format!(
+        "{team_id}\n{host}\n{credential}\n{}\n{}",
+        repos.join(","),
+        permissions.canonical()
+    );
+    hex::encode(Sha256::digest(text.as_bytes()))
+}

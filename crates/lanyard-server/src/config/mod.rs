@@ -1,0 +1,332 @@
+//! Configuration (CONTRACT §2): defaults, then a TOML file, then `LANYARD_*` env, then flags.
+//!
+//! figment merges the sources (see [`sources`]); [`Config::load`] validates the result once, so
+//! every error names the key and the variable that set it.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use lanyard_core::redact::redact_url;
+use lanyard_core::{format_duration, parse_duration};
+use lanyard_store::DatabaseUrl;
+use secrecy::{ExposeSecret, SecretString};
+
+pub use sources::{env_name, known_variables, Setting, SETTINGS};
+use sources::{EnvSource, GithubLayer, Layer};
+
+mod sources;
+#[cfg(test)]
+mod tests;
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+pub const DEFAULT_DATA_DIR: &str = "./.lanyard";
+pub const DEFAULT_TOKEN_MIN_REMAINING: Duration = Duration::from_secs(15 * 60);
+/// A shared secret shorter than this is refused.
+pub const MIN_SECRET_BYTES: usize = 32;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// One configured GitHub host (CONTRACT §2, `[[github]]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GithubHost {
+    /// Host (and port) as it appears in repo URLs.
+    pub host: String,
+    pub api_url: String,
+    pub app_id: Option<u64>,
+    pub private_key_file: Option<PathBuf>,
+}
+
+/// A Redis URL that redacts its password when printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RedisUrl(String);
+
+impl RedisUrl {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for RedisUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("RedisUrl")
+            .field(&redact_url(&self.0))
+            .finish()
+    }
+}
+
+impl fmt::Display for RedisUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&redact_url(&self.0))
+    }
+}
+
+/// The validated configuration. Secrets stay wrapped; `Debug` never shows them.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub database_url: DatabaseUrl,
+    pub redis_url: Option<RedisUrl>,
+    /// `None` means: generate once and keep in the data dir.
+    pub jwt_secret: Option<SecretString>,
+    /// `None` means: generate once and keep in the data dir.
+    pub encryption_key: Option<SecretString>,
+    /// `None` means `http://<bound address>`.
+    pub public_url: Option<String>,
+    pub e2e_account_token: Option<SecretString>,
+    pub token_min_remaining: Duration,
+    pub log_format: LogFormat,
+    pub github: Vec<GithubHost>,
+}
+
+/// What the command line adds on top.
+#[derive(Debug, Clone, Default)]
+pub struct Flags {
+    pub config: Option<PathBuf>,
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    ReadFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Toml { path: PathBuf, message: String },
+    #[error("{key}: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+impl ConfigError {
+    fn invalid(key: &'static str, message: impl Into<String>) -> Self {
+        ConfigError::Invalid {
+            key,
+            message: message.into(),
+        }
+    }
+}
+
+/// The result of loading: the config and the `LANYARD_*` variables nobody knows.
+#[derive(Debug)]
+pub struct Loaded {
+    pub config: Config,
+    pub unknown_env: Vec<String>,
+}
+
+impl Config {
+    /// Loads from the process environment and the given flags.
+    pub fn from_process(flags: &Flags) -> Result<Loaded, ConfigError> {
+        Self::load(flags, &std::env::vars().collect())
+    }
+
+    /// Loads from an explicit environment (tests pass their own).
+    pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<Loaded, ConfigError> {
+        let path = flags
+            .config
+            .clone()
+            .or_else(|| env.get("LANYARD_CONFIG").map(PathBuf::from));
+        let text = path
+            .as_ref()
+            .map(|path| {
+                std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile {
+                    path: path.clone(),
+                    source,
+                })
+            })
+            .transpose()?;
+        let env = EnvSource::read(env)?;
+        let file = path.as_deref().zip(text.as_deref());
+        let layer = sources::merge(file, &env, flags)?;
+        Ok(Loaded {
+            config: Self::validate(layer)?,
+            unknown_env: env.unknown,
+        })
+    }
+
+    fn validate(layer: Layer) -> Result<Self, ConfigError> {
+        let listen_raw = layer.listen.unwrap_or_else(|| DEFAULT_LISTEN.into());
+        let listen = listen_raw.trim().parse::<SocketAddr>().map_err(|_| {
+            ConfigError::invalid(
+                "listen (LANYARD_LISTEN)",
+                format!("{listen_raw:?} is not an IP:port address, like 127.0.0.1:8080"),
+            )
+        })?;
+        let data_dir = layer.data_dir.unwrap_or_else(|| DEFAULT_DATA_DIR.into());
+        let database_url = match layer.database_url {
+            Some(raw) => DatabaseUrl::parse(&raw).map_err(|e| {
+                ConfigError::invalid("database_url (LANYARD_DATABASE_URL)", e.to_string())
+            })?,
+            None => DatabaseUrl::sqlite_in(&data_dir),
+        };
+        let redis_url = layer
+            .redis_url
+            .filter(|s| !s.trim().is_empty())
+            .map(|raw| {
+                let raw = raw.trim().to_string();
+                if !raw.starts_with("redis://") {
+                    return Err(ConfigError::invalid(
+                        "redis_url (LANYARD_REDIS_URL)",
+                        format!("{} must start with redis://", redact_url(&raw)),
+                    ));
+                }
+                redis::Client::open(raw.as_str()).map_err(|e| {
+                    ConfigError::invalid(
+                        "redis_url (LANYARD_REDIS_URL)",
+                        format!(
+                            "{} is not a valid Redis URL ({:?})",
+                            redact_url(&raw),
+                            e.kind()
+                        ),
+                    )
+                })?;
+                Ok(RedisUrl(raw))
+            })
+            .transpose()?;
+        let jwt_secret = layer.jwt_secret;
+        if let Some(secret) = &jwt_secret {
+            check_secret_length("jwt_secret (LANYARD_JWT_SECRET)", secret)?;
+        }
+        let encryption_key = layer.encryption_key;
+        if let Some(key) = &encryption_key {
+            check_encryption_key(key.expose_secret())?;
+        }
+        let e2e_account_token = layer.e2e_account_token;
+        if let Some(token) = &e2e_account_token {
+            check_secret_length("e2e_account_token (LANYARD_E2E_ACCOUNT_TOKEN)", token)?;
+        }
+        let public_url = layer
+            .public_url
+            .filter(|s| !s.trim().is_empty())
+            .map(|raw| {
+                let url = raw.trim().trim_end_matches('/').to_string();
+                let host = url
+                    .strip_prefix("https://")
+                    .or_else(|| url.strip_prefix("http://"));
+                match host {
+                    Some(h) if !h.is_empty() => Ok(url),
+                    _ => Err(ConfigError::invalid(
+                        "public_url (LANYARD_PUBLIC_URL)",
+                        format!("{raw:?} must be an absolute http:// or https:// URL"),
+                    )),
+                }
+            })
+            .transpose()?;
+        let token_min_remaining = match layer.token_min_remaining {
+            Some(raw) => {
+                let key = "token_min_remaining (LANYARD_TOKEN_MIN_REMAINING)";
+                let d =
+                    parse_duration(&raw).map_err(|e| ConfigError::invalid(key, e.to_string()))?;
+                if d.is_zero() || d >= Duration::from_secs(3600) {
+                    return Err(ConfigError::invalid(
+                        key,
+                        format!(
+                            "{} must be more than 0s and less than 1h, the life of a GitHub App token",
+                            format_duration(d)
+                        ),
+                    ));
+                }
+                d
+            }
+            None => DEFAULT_TOKEN_MIN_REMAINING,
+        };
+        let log_format = match layer.log_format.as_deref().map(str::trim) {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                return Err(ConfigError::invalid(
+                    "log_format (LANYARD_LOG_FORMAT)",
+                    format!("{other:?} is not one of text, json"),
+                ))
+            }
+        };
+        let github = layer
+            .github
+            .unwrap_or_default()
+            .into_iter()
+            .map(validate_github)
+            .collect::<Result<_, _>>()?;
+        Ok(Config {
+            listen,
+            data_dir,
+            database_url,
+            redis_url,
+            jwt_secret,
+            encryption_key,
+            public_url,
+            e2e_account_token,
+            token_min_remaining,
+            log_format,
+            github,
+        })
+    }
+}
+
+fn check_secret_length(key: &'static str, secret: &SecretString) -> Result<(), ConfigError> {
+    let len = secret.expose_secret().len();
+    if len < MIN_SECRET_BYTES {
+        return Err(ConfigError::invalid(
+            key,
+            format!("must be at least {MIN_SECRET_BYTES} bytes long, but it has {len}"),
+        ));
+    }
+    Ok(())
+}
+
+pub(crate) fn check_encryption_key(hex_key: &str) -> Result<[u8; 32], ConfigError> {
+    let bytes = hex::decode(hex_key.trim())
+        .ok()
+        .and_then(|b| <[u8; 32]>::try_from(b).ok());
+    bytes.ok_or_else(|| {
+        ConfigError::invalid(
+            "encryption_key (LANYARD_ENCRYPTION_KEY)",
+            "must be 32 bytes written as 64 hex characters (try: openssl rand -hex 32)",
+        )
+    })
+}
+
+fn validate_github(h: GithubLayer) -> Result<GithubHost, ConfigError> {
+    let key = "github (LANYARD_GITHUB_*)";
+    let host = h.host.trim().to_ascii_lowercase();
+    if host.is_empty() || host.contains("://") || host.contains('/') {
+        return Err(ConfigError::invalid(
+            key,
+            format!(
+                "host {:?} must be a bare host like github.com or ghe.example.com:8443",
+                h.host
+            ),
+        ));
+    }
+    let api_url = match h.api_url {
+        Some(url) => url.trim().trim_end_matches('/').to_string(),
+        None if host == "github.com" => "https://api.github.com".to_string(),
+        None => format!("https://{host}/api/v3"),
+    };
+    if !(api_url.starts_with("https://") || api_url.starts_with("http://")) {
+        return Err(ConfigError::invalid(
+            key,
+            format!("api_url {api_url:?} for {host} must start with https:// or http://"),
+        ));
+    }
+    if h.app_id == Some(0) {
+        return Err(ConfigError::invalid(
+            key,
+            format!("app_id for {host} must be positive"),
+        ));
+    }
+    Ok(GithubHost {
+        host,
+        api_url,
+        app_id: h.app_id,
+        private_key_file: h.private_key_file,
+    })
+}

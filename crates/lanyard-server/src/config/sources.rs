@@ -1,0 +1,286 @@
+//! Where configuration values come from, merged by figment: the TOML file, then `LANYARD_*`
+//! environment variables (with `_FILE` variants for secrets), then flags. Later sources win key
+//! by key; [`super::Config::load`] validates the merged result once.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Format, Serialized, Toml};
+use figment::value::{Dict, Map, Value};
+use figment::{Figment, Metadata, Profile, Provider};
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+
+use super::{ConfigError, Flags};
+
+/// One merged view of every source. Every field is optional; `None` keeps the lower layer's.
+/// No `Debug`: it holds secrets and URLs with passwords before validation wraps them.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Layer {
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub database_url: Option<String>,
+    pub redis_url: Option<String>,
+    pub jwt_secret: Option<SecretString>,
+    pub encryption_key: Option<SecretString>,
+    pub public_url: Option<String>,
+    pub e2e_account_token: Option<SecretString>,
+    pub token_min_remaining: Option<String>,
+    pub log_format: Option<String>,
+    pub github: Option<Vec<GithubLayer>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct GithubLayer {
+    pub host: String,
+    pub api_url: Option<String>,
+    pub app_id: Option<u64>,
+    pub private_key_file: Option<PathBuf>,
+}
+
+/// A scalar setting: its TOML key, and whether it is a secret (and so has a `_FILE` variant).
+#[derive(Debug, Clone, Copy)]
+pub struct Setting {
+    pub key: &'static str,
+    pub secret: bool,
+}
+
+/// Every scalar setting. Its environment variable is `LANYARD_` and the key in capitals.
+pub const SETTINGS: &[Setting] = &[
+    Setting {
+        key: "listen",
+        secret: false,
+    },
+    Setting {
+        key: "data_dir",
+        secret: false,
+    },
+    Setting {
+        key: "database_url",
+        secret: true,
+    },
+    Setting {
+        key: "redis_url",
+        secret: true,
+    },
+    Setting {
+        key: "jwt_secret",
+        secret: true,
+    },
+    Setting {
+        key: "encryption_key",
+        secret: true,
+    },
+    Setting {
+        key: "public_url",
+        secret: false,
+    },
+    Setting {
+        key: "e2e_account_token",
+        secret: true,
+    },
+    Setting {
+        key: "token_min_remaining",
+        secret: false,
+    },
+    Setting {
+        key: "log_format",
+        secret: false,
+    },
+];
+
+/// The shortcut for a single GitHub host.
+const GITHUB_VARIABLES: &[&str] = &[
+    "LANYARD_GITHUB_HOST",
+    "LANYARD_GITHUB_API_URL",
+    "LANYARD_GITHUB_APP_ID",
+    "LANYARD_GITHUB_APP_PRIVATE_KEY_FILE",
+];
+
+/// `LANYARD_*` variables that belong to the runner or select the file; they earn no warning.
+const OTHER_VARIABLES: &[&str] = &[
+    "LANYARD_CONFIG",
+    "LANYARD_API_URL",
+    "LANYARD_SESSION_ID",
+    "LANYARD_RUNNER_TOKEN_FILE",
+    "LANYARD_RUNNER_SOCKET",
+    "LANYARD_GH_OWNER",
+];
+
+pub fn env_name(key: &str) -> String {
+    format!("LANYARD_{}", key.to_ascii_uppercase())
+}
+
+/// Every environment variable the server reads.
+pub fn known_variables() -> Vec<String> {
+    let mut names: Vec<String> = SETTINGS
+        .iter()
+        .flat_map(|s| {
+            let name = env_name(s.key);
+            let file = s.secret.then(|| format!("{name}_FILE"));
+            std::iter::once(name).chain(file)
+        })
+        .collect();
+    names.extend(GITHUB_VARIABLES.iter().map(|s| (*s).to_string()));
+    names.extend(OTHER_VARIABLES.iter().map(|s| (*s).to_string()));
+    names
+}
+
+/// The environment's contribution: string values (never re-typed, so a secret of digits stays
+/// text), the GitHub shortcut, and the `LANYARD_*` names nobody knows.
+#[derive(Debug, Default)]
+pub(super) struct EnvSource {
+    values: Dict,
+    pub github: Option<GithubLayer>,
+    pub unknown: Vec<String>,
+}
+
+impl EnvSource {
+    pub fn read(env: &BTreeMap<String, String>) -> Result<Self, ConfigError> {
+        let mut source = EnvSource::default();
+        for setting in SETTINGS {
+            let name = env_name(setting.key);
+            let direct = env.get(&name);
+            let file = setting
+                .secret
+                .then(|| env.get(&format!("{name}_FILE")))
+                .flatten();
+            let value = match (direct, file) {
+                (Some(_), Some(_)) => {
+                    return Err(ConfigError::Invalid {
+                        key: setting.key,
+                        message: format!("set {name} or {name}_FILE, not both"),
+                    })
+                }
+                (Some(v), None) => v.clone(),
+                (None, Some(path)) => read_secret_file(setting.key, &name, Path::new(path))?,
+                (None, None) => continue,
+            };
+            source.values.insert(setting.key.into(), Value::from(value));
+        }
+        source.github = github_shortcut(env)?;
+        let known = known_variables();
+        source.unknown = env
+            .keys()
+            .filter(|k| k.starts_with("LANYARD_") && !known.contains(k))
+            .cloned()
+            .collect();
+        Ok(source)
+    }
+}
+
+fn read_secret_file(key: &'static str, name: &str, path: &Path) -> Result<String, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Invalid {
+        key,
+        message: format!("{name}_FILE: cannot read {}: {e}", path.display()),
+    })?;
+    Ok(text.trim_end_matches(['\n', '\r']).to_string())
+}
+
+fn github_shortcut(env: &BTreeMap<String, String>) -> Result<Option<GithubLayer>, ConfigError> {
+    if !GITHUB_VARIABLES.iter().any(|v| env.contains_key(*v)) {
+        return Ok(None);
+    }
+    let app_id = env
+        .get("LANYARD_GITHUB_APP_ID")
+        .map(|v| {
+            v.trim().parse::<u64>().map_err(|_| ConfigError::Invalid {
+                key: "github",
+                message: "LANYARD_GITHUB_APP_ID must be a positive integer".into(),
+            })
+        })
+        .transpose()?;
+    Ok(Some(GithubLayer {
+        host: env
+            .get("LANYARD_GITHUB_HOST")
+            .cloned()
+            .unwrap_or_else(|| "github.com".into()),
+        api_url: env.get("LANYARD_GITHUB_API_URL").cloned(),
+        app_id,
+        private_key_file: env
+            .get("LANYARD_GITHUB_APP_PRIVATE_KEY_FILE")
+            .map(PathBuf::from),
+    }))
+}
+
+impl Provider for EnvSource {
+    fn metadata(&self) -> Metadata {
+        Metadata::named("LANYARD_* environment variables")
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        Ok(Map::from([(Profile::Default, self.values.clone())]))
+    }
+}
+
+#[derive(Debug, Default, Serialize)]
+struct FlagValues {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    listen: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data_dir: Option<PathBuf>,
+}
+
+/// Merges the sources in order and extracts the layer; errors name the key and its source.
+pub(super) fn merge(
+    file: Option<(&Path, &str)>,
+    env: &EnvSource,
+    flags: &Flags,
+) -> Result<Layer, ConfigError> {
+    let mut figment = Figment::new();
+    if let Some((_, text)) = file {
+        figment = figment.merge(Toml::string(text));
+    }
+    figment = figment.merge(env).merge(Serialized::defaults(FlagValues {
+        listen: flags.listen.clone(),
+        data_dir: flags.data_dir.clone(),
+    }));
+    let mut layer: Layer = figment.extract().map_err(|e| explain(e, file))?;
+    if let Some(host) = &env.github {
+        let mut hosts = layer.github.take().unwrap_or_default();
+        hosts.retain(|h| h.host != host.host);
+        hosts.push(host.clone());
+        layer.github = Some(hosts);
+    }
+    Ok(layer)
+}
+
+/// One sentence for a figment error: the key, what is wrong, and where it was set.
+fn explain(e: figment::Error, file: Option<(&Path, &str)>) -> ConfigError {
+    let from_file = e.metadata.as_ref().is_some_and(|m| m.name.contains("TOML"));
+    let key = e.path.join(".");
+    let problem = match &e.kind {
+        figment::error::Kind::UnknownField(name, _) => format!("unknown key `{name}`"),
+        other => format!("`{key}`: {other}"),
+    };
+    match file {
+        Some((path, text)) if from_file => {
+            let needle = match &e.kind {
+                figment::error::Kind::UnknownField(name, _) => name.clone(),
+                _ => e.path.last().cloned().unwrap_or_default(),
+            };
+            ConfigError::Toml {
+                path: path.to_path_buf(),
+                message: problem + &line_hint(text, &needle),
+            }
+        }
+        _ => ConfigError::Invalid {
+            key: "environment",
+            message: problem,
+        },
+    }
+}
+
+/// Points at the first line that sets `key`, since figment's errors carry no position.
+fn line_hint(text: &str, key: &str) -> String {
+    text.lines()
+        .position(|l| {
+            l.trim_start()
+                .strip_prefix(key)
+                .is_some_and(|rest| rest.trim_start().starts_with('='))
+        })
+        .map(|i| format!(" (line {})", i + 1))
+        .unwrap_or_default()
+}

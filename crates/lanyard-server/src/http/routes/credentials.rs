@@ -1,0 +1,118 @@
+//! The credential path: a runner token fetches its session's GitHub credential.
+//! This is the hot path: the session and the token are served from memory when cached, and the
+//! response borrows from them.
+
+use std::borrow::Cow;
+
+use axum::extract::State;
+use axum::http::header::CACHE_CONTROL;
+use axum::http::HeaderValue;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use lanyard_core::wire::{CompatCredential, ErrorEnvelope as ErrorBody, GithubCredential};
+use secrecy::ExposeSecret;
+use serde::{Deserialize, Serialize};
+use utoipa::IntoParams;
+use uuid::Uuid;
+
+use crate::domain::credentials;
+use crate::http::auth::RunnerAuth;
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::extract::{ApiPath, ApiQuery};
+use crate::services::Services;
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CredentialQuery {
+    /// Needed when the session's repositories span several hosts.
+    pub host: Option<String>,
+    /// Needed when they span several owners on the host.
+    pub owner: Option<String>,
+}
+
+fn no_store(body: impl Serialize) -> Response {
+    let mut response = Json(body).into_response();
+    response
+        .headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// A GitHub credential for this session, with at least `token_min_remaining` of life.
+#[utoipa::path(get, path = "/v1/sessions/{session_id}/credentials/github", tag = "credentials", params(("session_id" = Uuid, Path), CredentialQuery), security(("bearer" = [])), responses(
+    (status = 200, body = GithubCredential, headers(("cache-control" = String, description = "no-store"))),
+    (status = 400, description = "`invalid_query`", body = ErrorBody),
+    (status = 401, description = "`unauthorized`", body = ErrorBody),
+    (status = 404, description = "`not_found`: another session, or no such host/owner", body = ErrorBody),
+    (status = 410, description = "`session_ended`", body = ErrorBody),
+    (status = 422, description = "`owner_required` (with `choices`) or `repo_not_connected`", body = ErrorBody),
+    (status = 502, description = "`github_rejected`", body = ErrorBody),
+    (status = 503, description = "`github_unavailable`", body = ErrorBody),
+))]
+pub async fn github(
+    State(svc): State<Services>,
+    RunnerAuth(session): RunnerAuth,
+    ApiPath(session_id): ApiPath<Uuid>,
+    ApiQuery(query): ApiQuery<CredentialQuery>,
+) -> ApiResult<Response> {
+    let (scope, served) = credentials::serve(
+        &svc,
+        &session,
+        session_id,
+        query.host.as_deref(),
+        query.owner.as_deref(),
+    )
+    .await?;
+    let credential = &served.credential;
+    Ok(no_store(GithubCredential {
+        token: Cow::Borrowed(credential.token.expose_secret()),
+        expires_at: served.expires_at,
+        host: Cow::Borrowed(&scope.host),
+        owner: Cow::Borrowed(scope.owner.as_str()),
+        scheme: served.scheme,
+        source: served.source,
+        repositories: Cow::Borrowed(&credential.repositories),
+        permissions: Cow::Borrowed(&credential.permissions),
+    }))
+}
+
+/// Compatibility route for existing agent runners, with the runner token as Bearer.
+#[utoipa::path(get, path = "/api/projects/{team_id}/agentic-sessions/{session_id}/credentials/github", tag = "credentials", params(("team_id" = Uuid, Path), ("session_id" = Uuid, Path), CredentialQuery), security(("bearer" = [])), responses(
+    (status = 200, body = CompatCredential),
+    (status = 400, description = "`invalid_query`", body = ErrorBody),
+    (status = 401, description = "`unauthorized`", body = ErrorBody),
+    (status = 404, description = "`not_found`", body = ErrorBody),
+    (status = 410, description = "`session_ended`", body = ErrorBody),
+    (status = 422, description = "`owner_required` (with `choices`) or `repo_not_connected`", body = ErrorBody),
+    (status = 502, description = "`github_rejected`", body = ErrorBody),
+    (status = 503, description = "`github_unavailable`", body = ErrorBody),
+))]
+pub async fn compat(
+    State(svc): State<Services>,
+    RunnerAuth(session): RunnerAuth,
+    ApiPath((team_id, session_id)): ApiPath<(Uuid, Uuid)>,
+    ApiQuery(query): ApiQuery<CredentialQuery>,
+) -> ApiResult<Response> {
+    if session.team.id != team_id {
+        return Err(ApiError::not_found());
+    }
+    let (_, served) = credentials::serve(
+        &svc,
+        &session,
+        session_id,
+        query.host.as_deref(),
+        query.owner.as_deref(),
+    )
+    .await?;
+    let (user_name, email) = match &session.primary_email {
+        Some(email) => (email.split('@').next().unwrap_or(email), email.as_str()),
+        None => ("lanyard[bot]", "lanyard[bot]@users.noreply.github.com"),
+    };
+    Ok(no_store(CompatCredential {
+        token: Cow::Borrowed(served.credential.token.expose_secret()),
+        user_name: Cow::Borrowed(user_name),
+        email: Cow::Borrowed(email),
+        provider: Cow::Borrowed("github"),
+        expires_at: served.expires_at,
+    }))
+}

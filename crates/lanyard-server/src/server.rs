@@ -1,0 +1,116 @@
+//! Running the server: services, router, listener, workers, graceful shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use lanyard_core::Clock;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::config::Config;
+use crate::services::Services;
+
+/// A running server.
+#[derive(Debug)]
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    pub public_url: String,
+    pub services: Services,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningServer {
+    /// Stops accepting, lets in-flight requests finish, and closes the database.
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        self.wait().await
+    }
+
+    /// Waits until the server stops (after `shutdown` or a fatal error).
+    pub async fn wait(self) -> anyhow::Result<()> {
+        let result = self.task.await.context("server task panicked")?;
+        self.services.store().close().await;
+        result.context("server failed")
+    }
+
+    /// Stops on the first of `signal` or a server error.
+    pub async fn run_until(mut self, signal: impl Future<Output = ()>) -> anyhow::Result<()> {
+        tokio::select! {
+            () = signal => {
+                tracing::info!("shutting down: finishing in-flight requests");
+                self.shutdown().await
+            }
+            result = &mut self.task => {
+                self.services.store().close().await;
+                result.context("server task panicked")?.context("server failed")
+            }
+        }
+    }
+}
+
+/// Starts the server: listener, secrets, database, migrations, Redis, workers. Returns once
+/// listening.
+pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<RunningServer> {
+    crate::services::ensure_data_dir(&config)?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let public_url = config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"));
+    let services = Services::open(config, public_url.clone(), clock).await?;
+    if let Some(redis) = services.redis() {
+        if let Err(e) = redis.ping().await {
+            tracing::warn!(error = %e, "redis is not answering yet; /readyz will report it");
+        }
+    }
+    let app = crate::http::router(services.clone());
+    let (tx, rx) = oneshot::channel::<()>();
+    let (stop_workers, workers_stopped) = tokio::sync::watch::channel(false);
+    let workers = tokio::spawn(crate::workers::run_all(services.clone(), workers_stopped));
+    let task = tokio::spawn(async move {
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = rx.await;
+            })
+            .await;
+        let _ = stop_workers.send(true);
+        let _ = workers.await;
+        served
+    });
+    tracing::info!(address = %addr, public_url = %public_url, "lanyard listening on http://{addr}");
+    Ok(RunningServer {
+        addr,
+        public_url,
+        services,
+        shutdown: Some(tx),
+        task,
+    })
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}

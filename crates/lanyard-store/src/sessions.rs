@@ -1,0 +1,340 @@
+//! Agent sessions and their scopes.
+//!
+//! A session holds one scope per (host, owner) of its repositories. A scope's `cache_key` names
+//! the token it is served, so "which sessions hold a token" is "which live sessions have a scope
+//! with its key": a token is revoked when the last of them ends, and never while one is live.
+
+use chrono::{DateTime, Utc};
+use lanyard_core::github::{Owner, PermissionSet};
+use lanyard_core::{Actor, AuditKind};
+use sqlx::types::Json;
+use uuid::Uuid;
+
+use crate::accounts::TEAM_COLUMNS;
+use crate::audit::insert_audit;
+use crate::connections::CONNECTION_COLUMNS;
+use crate::tokens::TOKEN_COLUMNS;
+use crate::{on_pool, AuditEvent, ConnectionRecord, Store, StoreResult, TeamRecord, TokenRecord};
+
+/// A session. Columns are selected with [`SESSION_COLUMNS`] (prefixed `s_`).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct SessionRecord {
+    #[sqlx(rename = "s_id")]
+    pub id: Uuid,
+    #[sqlx(rename = "s_team_id")]
+    pub team_id: Uuid,
+    #[sqlx(rename = "s_repos", json)]
+    pub repos: Vec<String>,
+    #[sqlx(rename = "s_permissions", json)]
+    pub permissions: PermissionSet,
+    #[sqlx(rename = "s_created_at")]
+    pub created_at: DateTime<Utc>,
+    #[sqlx(rename = "s_expires_at")]
+    pub expires_at: DateTime<Utc>,
+    #[sqlx(rename = "s_stopped_at")]
+    pub stopped_at: Option<DateTime<Utc>>,
+}
+
+const SESSION_COLUMNS: &str = "s.id AS s_id, s.team_id AS s_team_id, s.repos AS s_repos, \
+     s.permissions AS s_permissions, s.created_at AS s_created_at, \
+     s.expires_at AS s_expires_at, s.stopped_at AS s_stopped_at";
+
+lanyard_core::string_enum! {
+    pub enum SessionStatus {
+        Active = "active",
+        Stopped = "stopped",
+        Expired = "expired",
+    }
+}
+
+impl SessionRecord {
+    pub fn status(&self, now: DateTime<Utc>) -> SessionStatus {
+        if self.stopped_at.is_some() {
+            SessionStatus::Stopped
+        } else if self.expires_at <= now {
+            SessionStatus::Expired
+        } else {
+            SessionStatus::Active
+        }
+    }
+}
+
+/// One (host, owner) of a session: the repositories its token covers, and its cache key.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ScopeRecord {
+    pub host: String,
+    #[sqlx(try_from = "String")]
+    pub owner: Owner,
+    pub cache_key: String,
+    #[sqlx(json)]
+    pub repositories: Vec<String>,
+    /// The team's connection for this owner, if it still exists.
+    #[sqlx(skip)]
+    pub connection: Option<ConnectionRecord>,
+}
+
+/// Everything the credential path needs about a runner token's session.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct RunnerSession {
+    #[sqlx(flatten)]
+    pub session: SessionRecord,
+    #[sqlx(rename = "s_runner_hash")]
+    pub runner_hash: String,
+    #[sqlx(flatten)]
+    pub team: TeamRecord,
+    /// The team's primary user, the git identity agents commit as.
+    pub primary_email: Option<String>,
+    #[sqlx(skip)]
+    pub scopes: Vec<ScopeRecord>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewScope {
+    pub host: String,
+    pub owner: Owner,
+    pub cache_key: String,
+    pub repositories: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub team_id: Uuid,
+    pub runner_lookup: String,
+    pub runner_hash: String,
+    pub repos: Vec<String>,
+    pub permissions: PermissionSet,
+    pub expires_at: DateTime<Utc>,
+    pub scopes: Vec<NewScope>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuotaExceeded {
+    pub active: i64,
+}
+
+/// The result of stopping a session: the tokens nobody live holds any more, already marked
+/// revoked in the database; the caller revokes them at GitHub.
+#[derive(Debug, Clone)]
+pub struct StopOutcome {
+    pub session: SessionRecord,
+    /// The runner token's lookup id, so caches keyed by it can forget the session.
+    pub runner_lookup: String,
+    pub revoke: Vec<TokenRecord>,
+}
+
+impl Store {
+    /// Creates a session and its scopes, unless the team already has `max_active` live ones.
+    /// The team row is locked first, so concurrent creates cannot both pass the count.
+    pub async fn create_session(
+        &self,
+        new: &NewSession,
+        max_active: u32,
+        actor: &Actor,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Result<SessionRecord, QuotaExceeded>> {
+        let record = SessionRecord {
+            id: Uuid::new_v4(),
+            team_id: new.team_id,
+            repos: new.repos.clone(),
+            permissions: new.permissions.clone(),
+            created_at: now,
+            expires_at: new.expires_at,
+            stopped_at: None,
+        };
+        let event = AuditEvent::new(AuditKind::SessionCreated, actor.clone())
+            .subject(record.id)
+            .data(serde_json::json!({
+                "repos": record.repos, "permissions": record.permissions,
+                "expires_at": record.expires_at,
+            }));
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query("UPDATE teams SET sessions_created = sessions_created + 1 WHERE id = $1")
+                .bind(new.team_id)
+                .execute(&mut *tx)
+                .await?;
+            let active: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM sessions WHERE team_id = $1 AND stopped_at IS NULL AND expires_at > $2",
+            )
+            .bind(new.team_id)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await?;
+            if active >= i64::from(max_active) {
+                return Ok(Err(QuotaExceeded { active }));
+            }
+            sqlx::query(
+                "INSERT INTO sessions (id, team_id, runner_lookup, runner_hash, repos, permissions, \
+                 created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(record.id)
+            .bind(new.team_id)
+            .bind(&new.runner_lookup)
+            .bind(&new.runner_hash)
+            .bind(Json(&record.repos))
+            .bind(Json(&record.permissions))
+            .bind(now)
+            .bind(record.expires_at)
+            .execute(&mut *tx)
+            .await?;
+            for scope in &new.scopes {
+                sqlx::query(
+                    "INSERT INTO session_scopes (session_id, host, owner, cache_key, repositories) \
+                     VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(record.id)
+                .bind(&scope.host)
+                .bind(scope.owner.as_str())
+                .bind(&scope.cache_key)
+                .bind(Json(&scope.repositories))
+                .execute(&mut *tx)
+                .await?;
+            }
+            insert_audit!(&mut *tx, new.team_id, &event, now)?;
+            tx.commit().await?;
+            Ok(Ok(record))
+        })
+    }
+
+    pub async fn get_session(&self, team_id: Uuid, id: Uuid) -> StoreResult<Option<SessionRecord>> {
+        let sql =
+            format!("SELECT {SESSION_COLUMNS} FROM sessions s WHERE s.id = $1 AND s.team_id = $2");
+        Ok(on_pool!(self, pool => {
+            sqlx::query_as(&sql).bind(id).bind(team_id).fetch_optional(pool).await?
+        }))
+    }
+
+    /// The team's sessions, newest first.
+    pub async fn list_sessions(
+        &self,
+        team_id: Uuid,
+        limit: u32,
+    ) -> StoreResult<Vec<SessionRecord>> {
+        let sql = format!(
+            "SELECT {SESSION_COLUMNS} FROM sessions s WHERE s.team_id = $1 \
+             ORDER BY s.created_at DESC, s.id LIMIT $2"
+        );
+        Ok(on_pool!(self, pool => {
+            sqlx::query_as(&sql).bind(team_id).bind(i64::from(limit)).fetch_all(pool).await?
+        }))
+    }
+
+    /// The session behind a runner token's lookup id, with its team, scopes and connections.
+    pub async fn runner_session(&self, lookup: &str) -> StoreResult<Option<RunnerSession>> {
+        let session_sql = format!(
+            "SELECT {SESSION_COLUMNS}, s.runner_hash AS s_runner_hash, {TEAM_COLUMNS}, \
+             (SELECT u.email FROM users u WHERE u.team_id = t.id AND u.is_primary LIMIT 1) AS primary_email \
+             FROM sessions s JOIN teams t ON t.id = s.team_id WHERE s.runner_lookup = $1"
+        );
+        let scope_sql = "SELECT host, owner, cache_key, repositories FROM session_scopes \
+                         WHERE session_id = $1 ORDER BY host, owner";
+        let connection_sql = format!(
+            "SELECT {CONNECTION_COLUMNS} FROM github_connections c JOIN session_scopes sc \
+             ON c.host = sc.host AND c.owner = sc.owner WHERE sc.session_id = $1 AND c.team_id = $2"
+        );
+        let found: Option<(RunnerSession, Vec<ConnectionRecord>)> = on_pool!(self, pool => {
+            match sqlx::query_as::<_, RunnerSession>(&session_sql)
+                .bind(lookup)
+                .fetch_optional(pool)
+                .await?
+            {
+                None => None,
+                Some(mut runner) => {
+                    runner.scopes = sqlx::query_as(scope_sql)
+                        .bind(runner.session.id)
+                        .fetch_all(pool)
+                        .await?;
+                    let connections = sqlx::query_as(&connection_sql)
+                        .bind(runner.session.id)
+                        .bind(runner.team.id)
+                        .fetch_all(pool)
+                        .await?;
+                    Some((runner, connections))
+                }
+            }
+        });
+        Ok(found.map(|(mut runner, connections)| {
+            for scope in &mut runner.scopes {
+                scope.connection = connections
+                    .iter()
+                    .find(|c| c.host == scope.host && c.owner == scope.owner)
+                    .cloned();
+            }
+            runner
+        }))
+    }
+
+    /// Stops a live session and claims, for revocation, every unexpired token whose scope no
+    /// other live session shares. `None` if the team has no such session.
+    pub async fn stop_session(
+        &self,
+        team_id: Uuid,
+        id: Uuid,
+        actor: &Actor,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<StopOutcome>> {
+        let select = format!(
+            "SELECT {SESSION_COLUMNS}, s.runner_lookup FROM sessions s \
+             WHERE s.id = $1 AND s.team_id = $2"
+        );
+        let orphaned = format!(
+            "SELECT {TOKEN_COLUMNS} FROM github_tokens t \
+             WHERE t.team_id = $2 AND t.revoked_at IS NULL AND t.expires_at > $3 \
+             AND t.cache_key IN (SELECT cache_key FROM session_scopes WHERE session_id = $1) \
+             AND NOT EXISTS (SELECT 1 FROM session_scopes sc JOIN sessions o ON o.id = sc.session_id \
+                 WHERE sc.cache_key = t.cache_key AND o.id <> $1 AND o.stopped_at IS NULL AND o.expires_at > $3)"
+        );
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            // Write first: takes SQLite's write lock and the Postgres row lock up front.
+            let stopped = sqlx::query("UPDATE sessions SET stopped_at = $3 WHERE id = $1 AND team_id = $2 AND stopped_at IS NULL")
+                .bind(id)
+                .bind(team_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            let Some(stopped_row) = sqlx::query_as::<_, StoppedRow>(&select)
+                .bind(id)
+                .bind(team_id)
+                .fetch_optional(&mut *tx)
+                .await?
+            else {
+                return Ok(None);
+            };
+            let mut revoke: Vec<TokenRecord> = Vec::new();
+            if stopped == 1 {
+                let event = AuditEvent::new(AuditKind::SessionStopped, actor.clone()).subject(id);
+                insert_audit!(&mut *tx, team_id, &event, now)?;
+                revoke = sqlx::query_as(&orphaned).bind(id).bind(team_id).bind(now).fetch_all(&mut *tx).await?;
+                for token in &revoke {
+                    sqlx::query("UPDATE github_tokens SET revoked_at = $1 WHERE id = $2")
+                        .bind(now)
+                        .bind(token.id)
+                        .execute(&mut *tx)
+                        .await?;
+                    let event = AuditEvent::new(AuditKind::CredentialRevoked, actor.clone())
+                        .subject(token.id)
+                        .data(serde_json::json!({
+                            "host": token.host, "installation_id": token.installation_id,
+                            "reason": "last holder stopped", "session_id": id,
+                        }));
+                    insert_audit!(&mut *tx, team_id, &event, now)?;
+                }
+            }
+            tx.commit().await?;
+            Ok(Some(StopOutcome {
+                session: stopped_row.session,
+                runner_lookup: stopped_row.runner_lookup,
+                revoke,
+            }))
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct StoppedRow {
+    #[sqlx(flatten)]
+    session: SessionRecord,
+    runner_lookup: String,
+}
