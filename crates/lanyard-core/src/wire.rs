@@ -25,6 +25,12 @@ pub enum CredentialSource {
     Other,
 }
 
+impl std::fmt::Display for CredentialSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl crate::Registry for CredentialSource {
     /// The sources a server serves (`Other` is only ever read).
     fn all() -> &'static [Self] {
@@ -46,6 +52,22 @@ impl CredentialSource {
     }
 }
 
+/// Parses an RFC 3339 expiry with `Z` or an offset. `None` if it does not parse.
+pub fn parse_expiry(raw: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(raw.trim())
+        .ok()
+        .map(|d| d.with_timezone(&Utc))
+}
+
+/// An expiry a reader cannot parse is unknown, not an unreadable credential: the token is still
+/// good to use, and is refreshed by interval.
+fn lenient_expiry<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<DateTime<Utc>>, D::Error> {
+    let raw = Option::<Cow<'de, str>>::deserialize(d)?;
+    Ok(raw.as_deref().and_then(parse_expiry))
+}
+
 /// `GET /v1/sessions/{id}/credentials/github`.
 #[derive(Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -54,7 +76,11 @@ pub struct GithubCredential<'a> {
     pub token: Cow<'a, str>,
     /// Present for `github_app` tokens and for PATs whose expiry GitHub reported; at least
     /// `token_min_remaining` away for App tokens.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_expiry"
+    )]
     pub expires_at: Option<DateTime<Utc>>,
     #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub host: Cow<'a, str>,
@@ -265,6 +291,9 @@ mod tests {
         assert_eq!(read.token, "tok-value-1");
         assert_eq!(read.scheme, Scheme::Https);
         assert!(!format!("{read:?}").contains("tok-value-1"));
+        let odd = json.replace("\"host\"", "\"expires_at\":\"soon\",\"host\"");
+        let read: GithubCredential<'static> = serde_json::from_str(&odd).unwrap();
+        assert_eq!(read.expires_at, None, "an unparsable expiry is unknown");
         let newer = json.replace("github_app", "gitlab_oauth");
         let read: GithubCredential<'static> = serde_json::from_str(&newer).unwrap();
         assert_eq!(read.source, CredentialSource::Other);

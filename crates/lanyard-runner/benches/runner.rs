@@ -12,8 +12,9 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use lanyard_core::wire::{SocketReply, SocketRequest};
 use lanyard_core::{SystemClock, Tier};
-use lanyard_runner::ipc::{self, Request};
+use lanyard_runner::ipc;
 use lanyard_testkit::fake_github::FakeGithub;
 use lanyard_testkit::TestApp;
 
@@ -156,11 +157,10 @@ async fn main() {
     .unwrap_or(100.0);
     let cpu_seconds = (ticks_after - ticks_before) as f64 / clk_tck;
     let cpu_share = cpu_seconds / started.elapsed().as_secs_f64();
-    let status: serde_json::Value = ipc::call(&socket, &Request::Status).await.unwrap();
-    let refreshed = status["credentials"][0]["last_refresh"]
-        .as_str()
-        .unwrap_or("?")
-        .to_string();
+    let refreshed = match ipc::call(&socket, &SocketRequest::Status).await.unwrap() {
+        SocketReply::Status { credentials } => credentials[0].last_refresh.to_rfc3339(),
+        other => panic!("unexpected reply {other:?}"),
+    };
 
     // A credential get through the socket, and a whole helper process as git runs it.
     let mut socket_gets = Vec::new();
@@ -168,15 +168,16 @@ async fn main() {
         let t = Instant::now();
         let reply = ipc::call(
             &socket,
-            &Request::Get {
+            &SocketRequest::Get {
                 host: fake.host.clone(),
                 owner: Some("acme".into()),
+                protocol: Some("http".into()),
             },
         )
         .await
         .unwrap();
         socket_gets.push(t.elapsed());
-        assert_eq!(reply["ok"], true);
+        assert!(matches!(reply, SocketReply::Token(_)), "{reply:?}");
     }
     socket_gets.sort_unstable();
     let input = format!(

@@ -5,18 +5,19 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use lanyard_core::github::Scheme;
+use lanyard_core::wire::{CredentialSource, ErrorEnvelope, GithubCredential};
 use secrecy::SecretString;
-use serde::Deserialize;
-
-use crate::policy::parse_expiry;
 
 /// One fetched credential. `Debug` never shows the token.
 #[derive(Clone)]
 pub struct Fetched {
     pub token: SecretString,
-    /// `None` for a PAT, or when the server's expiry did not parse (logged).
+    /// `None` when the server reports no expiry (a PAT without one).
     pub expires_at: Option<DateTime<Utc>>,
-    pub source: String,
+    pub source: CredentialSource,
+    /// The only scheme git may use the token over.
+    pub scheme: Scheme,
     pub host: String,
     pub owner: String,
 }
@@ -25,6 +26,7 @@ impl std::fmt::Debug for Fetched {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Fetched")
             .field("source", &self.source)
+            .field("scheme", &self.scheme)
             .field("host", &self.host)
             .field("owner", &self.owner)
             .field("expires_at", &self.expires_at)
@@ -72,32 +74,6 @@ pub struct ApiClient {
     api: String,
     session: String,
     token_file: PathBuf,
-}
-
-#[derive(Deserialize)]
-struct CredentialBody {
-    token: String,
-    expires_at: Option<String>,
-    source: String,
-    host: String,
-    owner: String,
-}
-
-#[derive(Deserialize)]
-struct ErrorEnvelope {
-    #[serde(default)]
-    error: String,
-    #[serde(default)]
-    message: String,
-    #[serde(default)]
-    choices: Vec<Choice>,
-    retry_after_seconds: Option<u64>,
-}
-
-#[derive(Deserialize)]
-struct Choice {
-    host: String,
-    owner: String,
 }
 
 impl ApiClient {
@@ -174,26 +150,17 @@ impl ApiClient {
             })?;
         let status = response.status().as_u16();
         if status == 200 {
-            let body: CredentialBody = response
+            let body: GithubCredential<'static> = response
                 .json()
                 .await
                 .map_err(|e| FetchError::Other(200, format!("unreadable credential ({e})")))?;
-            let expires_at = match body.expires_at.as_deref() {
-                None => None,
-                Some(raw) => {
-                    let parsed = parse_expiry(raw);
-                    if parsed.is_none() {
-                        tracing::warn!(host = %body.host, owner = %body.owner, expires_at = raw, "unparsable expires_at; treating the expiry as unknown");
-                    }
-                    parsed
-                }
-            };
             return Ok(Fetched {
-                token: SecretString::from(body.token),
-                expires_at,
+                token: SecretString::from(body.token.into_owned()),
+                expires_at: body.expires_at,
                 source: body.source,
-                host: body.host,
-                owner: body.owner,
+                scheme: body.scheme,
+                host: body.host.into_owned(),
+                owner: body.owner.into_owned(),
             });
         }
         let retry_header = response
@@ -201,31 +168,26 @@ impl ApiClient {
             .get("retry-after")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse().ok());
-        let envelope: ErrorEnvelope = response.json().await.unwrap_or(ErrorEnvelope {
-            error: String::new(),
-            message: String::new(),
-            choices: vec![],
-            retry_after_seconds: None,
-        });
-        let message = if envelope.message.is_empty() {
-            format!("HTTP {status}")
-        } else {
-            envelope.message
+        let envelope: Option<ErrorEnvelope<'static>> = response.json().await.ok();
+        let (code, message, choices, retry_after) = match envelope {
+            Some(e) if !e.message.is_empty() => (
+                e.error.into_owned(),
+                e.message.into_owned(),
+                e.choices.unwrap_or_default(),
+                e.retry_after_seconds.map(u64::from),
+            ),
+            _ => (String::new(), format!("HTTP {status}"), Vec::new(), None),
         };
-        Err(match (status, envelope.error.as_str()) {
+        Err(match (status, code.as_str()) {
             (401, _) => FetchError::Unauthorized(message),
             (404, _) => FetchError::NotFound,
             (410, _) => FetchError::SessionEnded(message),
-            (422, "owner_required") => FetchError::OwnerRequired(
-                envelope
-                    .choices
-                    .into_iter()
-                    .map(|c| (c.host, c.owner))
-                    .collect(),
-            ),
+            (422, "owner_required") => {
+                FetchError::OwnerRequired(choices.into_iter().map(|c| (c.host, c.owner)).collect())
+            }
             (429 | 500..=599, _) => FetchError::Unavailable {
                 status,
-                retry_after: envelope.retry_after_seconds.or(retry_header),
+                retry_after: retry_after.or(retry_header),
                 message,
             },
             _ => FetchError::Other(status, message),

@@ -5,10 +5,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use lanyard_core::github::Scheme;
+use lanyard_core::wire::{CredentialSource, CredentialStatus, SocketErrorKind};
 use lanyard_core::Clock;
 use rand::Rng;
 use secrecy::SecretString;
-use serde::Serialize;
 use tokio::sync::{watch, Notify};
 
 use crate::client::{ApiClient, FetchError, Fetched};
@@ -19,7 +20,7 @@ use crate::policy::Policy;
 struct CredState {
     token: SecretString,
     expires_at: Option<DateTime<Utc>>,
-    source: String,
+    source: CredentialSource,
     last_refresh: DateTime<Utc>,
     last_error: Option<String>,
     failures: u32,
@@ -30,20 +31,8 @@ struct CredState {
 struct Cred {
     host: String,
     owner: String,
+    scheme: Scheme,
     state: Mutex<CredState>,
-}
-
-/// The `status` view of a credential: never the token.
-#[derive(Debug, Clone, Serialize)]
-pub struct CredStatus {
-    pub host: String,
-    pub owner: String,
-    pub source: String,
-    pub expires_at: Option<DateTime<Utc>>,
-    pub last_refresh: DateTime<Utc>,
-    pub next_refresh: DateTime<Utc>,
-    pub last_error: Option<String>,
-    pub consecutive_failures: u32,
 }
 
 /// A token handed out, with its expiry.
@@ -53,6 +42,7 @@ pub struct Handout {
     pub expires_at: Option<DateTime<Utc>>,
     pub host: String,
     pub owner: String,
+    pub scheme: Scheme,
 }
 
 impl std::fmt::Debug for Handout {
@@ -74,6 +64,18 @@ pub enum EngineError {
     Expired(String),
     #[error("the session has ended: {0}")]
     Ended(String),
+}
+
+impl EngineError {
+    /// The kind of refusal, as the socket protocol names it.
+    pub fn kind(&self) -> SocketErrorKind {
+        match self {
+            EngineError::NoCredential(_) => SocketErrorKind::NoCredential,
+            EngineError::Ambiguous(_) => SocketErrorKind::Ambiguous,
+            EngineError::Expired(_) => SocketErrorKind::Expired,
+            EngineError::Ended(_) => SocketErrorKind::Ended,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -120,6 +122,7 @@ impl Engine {
                 Arc::new(Cred {
                     host: f.host.to_ascii_lowercase(),
                     owner: f.owner.to_ascii_lowercase(),
+                    scheme: f.scheme,
                     state: Mutex::new(CredState {
                         token: f.token,
                         expires_at: f.expires_at,
@@ -302,6 +305,7 @@ impl Engine {
             expires_at: s.expires_at,
             host: cred.host.clone(),
             owner: cred.owner.clone(),
+            scheme: cred.scheme,
         })
     }
 
@@ -322,15 +326,15 @@ impl Engine {
         Ok(())
     }
 
-    pub fn status(&self) -> Vec<CredStatus> {
+    pub fn status(&self) -> Vec<CredentialStatus> {
         self.creds
             .iter()
             .map(|c| {
                 let s = Self::lock(c);
-                CredStatus {
+                CredentialStatus {
                     host: c.host.clone(),
                     owner: c.owner.clone(),
-                    source: s.source.clone(),
+                    source: s.source,
                     expires_at: s.expires_at,
                     last_refresh: s.last_refresh,
                     next_refresh: s.next_refresh,

@@ -6,37 +6,16 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use lanyard_core::wire::{SocketErrorKind, SocketReply, SocketRequest, SocketToken};
 use secrecy::ExposeSecret;
-use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::watch;
 
-use crate::engine::{Engine, EngineError};
+use crate::engine::{Engine, EngineError, Handout};
 
 /// Requests are small; anything longer is refused.
 const MAX_REQUEST: usize = 64 * 1024;
-
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
-pub enum Request {
-    /// git `get`: `owner` from the request path when git sends one.
-    Get {
-        host: String,
-        owner: Option<String>,
-    },
-    /// git `erase`: the credential was refused; refresh it.
-    Erase {
-        host: String,
-        owner: Option<String>,
-    },
-    Token {
-        host: Option<String>,
-        owner: Option<String>,
-    },
-    Hosts,
-    Status,
-}
 
 /// Binds the socket inside `dir` (created 0700), readable and writable only by this user.
 pub fn bind(dir: &Path) -> std::io::Result<(UnixListener, PathBuf)> {
@@ -69,8 +48,52 @@ pub async fn serve(
     }
 }
 
-fn error_reply(e: &EngineError) -> serde_json::Value {
-    serde_json::json!({"ok": false, "error": e.to_string()})
+fn error_reply(e: &EngineError) -> SocketReply {
+    SocketReply::Error {
+        kind: e.kind(),
+        message: e.to_string(),
+    }
+}
+
+fn token_reply(h: Handout) -> SocketReply {
+    SocketReply::Token(SocketToken {
+        token: h.token.expose_secret().to_string(),
+        expires_at: h.expires_at,
+        host: h.host,
+        owner: h.owner,
+        scheme: h.scheme,
+    })
+}
+
+/// The answer to one request.
+async fn answer(request: Option<SocketRequest>, engine: &Engine) -> SocketReply {
+    let result = match request {
+        None => {
+            return SocketReply::Error {
+                kind: SocketErrorKind::Malformed,
+                message: "malformed request".into(),
+            }
+        }
+        Some(SocketRequest::Get { host, owner, .. }) => engine
+            .for_git(&host, owner.as_deref())
+            .await
+            .map(token_reply),
+        Some(SocketRequest::Token { host, owner }) => engine
+            .token(host.as_deref(), owner.as_deref())
+            .await
+            .map(token_reply),
+        Some(SocketRequest::Erase { host, owner }) => engine
+            .force_refresh(&host, owner.as_deref())
+            .await
+            .map(|()| SocketReply::Done),
+        Some(SocketRequest::Hosts) => Ok(SocketReply::Hosts {
+            hosts: engine.hosts(),
+        }),
+        Some(SocketRequest::Status) => Ok(SocketReply::Status {
+            credentials: engine.status(),
+        }),
+    };
+    result.unwrap_or_else(|e| error_reply(&e))
 }
 
 async fn handle(stream: UnixStream, engine: &Engine) -> std::io::Result<()> {
@@ -78,33 +101,7 @@ async fn handle(stream: UnixStream, engine: &Engine) -> std::io::Result<()> {
     let mut line = String::new();
     let mut reader = BufReader::new(read).take(MAX_REQUEST as u64);
     reader.read_line(&mut line).await?;
-    let reply = match serde_json::from_str::<Request>(line.trim()) {
-        Err(_) => serde_json::json!({"ok": false, "error": "malformed request"}),
-        Ok(Request::Get { host, owner }) => match engine.for_git(&host, owner.as_deref()).await {
-            Ok(h) => serde_json::json!({
-                "ok": true, "token": h.token.expose_secret(),
-                "expires_at": h.expires_at, "host": h.host, "owner": h.owner,
-            }),
-            Err(e) => error_reply(&e),
-        },
-        Ok(Request::Token { host, owner }) => {
-            match engine.token(host.as_deref(), owner.as_deref()).await {
-                Ok(h) => serde_json::json!({
-                    "ok": true, "token": h.token.expose_secret(),
-                    "expires_at": h.expires_at, "host": h.host, "owner": h.owner,
-                }),
-                Err(e) => error_reply(&e),
-            }
-        }
-        Ok(Request::Erase { host, owner }) => {
-            match engine.force_refresh(&host, owner.as_deref()).await {
-                Ok(()) => serde_json::json!({"ok": true}),
-                Err(e) => error_reply(&e),
-            }
-        }
-        Ok(Request::Hosts) => serde_json::json!({"ok": true, "hosts": engine.hosts()}),
-        Ok(Request::Status) => serde_json::json!({"ok": true, "credentials": engine.status()}),
-    };
+    let reply = answer(serde_json::from_str(line.trim()).ok(), engine).await;
     let mut bytes = serde_json::to_vec(&reply).unwrap_or_default();
     bytes.push(b'\n');
     write.write_all(&bytes).await?;
@@ -112,7 +109,7 @@ async fn handle(stream: UnixStream, engine: &Engine) -> std::io::Result<()> {
 }
 
 /// Sends one request to the runner at `socket` and returns its reply.
-pub async fn call(socket: &Path, request: &Request) -> anyhow::Result<serde_json::Value> {
+pub async fn call(socket: &Path, request: &SocketRequest) -> anyhow::Result<SocketReply> {
     let stream = UnixStream::connect(socket)
         .await
         .map_err(|e| anyhow::anyhow!("cannot reach the runner at {}: {e}", socket.display()))?;

@@ -1,8 +1,6 @@
 //! The `lanyard-runner` command.
 
-use std::io::Read;
 use std::os::unix::fs::DirBuilderExt;
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -12,10 +10,10 @@ use clap::{Args, Parser, Subcommand};
 use lanyard_core::{parse_duration, SystemClock};
 use lanyard_runner::client::ApiClient;
 use lanyard_runner::engine::Engine;
-use lanyard_runner::ipc::{self, Request};
+use lanyard_runner::ipc;
 use lanyard_runner::policy::Policy;
 use lanyard_runner::supervise::{self, Outcome};
-use lanyard_runner::{helper, EXIT_SESSION_ENDED, EXIT_START_FAILED};
+use lanyard_runner::{EXIT_SESSION_ENDED, EXIT_START_FAILED};
 use tokio::sync::watch;
 
 #[derive(Debug, Parser)]
@@ -114,10 +112,6 @@ fn init_logs() {
     };
 }
 
-fn socket() -> Option<PathBuf> {
-    std::env::var_os("LANYARD_RUNNER_SOCKET").map(PathBuf::from)
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -133,6 +127,8 @@ fn main() -> ExitCode {
     let code = runtime.block_on(run(cli));
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }
+
+mod commands;
 
 fn session_client(s: &Session) -> Result<ApiClient, String> {
     let api = s
@@ -171,14 +167,17 @@ async fn run(cli: Cli) -> i32 {
             )
             .await
         }
-        Cmd::GitCredential { action } => git_credential(&action).await,
+        Cmd::GitCredential { action } => commands::git_credential(&action).await,
         Cmd::Token {
             host,
             owner,
             session,
-        } => token(host, owner, &session).await,
-        Cmd::Status { json } => status(json).await,
-        Cmd::GhShim { args } => gh_shim(args).await,
+        } => {
+            let client = session_client(&session);
+            commands::token(host, owner, client).await
+        }
+        Cmd::Status { json } => commands::status(json).await,
+        Cmd::GhShim { args } => commands::gh_shim(args).await,
     }
 }
 
@@ -271,218 +270,4 @@ async fn supervise_in(
     let _ = refresher.await;
     let _ = server.await;
     code
-}
-
-async fn git_credential(action: &str) -> i32 {
-    let mut input = String::new();
-    if let Err(e) = std::io::stdin()
-        .take(1024 * 1024)
-        .read_to_string(&mut input)
-    {
-        eprintln!("lanyard-runner git-credential: cannot read the request: {e}");
-        return 1;
-    }
-    let attrs = match helper::parse(&input) {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("lanyard-runner git-credential: malformed request: {e}");
-            return 1;
-        }
-    };
-    if action == "store" {
-        return 0; // the runner owns the credential; nothing to store
-    }
-    let Some(socket) = socket() else {
-        eprintln!("lanyard-runner git-credential: LANYARD_RUNNER_SOCKET is not set; run git under `lanyard-runner run`");
-        return 0;
-    };
-    let Some(host) = attrs.get("host").map(|h| h.to_ascii_lowercase()) else {
-        return 0;
-    };
-    if attrs
-        .get("protocol")
-        .is_some_and(|p| p != "https" && p != "http")
-    {
-        return 0;
-    }
-    let owner = helper::owner_of(&attrs);
-    let request = if action == "erase" {
-        Request::Erase { host, owner }
-    } else {
-        Request::Get { host, owner }
-    };
-    match ipc::call(&socket, &request).await {
-        Ok(reply) if reply["ok"] == true && action == "get" => {
-            let token = reply["token"].as_str().unwrap_or_default();
-            let expiry = reply["expires_at"]
-                .as_str()
-                .and_then(lanyard_runner::policy::parse_expiry)
-                .map(|d| d.timestamp());
-            print!("{}", helper::format_get(token, expiry));
-            0
-        }
-        // Not a host or owner of this session: say nothing, so git tries its other helpers.
-        Ok(reply) => {
-            let error = reply["error"].as_str().unwrap_or_default();
-            if !error.starts_with("no credential") {
-                eprintln!("lanyard-runner git-credential: {error}");
-            }
-            0
-        }
-        Err(e) => {
-            eprintln!("lanyard-runner git-credential: {e}");
-            0
-        }
-    }
-}
-
-async fn token(host: Option<String>, owner: Option<String>, session: &Session) -> i32 {
-    if let Some(socket) = socket() {
-        return match ipc::call(&socket, &Request::Token { host, owner }).await {
-            Ok(reply) if reply["ok"] == true => {
-                println!("{}", reply["token"].as_str().unwrap_or_default());
-                0
-            }
-            Ok(reply) => {
-                eprintln!(
-                    "lanyard-runner token: {}",
-                    reply["error"].as_str().unwrap_or("refused")
-                );
-                1
-            }
-            Err(e) => {
-                eprintln!("lanyard-runner token: {e}");
-                1
-            }
-        };
-    }
-    // Outside a runner: ask Lanyard directly.
-    let client = match session_client(session) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("lanyard-runner token: not inside `lanyard-runner run` and {e}");
-            return 2;
-        }
-    };
-    match client.fetch(host.as_deref(), owner.as_deref()).await {
-        Ok(f) => {
-            println!("{}", secrecy::ExposeSecret::expose_secret(&f.token));
-            0
-        }
-        Err(e) => {
-            eprintln!("lanyard-runner token: {e}");
-            1
-        }
-    }
-}
-
-async fn status(json: bool) -> i32 {
-    let Some(socket) = socket() else {
-        eprintln!("lanyard-runner status: LANYARD_RUNNER_SOCKET is not set; run it inside `lanyard-runner run`");
-        return 2;
-    };
-    let reply = match ipc::call(&socket, &Request::Status).await {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("lanyard-runner status: {e}");
-            return 1;
-        }
-    };
-    let creds = reply["credentials"].as_array().cloned().unwrap_or_default();
-    if json {
-        println!("{}", serde_json::Value::Array(creds));
-        return 0;
-    }
-    println!(
-        "{:<28} {:<12} {:<22} {:<22} {:<22} LAST ERROR",
-        "HOST/OWNER", "SOURCE", "EXPIRES", "LAST REFRESH", "NEXT REFRESH"
-    );
-    for c in creds {
-        let field = |k: &str| {
-            c[k].as_str()
-                .unwrap_or("-")
-                .chars()
-                .take(19)
-                .collect::<String>()
-        };
-        println!(
-            "{:<28} {:<12} {:<22} {:<22} {:<22} {}",
-            format!(
-                "{}/{}",
-                c["host"].as_str().unwrap_or("?"),
-                c["owner"].as_str().unwrap_or("?")
-            ),
-            field("source"),
-            field("expires_at"),
-            field("last_refresh"),
-            field("next_refresh"),
-            c["last_error"].as_str().unwrap_or("-"),
-        );
-    }
-    0
-}
-
-async fn gh_shim(args: Vec<String>) -> i32 {
-    let Some(socket) = socket() else {
-        eprintln!("gh (lanyard-runner shim): LANYARD_RUNNER_SOCKET is not set");
-        return 127;
-    };
-    let shim_dir = socket.parent().map(|d| d.join("bin"));
-    let Some(real) = supervise::find_real_gh(shim_dir.as_deref()) else {
-        eprintln!("gh (lanyard-runner shim): no real `gh` found further down PATH");
-        return 127;
-    };
-    let hosts = ipc::call(&socket, &Request::Hosts).await.ok();
-    let hosts: Vec<String> = hosts
-        .and_then(|r| serde_json::from_value(r["hosts"].clone()).ok())
-        .unwrap_or_default();
-    let host = std::env::var("GH_HOST")
-        .ok()
-        .filter(|h| hosts.contains(h))
-        .unwrap_or_else(|| {
-            if hosts.iter().any(|h| h == "github.com") {
-                "github.com".into()
-            } else {
-                hosts.first().cloned().unwrap_or_default()
-            }
-        });
-    let owner = std::env::var("LANYARD_GH_OWNER").ok();
-    let reply = match ipc::call(
-        &socket,
-        &Request::Token {
-            host: Some(host.clone()),
-            owner,
-        },
-    )
-    .await
-    {
-        Ok(r) if r["ok"] == true => r,
-        Ok(r) => {
-            eprintln!(
-                "gh (lanyard-runner shim): {} (set LANYARD_GH_OWNER to choose)",
-                r["error"].as_str().unwrap_or("no token")
-            );
-            return 1;
-        }
-        Err(e) => {
-            eprintln!("gh (lanyard-runner shim): {e}");
-            return 1;
-        }
-    };
-    let token = reply["token"].as_str().unwrap_or_default().to_string();
-    let mut command = std::process::Command::new(real);
-    command.args(args);
-    if host == "github.com" {
-        command
-            .env("GH_TOKEN", token)
-            .env_remove("GH_ENTERPRISE_TOKEN");
-    } else {
-        command
-            .env("GH_ENTERPRISE_TOKEN", token)
-            .env("GH_HOST", &host)
-            .env_remove("GH_TOKEN");
-    }
-    let err = command.exec();
-    eprintln!("gh (lanyard-runner shim): cannot run gh: {err}");
-    127
 }

@@ -73,12 +73,7 @@ impl Policy {
     }
 }
 
-/// Parses an RFC 3339 expiry with `Z` or an offset. `None` if it does not parse.
-pub fn parse_expiry(raw: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(raw.trim())
-        .ok()
-        .map(|d| d.with_timezone(&Utc))
-}
+pub use lanyard_core::wire::parse_expiry;
 
 #[cfg(test)]
 mod tests {

@@ -1,6 +1,7 @@
 //! The refresh engine on an injected clock, against the real server and the fake GitHub: hours
 //! of token life in milliseconds.
 
+use lanyard_core::wire::CredentialSource;
 use std::sync::Arc;
 
 use chrono::Duration;
@@ -42,7 +43,7 @@ async fn refreshes_by_interval_and_expiry_and_survives_failures() {
         to_next >= Duration::seconds(54) && to_next <= Duration::seconds(66),
         "interval ± jitter: {to_next}"
     );
-    assert_eq!(s.source, "github_app");
+    assert_eq!(s.source, CredentialSource::GithubApp);
     let first = engine.token(None, None).await.unwrap();
 
     // Not due yet: no refresh.
@@ -132,7 +133,7 @@ async fn a_pat_is_refreshed_by_interval_only() {
         .await
         .unwrap();
     let s = &engine.status()[0];
-    assert_eq!(s.source, "pat");
+    assert_eq!(s.source, CredentialSource::Pat);
     assert!(s.expires_at.is_none());
     assert!(s.next_refresh - clock.now() <= Duration::seconds(66));
     clock.advance(Duration::hours(20));

@@ -4,12 +4,16 @@
 //! fresh database: SQLite by default, Postgres when `TEST_DATABASE_URL` is set, and with Redis when
 //! `TEST_REDIS_URL` is set. Time comes from a [`ManualClock`] the test can move.
 
+pub mod coverage;
+mod envelope;
 pub mod fake_github;
+
+pub use envelope::expect_error;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use lanyard_core::{Actor, Email, ErrorCode, ManualClock, TeamName, Tier};
+use lanyard_core::{Actor, Email, ManualClock, TeamName, Tier};
 use lanyard_server::config::{Config, Flags};
 use lanyard_server::domain::accounts::create_team;
 use lanyard_server::RunningServer;
@@ -22,59 +26,10 @@ use uuid::Uuid;
 
 pub use lanyard_store::testing::dump_text;
 
-/// Route coverage: every `TestApp` records, when dropped, which (method, route template) pairs
-/// answered 2xx, so a final check can fail when a route has no test.
-pub mod coverage {
-    use std::path::PathBuf;
-
-    /// Where the ledger files go: `<workspace>/target/route-coverage/`.
-    pub fn ledger_dir() -> PathBuf {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/route-coverage")
-    }
-
-    /// The `METHOD route` pairs with a 2xx answer in a metrics scrape.
-    pub fn successful_routes(metrics: &str) -> Vec<String> {
-        metrics
-            .lines()
-            .filter_map(|l| l.strip_prefix("lanyard_http_requests_total{"))
-            .filter_map(|l| {
-                let field = |name: &str| l.split(&format!("{name}=\"")).nth(1)?.split('"').next();
-                let (status, method, route) = (field("status")?, field("method")?, field("route")?);
-                status.starts_with('2').then(|| format!("{method} {route}"))
-            })
-            .collect()
-    }
-
-    /// Every ledger line recorded so far.
-    pub fn recorded() -> std::collections::BTreeSet<String> {
-        let mut all = std::collections::BTreeSet::new();
-        for entry in std::fs::read_dir(ledger_dir())
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            if let Ok(text) = std::fs::read_to_string(entry.path()) {
-                all.extend(text.lines().map(str::to_string));
-            }
-        }
-        all
-    }
-}
-
-/// Appends the routes this server answered with 2xx to the coverage ledger.
-fn record_coverage(server: &RunningServer) {
-    let routes = coverage::successful_routes(&server.services.metrics().encode());
-    let dir = coverage::ledger_dir();
-    if !routes.is_empty() && std::fs::create_dir_all(&dir).is_ok() {
-        let name = format!("{}-{}.txt", std::process::id(), Uuid::new_v4().simple());
-        let _ = std::fs::write(dir.join(name), routes.join("\n"));
-    }
-}
-
 impl Drop for TestApp {
     fn drop(&mut self) {
         if let Some(server) = self.server.as_ref() {
-            record_coverage(server);
+            coverage::record_coverage(server);
         }
     }
 }
@@ -239,7 +194,7 @@ impl TestApp {
     /// Stops the server gracefully and starts it again on the same data dir and database.
     pub async fn restart(&mut self) {
         if let Some(server) = self.server.take() {
-            record_coverage(&server);
+            coverage::record_coverage(&server);
             server.shutdown().await.expect("clean shutdown");
         }
         self.start().await;
@@ -374,59 +329,4 @@ impl TestApp {
         .await
         .expect("request")
     }
-}
-
-/// Asserts that `response` is the error envelope for `code`, and returns its body.
-///
-/// Checks the status, `ok: false`, a non-empty message, that `request_id` equals the
-/// `x-request-id` header, the registry's agent action for this deployment, and `Retry-After`.
-pub async fn expect_error(
-    response: reqwest::Response,
-    code: &str,
-    public_url: &str,
-) -> serde_json::Value {
-    let registered =
-        ErrorCode::parse(code).unwrap_or_else(|| panic!("{code} is not a registered code"));
-    let spec = registered.spec();
-    let status = response.status().as_u16();
-    let header_id = response
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let retry_header = response
-        .headers()
-        .get("retry-after")
-        .map(|v| v.to_str().unwrap().to_string());
-    let text = response.text().await.expect("body");
-    assert_eq!(status, spec.status, "status for {code}: {text}");
-    let body: serde_json::Value =
-        serde_json::from_str(&text).unwrap_or_else(|_| panic!("not a JSON envelope: {text}"));
-    assert_eq!(body["ok"], false, "{text}");
-    assert_eq!(body["error"], code, "{text}");
-    assert!(
-        body["message"].as_str().is_some_and(|m| !m.is_empty()),
-        "{text}"
-    );
-    let id = body["request_id"].as_str().expect("request_id");
-    assert_eq!(
-        Some(id.to_string()),
-        header_id,
-        "x-request-id must match the body"
-    );
-    match registered.agent_action(public_url) {
-        Some(action) => assert_eq!(body["agent_action"], action.as_str(), "{text}"),
-        None => assert!(body.get("agent_action").is_none(), "{text}"),
-    }
-    if matches!(status, 429 | 502 | 503 | 504) {
-        let seconds = body["retry_after_seconds"]
-            .as_u64()
-            .expect("retry_after_seconds");
-        assert_eq!(
-            retry_header,
-            Some(seconds.to_string()),
-            "Retry-After header"
-        );
-    }
-    body
 }

@@ -10,11 +10,13 @@ use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use lanyard_core::wire::{CompatCredential, ErrorEnvelope as ErrorBody, GithubCredential};
+use lanyard_store::{RunnerSession, ScopeRecord};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use utoipa::IntoParams;
 use uuid::Uuid;
 
+use crate::broker::Served;
 use crate::domain::credentials;
 use crate::http::auth::RunnerAuth;
 use crate::http::error::{ApiError, ApiResult};
@@ -28,6 +30,18 @@ pub struct CredentialQuery {
     pub host: Option<String>,
     /// Needed when they span several owners on the host.
     pub owner: Option<String>,
+}
+
+/// The domain's answer for the scope the query names.
+async fn serve<'s>(
+    svc: &Services,
+    session: &'s RunnerSession,
+    session_id: Uuid,
+    query: &CredentialQuery,
+) -> ApiResult<(&'s ScopeRecord, Served)> {
+    let host = query.host.as_deref();
+    let owner = query.owner.as_deref();
+    Ok(credentials::serve(svc, session, session_id, host, owner).await?)
 }
 
 fn no_store(body: impl Serialize) -> Response {
@@ -55,14 +69,7 @@ pub async fn github(
     ApiPath(session_id): ApiPath<Uuid>,
     ApiQuery(query): ApiQuery<CredentialQuery>,
 ) -> ApiResult<Response> {
-    let (scope, served) = credentials::serve(
-        &svc,
-        &session,
-        session_id,
-        query.host.as_deref(),
-        query.owner.as_deref(),
-    )
-    .await?;
+    let (scope, served) = serve(&svc, &session, session_id, &query).await?;
     let credential = &served.credential;
     Ok(no_store(GithubCredential {
         token: Cow::Borrowed(credential.token.expose_secret()),
@@ -96,14 +103,7 @@ pub async fn compat(
     if session.team.id != team_id {
         return Err(ApiError::not_found());
     }
-    let (_, served) = credentials::serve(
-        &svc,
-        &session,
-        session_id,
-        query.host.as_deref(),
-        query.owner.as_deref(),
-    )
-    .await?;
+    let (_, served) = serve(&svc, &session, session_id, &query).await?;
     let (user_name, email) = match &session.primary_email {
         Some(email) => (email.split('@').next().unwrap_or(email), email.as_str()),
         None => ("lanyard[bot]", "lanyard[bot]@users.noreply.github.com"),

@@ -1,0 +1,129 @@
+//! One mint per scope, the floor held across lifetimes, and outages ridden out.
+
+use crate::*;
+
+#[tokio::test]
+async fn many_sessions_and_concurrent_fetches_share_one_mint() {
+    let w = world().await;
+    let repos = [
+        w.fake.repo_url("acme", "widgets"),
+        w.fake.repo_url("acme", "gadgets"),
+    ];
+    let mut sessions = Vec::new();
+    for _ in 0..100 {
+        sessions.push(w.app.start_session(&w.team, &repos).await);
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..1000 {
+        let (sid, runner) = sessions[i % sessions.len()].clone();
+        let client = w.app.client.clone();
+        let url = w.app.url(&format!("/v1/sessions/{sid}/credentials/github"));
+        tasks.spawn(async move {
+            let r = client.get(url).bearer_auth(runner).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            r.json::<serde_json::Value>().await.unwrap()["token"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        });
+    }
+    let mut tokens = std::collections::HashSet::new();
+    while let Some(t) = tasks.join_next().await {
+        tokens.insert(t.unwrap());
+    }
+    assert_eq!(
+        w.fake.mint_count(),
+        1,
+        "1,000 fetches across 100 sessions of one scope mint once"
+    );
+    assert_eq!(tokens.len(), 1);
+    let metrics = w
+        .app
+        .get("/metrics")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"lanyard_github_token_cache_total{result="miss"} 1"#),
+        "{metrics}"
+    );
+    assert!(metrics.contains(&format!(
+        r#"lanyard_github_mints_total{{host="{}",result="ok"}} 1"#,
+        w.fake.host
+    )));
+    assert!(metrics.contains(r#"lanyard_credentials_served_total{source="github_app"} 1000"#));
+}
+
+#[tokio::test]
+async fn the_floor_holds_as_short_tokens_turn_over() {
+    let w = world_with(&[("LANYARD_TOKEN_MIN_REMAINING", "30s")], Tier::Pro).await;
+    w.fake.set_token_lifetime(Duration::from_secs(40));
+    let (sid, runner) = w
+        .app
+        .start_session(&w.team, &[w.fake.repo_url("acme", "widgets")])
+        .await;
+    let mut tokens = std::collections::HashSet::new();
+    // 45 s of fetches, every 250 ms of (injected) time.
+    for _ in 0..180 {
+        let body = credential(&w, &sid, &runner).await;
+        let left = expiry(&body) - w.clock.now();
+        assert!(
+            left >= chrono::Duration::seconds(30),
+            "served a token with only {left} left"
+        );
+        tokens.insert(body["token"].as_str().unwrap().to_string());
+        w.clock.advance(chrono::Duration::milliseconds(250));
+    }
+    let mints = w.fake.mint_count();
+    assert_eq!(mints, tokens.len());
+    assert!(
+        mints >= 4,
+        "the cache must turn over as tokens near the floor ({mints} mints)"
+    );
+    assert!(
+        mints <= 12,
+        "one mint per ~5 s, not per request ({mints} mints for 180 fetches)"
+    );
+}
+
+#[tokio::test]
+async fn upstream_outage_serves_cached_tokens_and_recovers() {
+    let w = world().await;
+    let url = w.app.public_url();
+    let (sid, runner) = w
+        .app
+        .start_session(&w.team, &[w.fake.repo_url("acme", "widgets")])
+        .await;
+    let first = credential(&w, &sid, &runner).await;
+    w.fake.fail_with(503, None);
+    // 42 minutes on, the 1 h token is due for refresh but still meets the 15 m floor.
+    w.clock.advance(chrono::Duration::minutes(42));
+    let during = credential(&w, &sid, &runner).await;
+    assert_eq!(
+        during["token"], first["token"],
+        "the cached token is served while GitHub is down"
+    );
+    assert!(expiry(&during) - w.clock.now() >= chrono::Duration::minutes(15));
+
+    let (sid2, runner2) = w
+        .app
+        .start_session(&w.team, &[w.fake.repo_url("acme", "gadgets")])
+        .await;
+    let r = w.app.fetch_credential(&sid2, &runner2, "").await;
+    let body = expect_error(r, "github_unavailable", &url).await;
+    assert!(body["retry_after_seconds"].as_u64().unwrap() >= 1);
+
+    w.fake.recover();
+    w.clock.advance(chrono::Duration::seconds(10));
+    let recovered = credential(&w, &sid2, &runner2).await;
+    assert_eq!(recovered["repositories"], serde_json::json!(["gadgets"]));
+    let refreshed = credential(&w, &sid, &runner).await;
+    assert_ne!(
+        refreshed["token"], first["token"],
+        "refreshed once GitHub is back"
+    );
+    assert!(expiry(&refreshed) - w.clock.now() >= chrono::Duration::minutes(55));
+}

@@ -1,0 +1,240 @@
+//! A faithful fake GitHub: a real HTTP server on 127.0.0.1 that
+//!
+//! - verifies the app JWT (RS256) against the app's public key, its issuer and lifetime;
+//! - serves `GET /app/installations/{id}`, `POST /app/installations/{id}/access_tokens` and
+//!   `DELETE /installation/token` under `/api/v3`, minting tokens that expire by its clock;
+//! - records every mint and revocation, and can inject failures (a status, for N calls or until
+//!   cleared, and a delay);
+//! - serves git over smart HTTP from bare repositories through `git http-backend`, only to live,
+//!   unrevoked, in-scope tokens (or a registered PAT), answering 401 with `WWW-Authenticate`.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::routing::{delete, get, post};
+use axum::Router;
+use chrono::{DateTime, Utc};
+use jsonwebtoken::DecodingKey;
+use lanyard_core::Clock;
+use tempfile::TempDir;
+
+mod api;
+mod git;
+
+use api::{installation, mint, revoke};
+use git::{create_repo, git};
+
+pub const APP_ID: u64 = 424_242;
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name)
+}
+
+/// The app's private key (PKCS#1 PEM), as Lanyard is configured with it.
+pub fn app_private_key_path() -> PathBuf {
+    fixture("app-key.pem")
+}
+
+/// One recorded mint.
+#[derive(Debug, Clone)]
+pub struct MintRecord {
+    pub installation_id: u64,
+    pub repositories: Vec<String>,
+    pub permissions: BTreeMap<String, String>,
+    pub expires_at: DateTime<Utc>,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+struct FakeToken {
+    owner: String,
+    repositories: Option<BTreeSet<String>>,
+    expires_at: DateTime<Utc>,
+    revoked: bool,
+}
+
+#[derive(Debug, Default, Clone)]
+struct Failure {
+    status: Option<u16>,
+    /// `None`: until cleared.
+    remaining: Option<u32>,
+    delay: Duration,
+}
+
+struct FakeState {
+    clock: Arc<dyn Clock>,
+    public_key: DecodingKey,
+    token_lifetime: Mutex<Duration>,
+    installations: Mutex<HashMap<u64, (String, BTreeSet<String>)>>,
+    tokens: Mutex<HashMap<String, FakeToken>>,
+    pats: Mutex<HashMap<String, String>>,
+    mints: Mutex<Vec<MintRecord>>,
+    revocations: Mutex<Vec<DateTime<Utc>>>,
+    failure: Mutex<Failure>,
+    git_rejections: AtomicU64,
+    git_served: AtomicU64,
+    repo_root: PathBuf,
+}
+
+impl std::fmt::Debug for FakeState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FakeState")
+            .field("repo_root", &self.repo_root)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A running fake GitHub. Dropping it stops the server.
+#[derive(Debug)]
+pub struct FakeGithub {
+    pub addr: SocketAddr,
+    /// `127.0.0.1:<port>`, as it appears in repo URLs.
+    pub host: String,
+    /// `http://127.0.0.1:<port>/api/v3`.
+    pub api_url: String,
+    pub app_id: u64,
+    state: Arc<FakeState>,
+    _repos: TempDir,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for FakeGithub {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl FakeGithub {
+    /// Starts on a free port. Tokens live one hour unless [`FakeGithub::set_token_lifetime`].
+    pub async fn start(clock: Arc<dyn Clock>) -> Self {
+        let pem = std::fs::read(fixture("app-key.pub.pem")).expect("public key fixture");
+        let repos = TempDir::new().expect("temp dir for repos");
+        let state = Arc::new(FakeState {
+            clock,
+            public_key: DecodingKey::from_rsa_pem(&pem).expect("public key parses"),
+            token_lifetime: Mutex::new(Duration::from_secs(3600)),
+            installations: Mutex::default(),
+            tokens: Mutex::default(),
+            pats: Mutex::default(),
+            mints: Mutex::default(),
+            revocations: Mutex::default(),
+            failure: Mutex::default(),
+            git_rejections: AtomicU64::new(0),
+            git_served: AtomicU64::new(0),
+            repo_root: repos.path().to_path_buf(),
+        });
+        let app = Router::new()
+            .route("/api/v3/app/installations/{id}", get(installation))
+            .route("/api/v3/app/installations/{id}/access_tokens", post(mint))
+            .route("/api/v3/installation/token", delete(revoke))
+            .fallback(git)
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind fake github");
+        let addr = listener.local_addr().expect("local addr");
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        let host = addr.to_string();
+        FakeGithub {
+            addr,
+            api_url: format!("http://{host}/api/v3"),
+            host,
+            app_id: APP_ID,
+            state,
+            _repos: repos,
+            task,
+        }
+    }
+
+    /// The `https?://host/owner/repo` URL of a repository here.
+    pub fn repo_url(&self, owner: &str, repo: &str) -> String {
+        format!("http://{}/{owner}/{repo}", self.host)
+    }
+
+    pub fn set_token_lifetime(&self, lifetime: Duration) {
+        *self.state.token_lifetime.lock().unwrap() = lifetime;
+    }
+
+    /// Registers an installation of the app on `account` with these repositories, creating each
+    /// as a bare git repository with one commit.
+    pub fn add_installation(&self, id: u64, account: &str, repos: &[&str]) {
+        for repo in repos {
+            create_repo(&self.state.repo_root, account, repo);
+        }
+        let names = repos.iter().map(|r| r.to_ascii_lowercase()).collect();
+        self.state
+            .installations
+            .lock()
+            .unwrap()
+            .insert(id, (account.to_string(), names));
+    }
+
+    /// A personal access token that git accepts for every repository of `owner`.
+    pub fn add_pat(&self, pat: &str, owner: &str, repos: &[&str]) {
+        for repo in repos {
+            create_repo(&self.state.repo_root, owner, repo);
+        }
+        self.state
+            .pats
+            .lock()
+            .unwrap()
+            .insert(pat.to_string(), owner.to_ascii_lowercase());
+    }
+
+    /// API calls answer `status` for the next `count` calls (`None`: until [`Self::recover`]).
+    pub fn fail_with(&self, status: u16, count: Option<u32>) {
+        let mut f = self.state.failure.lock().unwrap();
+        f.status = Some(status);
+        f.remaining = count;
+    }
+
+    /// Every API call waits this long first.
+    pub fn set_delay(&self, delay: Duration) {
+        self.state.failure.lock().unwrap().delay = delay;
+    }
+
+    pub fn recover(&self) {
+        *self.state.failure.lock().unwrap() = Failure::default();
+    }
+
+    pub fn mints(&self) -> Vec<MintRecord> {
+        self.state.mints.lock().unwrap().clone()
+    }
+
+    pub fn mint_count(&self) -> usize {
+        self.state.mints.lock().unwrap().len()
+    }
+
+    pub fn revocation_count(&self) -> usize {
+        self.state.revocations.lock().unwrap().len()
+    }
+
+    /// Whether this token is known, unrevoked and unexpired by the fake's clock.
+    pub fn token_is_live(&self, token: &str) -> bool {
+        let now = self.state.clock.now();
+        self.state
+            .tokens
+            .lock()
+            .unwrap()
+            .get(token)
+            .is_some_and(|t| !t.revoked && t.expires_at > now)
+    }
+
+    /// Git requests that presented a credential and were refused.
+    pub fn git_auth_failures(&self) -> u64 {
+        self.state.git_rejections.load(Ordering::SeqCst)
+    }
+
+    /// Git requests that were authorised and served.
+    pub fn git_requests_served(&self) -> u64 {
+        self.state.git_served.load(Ordering::SeqCst)
+    }
+}
