@@ -319,14 +319,6 @@ impl Metrics {
             .observe(seconds);
     }
 
-    pub fn count_cache(&self, result: CacheResult) {
-        self.token_cache
-            .get_or_create(&CacheResultLabel {
-                result: Label(result),
-            })
-            .inc();
-    }
-
     pub fn set_cache_entries(&self, cache: CacheName, entries: u64) {
         self.broker_cache_entries
             .get_or_create(&CacheLabel {

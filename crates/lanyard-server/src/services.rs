@@ -5,9 +5,11 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use lanyard_core::Clock;
-use lanyard_store::Store;
+use lanyard_store::{Dialect, Store};
 
-use crate::broker::{Broker, BrokerParts, CacheLimits, GithubHosts};
+use crate::broker::{
+    Broker, BrokerParts, CacheLimits, GithubHosts, LOCAL_SESSION_TTL, SHARED_SESSION_TTL,
+};
 use crate::config::{check_encryption_key, Config};
 use crate::crypto::Sealer;
 use crate::jwt::JwtKeys;
@@ -109,7 +111,14 @@ impl Services {
             metrics: metrics.clone(),
             redis: redis.clone(),
             floor: config.token_min_remaining,
-            limits: CacheLimits::default(),
+            limits: CacheLimits {
+                // SQLite is one server process: every change to a session goes through it.
+                session_ttl: match store.dialect() {
+                    Dialect::Sqlite => LOCAL_SESSION_TTL,
+                    Dialect::Postgres => SHARED_SESSION_TTL,
+                },
+                ..CacheLimits::default()
+            },
         });
         let e2e_limiter = RateLimiter::new(
             "e2e",

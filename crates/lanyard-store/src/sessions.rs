@@ -4,6 +4,8 @@
 //! the token it is served, so "which sessions hold a token" is "which live sessions have a scope
 //! with its key": a token is revoked when the last of them ends, and never while one is live.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use lanyard_core::github::{Owner, PermissionSet};
 use lanyard_core::{Actor, AuditKind};
@@ -65,12 +67,41 @@ pub struct ScopeRecord {
     pub host: String,
     #[sqlx(try_from = "String")]
     pub owner: Owner,
-    pub cache_key: String,
+    /// Shared, so the broker keys its caches with it without copying.
+    #[sqlx(try_from = "String")]
+    pub cache_key: Arc<str>,
     #[sqlx(json)]
     pub repositories: Vec<String>,
     /// The team's connection for this owner, if it still exists.
-    #[sqlx(skip)]
-    pub connection: Option<ConnectionRecord>,
+    #[sqlx(flatten)]
+    pub connection: MaybeConnection,
+}
+
+impl ScopeRecord {
+    /// The team's connection for this scope's owner, if it still exists.
+    pub fn connection(&self) -> Option<&ConnectionRecord> {
+        self.connection.0.as_ref()
+    }
+}
+
+/// The connection a scope's row was joined with, if the team still has one for its owner.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MaybeConnection(pub Option<ConnectionRecord>);
+
+impl<'r, R> sqlx::FromRow<'r, R> for MaybeConnection
+where
+    R: sqlx::Row,
+    ConnectionRecord: sqlx::FromRow<'r, R>,
+    &'static str: sqlx::ColumnIndex<R>,
+    Option<Uuid>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    fn from_row(row: &'r R) -> Result<Self, sqlx::Error> {
+        let joined: Option<Uuid> = row.try_get("c_id")?;
+        match joined {
+            None => Ok(Self(None)),
+            Some(_) => ConnectionRecord::from_row(row).map(|c| Self(Some(c))),
+        }
+    }
 }
 
 /// Everything the credential path needs about a runner token's session.
@@ -92,7 +123,7 @@ pub struct RunnerSession {
 pub struct NewScope {
     pub host: String,
     pub owner: Owner,
-    pub cache_key: String,
+    pub cache_key: Arc<str>,
     pub repositories: Vec<String>,
 }
 
@@ -185,7 +216,7 @@ impl Store {
                 .bind(record.id)
                 .bind(&scope.host)
                 .bind(scope.owner.as_str())
-                .bind(&scope.cache_key)
+                .bind(&*scope.cache_key)
                 .bind(Json(&scope.repositories))
                 .execute(&mut *tx)
                 .await?;
@@ -219,20 +250,21 @@ impl Store {
         }))
     }
 
-    /// The session behind a runner token's lookup id, with its team, scopes and connections.
+    /// The session behind a runner token's lookup id, with its team, and its scopes each joined
+    /// with the team's connection for its owner. Two queries.
     pub async fn runner_session(&self, lookup: &str) -> StoreResult<Option<RunnerSession>> {
         let session_sql = format!(
             "SELECT {SESSION_COLUMNS}, s.runner_hash AS s_runner_hash, {TEAM_COLUMNS}, \
              (SELECT u.email FROM users u WHERE u.team_id = t.id AND u.is_primary LIMIT 1) AS primary_email \
              FROM sessions s JOIN teams t ON t.id = s.team_id WHERE s.runner_lookup = $1"
         );
-        let scope_sql = "SELECT host, owner, cache_key, repositories FROM session_scopes \
-                         WHERE session_id = $1 ORDER BY host, owner";
-        let connection_sql = format!(
-            "SELECT {CONNECTION_COLUMNS} FROM github_connections c JOIN session_scopes sc \
-             ON c.host = sc.host AND c.owner = sc.owner WHERE sc.session_id = $1 AND c.team_id = $2"
+        let scope_sql = format!(
+            "SELECT sc.host, sc.owner, sc.cache_key, sc.repositories, {CONNECTION_COLUMNS} \
+             FROM session_scopes sc LEFT JOIN github_connections c \
+             ON c.team_id = $2 AND c.host = sc.host AND c.owner = sc.owner \
+             WHERE sc.session_id = $1 ORDER BY sc.host, sc.owner"
         );
-        let found: Option<(RunnerSession, Vec<ConnectionRecord>)> = on_pool!(self, pool => {
+        Ok(on_pool!(self, pool => {
             match sqlx::query_as::<_, RunnerSession>(&session_sql)
                 .bind(lookup)
                 .fetch_optional(pool)
@@ -240,27 +272,14 @@ impl Store {
             {
                 None => None,
                 Some(mut runner) => {
-                    runner.scopes = sqlx::query_as(scope_sql)
-                        .bind(runner.session.id)
-                        .fetch_all(pool)
-                        .await?;
-                    let connections = sqlx::query_as(&connection_sql)
+                    runner.scopes = sqlx::query_as(&scope_sql)
                         .bind(runner.session.id)
                         .bind(runner.team.id)
                         .fetch_all(pool)
                         .await?;
-                    Some((runner, connections))
+                    Some(runner)
                 }
             }
-        });
-        Ok(found.map(|(mut runner, connections)| {
-            for scope in &mut runner.scopes {
-                scope.connection = connections
-                    .iter()
-                    .find(|c| c.host == scope.host && c.owner == scope.owner)
-                    .cloned();
-            }
-            runner
         }))
     }
 

@@ -6,7 +6,7 @@
 //! cooldown still holds, is judged on the injected clock by the caller.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -29,8 +29,8 @@ pub struct CacheLimits {
     pub token_idle: Duration,
     /// Runner tokens with a cached session.
     pub sessions: u64,
-    /// How long a runner token's session is trusted from memory: a stop on another replica takes
-    /// effect within this delay.
+    /// How long a runner token's session is trusted from memory. Changes made through this
+    /// process forget it at once; one made on another replica takes effect within this delay.
     pub session_ttl: Duration,
     /// Cooldowns, refresh markers and in-flight mints.
     pub pending: u64,
@@ -38,21 +38,26 @@ pub struct CacheLimits {
     pub pending_ttl: Duration,
 }
 
+/// A session is trusted this long when other replicas may change it (a shared database).
+pub const SHARED_SESSION_TTL: Duration = Duration::from_secs(2);
+/// ... and this long when every change goes through this process (SQLite: one server process).
+pub const LOCAL_SESSION_TTL: Duration = Duration::from_secs(60);
+
 impl Default for CacheLimits {
     fn default() -> Self {
         Self {
             tokens: 50_000,
             token_idle: Duration::from_secs(15 * 60),
             sessions: 50_000,
-            session_ttl: Duration::from_secs(2),
+            session_ttl: SHARED_SESSION_TTL,
             pending: 10_000,
             pending_ttl: Duration::from_secs(60),
         }
     }
 }
 
-/// A credential as served: the token, its life, and its scope.
-#[derive(Debug, Clone)]
+/// A credential as served: the token, its life, and its scope. `Debug` shows neither the token
+/// nor the rendered body that holds it.
 pub struct CachedToken {
     pub token: SecretString,
     pub created_at: DateTime<Utc>,
@@ -60,6 +65,39 @@ pub struct CachedToken {
     pub repositories: Vec<String>,
     /// As GitHub granted them.
     pub permissions: BTreeMap<String, String>,
+    /// The credential response for this token, rendered on first use: every session served this
+    /// token shares its scope (the cache key), so the body is the same for all of them.
+    pub rendered: OnceLock<Box<[u8]>>,
+}
+
+impl std::fmt::Debug for CachedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CachedToken")
+            .field("created_at", &self.created_at)
+            .field("expires_at", &self.expires_at)
+            .field("repositories", &self.repositories)
+            .field("rendered", &self.rendered.get().is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl CachedToken {
+    pub fn new(
+        token: SecretString,
+        created_at: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+        repositories: Vec<String>,
+        permissions: BTreeMap<String, String>,
+    ) -> Self {
+        Self {
+            token,
+            created_at,
+            expires_at,
+            repositories,
+            permissions,
+            rendered: OnceLock::new(),
+        }
+    }
 }
 
 impl CachedToken {
@@ -110,6 +148,7 @@ impl Caches {
             sessions: Cache::builder()
                 .max_capacity(limits.sessions)
                 .time_to_live(limits.session_ttl)
+                .support_invalidation_closures()
                 .build(),
             cooldowns: Cache::builder()
                 .max_capacity(limits.pending)
@@ -157,13 +196,13 @@ mod tests {
     use std::time::Instant;
 
     fn token(now: DateTime<Utc>) -> Arc<CachedToken> {
-        Arc::new(CachedToken {
-            token: SecretString::from("t"),
-            created_at: now,
-            expires_at: now + chrono::Duration::hours(1),
-            repositories: vec!["widgets".into()],
-            permissions: BTreeMap::new(),
-        })
+        Arc::new(CachedToken::new(
+            SecretString::from("t"),
+            now,
+            now + chrono::Duration::hours(1),
+            vec!["widgets".into()],
+            BTreeMap::new(),
+        ))
     }
 
     fn count(caches: &Caches, name: CacheName) -> u64 {
@@ -220,6 +259,23 @@ mod tests {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    #[test]
+    fn debug_shows_neither_the_token_nor_its_rendered_body() {
+        let t = token(Utc::now());
+        t.rendered
+            .set(
+                b"{\"token\":\"ghs_rendered_secret\"}"
+                    .to_vec()
+                    .into_boxed_slice(),
+            )
+            .unwrap();
+        let debug = format!("{t:?}");
+        assert!(
+            !debug.contains("ghs_rendered_secret") && !debug.contains("\"t\""),
+            "{debug}"
+        );
     }
 
     #[test]

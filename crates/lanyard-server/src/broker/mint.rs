@@ -46,13 +46,13 @@ impl Broker {
             .sealer
             .open(&record.ciphertext, &token_aad(record.id))
             .map_err(|e| BrokerError::Internal(e.to_string()))?;
-        let token = Arc::new(CachedToken {
+        let token = Arc::new(CachedToken::new(
             token,
-            created_at: record.created_at,
-            expires_at: record.expires_at,
-            repositories: record.repositories,
-            permissions: record.permissions,
-        });
+            record.created_at,
+            record.expires_at,
+            record.repositories,
+            record.permissions,
+        ));
         let now = self.clock.now();
         if token.fresh(now, self.floor) {
             self.caches.tokens.insert(key.clone(), token.clone());
@@ -146,16 +146,16 @@ impl Broker {
             .inc();
         let minted = outcome?;
         let now = self.clock.now();
-        let token = Arc::new(CachedToken {
-            token: minted.token,
-            created_at: now,
-            expires_at: minted.expires_at,
-            repositories: if minted.repositories.is_empty() {
+        let token = Arc::new(CachedToken::new(
+            minted.token,
+            now,
+            minted.expires_at,
+            if minted.repositories.is_empty() {
                 req.repositories.to_vec()
             } else {
                 minted.repositories
             },
-            permissions: if minted.permissions.is_empty() {
+            if minted.permissions.is_empty() {
                 req.permissions
                     .iter()
                     .map(|(p, a)| (p.to_string(), a.to_string()))
@@ -163,7 +163,7 @@ impl Broker {
             } else {
                 minted.permissions
             },
-        });
+        ));
         if !token.servable(now, self.floor) {
             tracing::error!(host = %req.host, "GitHub minted a token that lives less than token_min_remaining; lower LANYARD_TOKEN_MIN_REMAINING");
             return Err(GithubError::Unavailable {

@@ -21,7 +21,9 @@ use lanyard_github::GithubError;
 use lanyard_store::{ConnectionKind, RunnerSession, ScopeRecord, Store, StoreError};
 
 use crate::crypto::Sealer;
-use crate::metrics::{CacheResult, Label, Metrics, SourceLabel};
+use prometheus_client::metrics::counter::Counter;
+
+use crate::metrics::{CacheResult, CacheResultLabel, Label, Metrics, SourceLabel};
 use crate::redis_conn::RedisHandle;
 
 pub mod cache;
@@ -31,7 +33,7 @@ mod mint;
 mod revoke;
 pub mod scope;
 
-pub use cache::{CacheLimits, CachedToken};
+pub use cache::{CacheLimits, CachedToken, LOCAL_SESSION_TTL, SHARED_SESSION_TTL};
 pub use hosts::GithubHosts;
 pub use scope::{cache_key, ScopeKey};
 
@@ -92,6 +94,61 @@ pub fn pat_aad(connection_id: uuid::Uuid) -> String {
     format!("pat:{connection_id}")
 }
 
+/// The broker's counters, resolved once: the hot path bumps an atomic and looks nothing up.
+#[derive(Debug)]
+struct Counters {
+    cache: [Counter; 3],
+    served: [Counter; 2],
+}
+
+impl Counters {
+    fn new(metrics: &Metrics) -> Self {
+        let cache = |result| {
+            metrics
+                .token_cache
+                .get_or_create(&CacheResultLabel {
+                    result: Label(result),
+                })
+                .clone()
+        };
+        let served = |source| {
+            metrics
+                .credentials_served
+                .get_or_create(&SourceLabel {
+                    source: Label(source),
+                })
+                .clone()
+        };
+        Self {
+            cache: [
+                cache(CacheResult::Hit),
+                cache(CacheResult::Miss),
+                cache(CacheResult::Coalesced),
+            ],
+            served: [
+                served(CredentialSource::GithubApp),
+                served(CredentialSource::Pat),
+            ],
+        }
+    }
+
+    fn cache(&self, result: CacheResult) {
+        let i = match result {
+            CacheResult::Hit => 0,
+            CacheResult::Miss => 1,
+            CacheResult::Coalesced => 2,
+        };
+        self.cache[i].inc();
+    }
+
+    fn served(&self, source: CredentialSource) {
+        match source {
+            CredentialSource::GithubApp => self.served[0].inc(),
+            CredentialSource::Pat | CredentialSource::Other => self.served[1].inc(),
+        };
+    }
+}
+
 #[derive(Debug)]
 pub struct Broker {
     store: Store,
@@ -102,6 +159,7 @@ pub struct Broker {
     floor: chrono::Duration,
     caches: Caches,
     lock: CrossReplica,
+    counters: Counters,
 }
 
 /// What the broker is built from; everything is made at start-up and handed in.
@@ -126,9 +184,10 @@ impl Broker {
             hosts: parts.hosts,
             sealer: parts.sealer,
             clock: parts.clock,
-            metrics: parts.metrics,
             floor: chrono::Duration::from_std(parts.floor).unwrap_or(chrono::Duration::minutes(15)),
             caches: Caches::new(parts.limits),
+            counters: Counters::new(&parts.metrics),
+            metrics: parts.metrics,
         }
     }
 
@@ -157,6 +216,18 @@ impl Broker {
         self.caches.sessions.invalidate(runner_lookup);
     }
 
+    /// Forgets every cached session of a team (after its connections or the team itself
+    /// changed), so the next request reads them afresh.
+    pub fn forget_team(&self, team_id: uuid::Uuid) {
+        if let Err(e) = self
+            .caches
+            .sessions
+            .invalidate_entries_if(move |_, s| s.team.id == team_id)
+        {
+            tracing::error!(error = %e, "cannot forget the team's sessions; they expire with the cache");
+        }
+    }
+
     /// Publishes each cache's size to `lanyard_broker_cache_entries`.
     pub fn publish_cache_sizes(&self) {
         for (name, entries) in self.caches.sizes() {
@@ -174,7 +245,7 @@ impl Broker {
             host: scope.host.clone(),
             owner: scope.owner.to_string(),
         };
-        let connection = scope.connection.as_ref().ok_or_else(not_connected)?;
+        let connection = scope.connection().ok_or_else(not_connected)?;
         let scheme = self
             .hosts
             .get(&scope.host)
@@ -194,18 +265,18 @@ impl Broker {
                 Served {
                     source: CredentialSource::Pat,
                     scheme,
-                    credential: Arc::new(CachedToken {
+                    credential: Arc::new(CachedToken::new(
                         token,
-                        created_at: now,
-                        expires_at: now,
-                        repositories: scope.repositories.clone(),
-                        permissions: Default::default(),
-                    }),
+                        now,
+                        now,
+                        scope.repositories.clone(),
+                        Default::default(),
+                    )),
                     expires_at: None,
                 }
             }
             (ConnectionKind::GithubApp, Some(installation_id)) => {
-                let key = ScopeKey::new(&scope.cache_key);
+                let key = ScopeKey::shared(scope.cache_key.clone());
                 let credential = self
                     .app_token(MintRequest {
                         key: &key,
@@ -230,12 +301,7 @@ impl Broker {
                 ))
             }
         };
-        self.metrics
-            .credentials_served
-            .get_or_create(&SourceLabel {
-                source: Label(served.source),
-            })
-            .inc();
+        self.counters.served(served.source);
         Ok(served)
     }
 
@@ -243,7 +309,7 @@ impl Broker {
         let now = self.clock.now();
         let cached = self.caches.tokens.get(req.key);
         if let Some(t) = cached.as_ref().filter(|t| t.fresh(now, self.floor)) {
-            self.metrics.count_cache(CacheResult::Hit);
+            self.counters.cache(CacheResult::Hit);
             return Ok(t.clone());
         }
         let fallback = cached.filter(|t| t.servable(now, self.floor));
@@ -251,7 +317,7 @@ impl Broker {
         if let Some(current) = fallback {
             // Someone refreshes, or GitHub just failed: the current token still meets the floor.
             if cooling.is_some() || !self.caches.claim_refresh(req.key) {
-                self.metrics.count_cache(CacheResult::Hit);
+                self.counters.cache(CacheResult::Hit);
                 return Ok(current);
             }
             let refreshed = self.flight(req).await;
@@ -260,7 +326,7 @@ impl Broker {
                 Ok(t) => t,
                 Err(e) => {
                     tracing::warn!(host = %req.host, error = %e, "refresh failed; serving the current token");
-                    self.metrics.count_cache(CacheResult::Hit);
+                    self.counters.cache(CacheResult::Hit);
                     current
                 }
             });
@@ -294,8 +360,8 @@ impl Broker {
             if !token.servable(self.clock.now(), self.floor) {
                 continue;
             }
-            self.metrics
-                .count_cache(match (ran.into_inner(), minted.into_inner()) {
+            self.counters
+                .cache(match (ran.into_inner(), minted.into_inner()) {
                     (true, true) => CacheResult::Miss,
                     (true, false) => CacheResult::Hit,
                     (false, _) => CacheResult::Coalesced,

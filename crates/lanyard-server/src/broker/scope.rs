@@ -17,6 +17,11 @@ impl ScopeKey {
         Self(stored.into())
     }
 
+    /// The key as a session's scope holds it: cloned without copying the text.
+    pub fn shared(stored: Arc<str>) -> Self {
+        Self(stored)
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -40,7 +45,7 @@ pub fn cache_key(
     connection: &ConnectionRecord,
     repositories: &[String],
     permissions: &PermissionSet,
-) -> String {
+) -> Arc<str> {
     let mut repos = repositories.to_vec();
     repos.sort();
     repos.dedup();
@@ -53,5 +58,5 @@ pub fn cache_key(
         repos.join(","),
         permissions.canonical()
     );
-    hex::encode(Sha256::digest(text.as_bytes()))
+    hex::encode(Sha256::digest(text.as_bytes())).into()
 }

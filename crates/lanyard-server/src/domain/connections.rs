@@ -76,7 +76,10 @@ impl Connect {
             (Some(id), None) => Credential::Installation(id),
             (None, Some(pat)) => {
                 let p = pat.expose_secret();
-                if p.is_empty() || p.len() > 512 || p.chars().any(|c| c.is_whitespace()) {
+                if p.is_empty()
+                    || p.len() > 512
+                    || p.chars().any(|c| c.is_whitespace() || c.is_control())
+                {
                     return Err(ConnectionError::InvalidPat);
                 }
                 Credential::Pat(pat)
@@ -168,5 +171,9 @@ pub async fn disconnect(
         .store()
         .delete_connection(team_id, id, actor, svc.clock().now())
         .await?;
-    deleted.then_some(()).ok_or(ConnectionError::NotFound)
+    if !deleted {
+        return Err(ConnectionError::NotFound);
+    }
+    svc.broker().forget_team(team_id);
+    Ok(())
 }

@@ -27,17 +27,19 @@ pub fn pick_scope<'a>(
     host: Option<&str>,
     owner: Option<&str>,
 ) -> Result<&'a ScopeRecord, CredentialError> {
-    let matching: Vec<&ScopeRecord> = session
-        .scopes
-        .iter()
-        .filter(|s| host.is_none_or(|h| s.host.eq_ignore_ascii_case(h)))
-        .filter(|s| owner.is_none_or(|o| s.owner.as_str().eq_ignore_ascii_case(o)))
-        .collect();
-    match matching.as_slice() {
-        [one] => Ok(one),
-        [] => Err(CredentialError::NotFound),
-        many => Err(CredentialError::OwnerRequired(
-            many.iter()
+    let matches = |s: &&ScopeRecord| {
+        host.is_none_or(|h| s.host.eq_ignore_ascii_case(h))
+            && owner.is_none_or(|o| s.owner.as_str().eq_ignore_ascii_case(o))
+    };
+    let mut matching = session.scopes.iter().filter(matches);
+    match (matching.next(), matching.next()) {
+        (Some(one), None) => Ok(one),
+        (None, _) => Err(CredentialError::NotFound),
+        (Some(_), Some(_)) => Err(CredentialError::OwnerRequired(
+            session
+                .scopes
+                .iter()
+                .filter(matches)
                 .map(|s| HostOwner {
                     host: s.host.clone(),
                     owner: s.owner.to_string(),

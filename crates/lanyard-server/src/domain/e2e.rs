@@ -196,6 +196,7 @@ pub async fn reap(svc: &Services, team_id: Uuid, actor: &Actor) -> Result<Reaped
         .store()
         .delete_test_team(team.id, Some(&event), svc.clock().now())
         .await?;
+    svc.broker().forget_team(team.id);
     Ok(if deleted {
         Reaped::Deleted {
             sessions_stopped: stopped,

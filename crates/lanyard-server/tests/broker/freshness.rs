@@ -55,6 +55,17 @@ async fn many_sessions_and_concurrent_fetches_share_one_mint() {
         w.fake.host
     )));
     assert!(metrics.contains(r#"lanyard_credentials_served_total{source="github_app"} 1000"#));
+    // One scope, one cached token; each of the 100 runner tokens' sessions is held briefly.
+    assert!(
+        metrics.contains(r#"lanyard_broker_cache_entries{cache="tokens"} 1"#),
+        "{metrics}"
+    );
+    let sessions_cached: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(r#"lanyard_broker_cache_entries{cache="sessions"} "#))
+        .and_then(|n| n.parse().ok())
+        .expect("the sessions gauge");
+    assert!(sessions_cached <= 100, "{sessions_cached}");
 }
 
 #[tokio::test]

@@ -147,3 +147,35 @@ async fn sessions_over_several_owners_need_an_owner() {
     );
     assert_eq!(w.fake.mint_count(), 2, "one credential per (host, owner)");
 }
+
+/// Deleting a connection stops a live session's credentials for that owner at once, even right
+/// after the session was served (and so cached).
+#[tokio::test]
+async fn a_deleted_connection_stops_serving_at_once() {
+    let w = world().await;
+    let url = w.app.public_url();
+    let (sid, runner) = w
+        .app
+        .start_session(&w.team, &[w.fake.repo_url("acme", "widgets")])
+        .await;
+    assert_eq!(
+        w.app.fetch_credential(&sid, &runner, "").await.status(),
+        200
+    );
+    let list = w
+        .app
+        .get_json("/v1/github/connections", &w.team.api_key)
+        .await;
+    let id = list["connections"][0]["connection_id"].as_str().unwrap();
+    let r = w
+        .app
+        .delete(&format!("/v1/github/connections/{id}"))
+        .bearer_auth(&w.team.api_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = w.app.fetch_credential(&sid, &runner, "").await;
+    let body = expect_error(r, "repo_not_connected", &url).await;
+    assert!(body["message"].as_str().unwrap().contains("acme"));
+}

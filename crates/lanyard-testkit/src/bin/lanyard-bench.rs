@@ -18,7 +18,9 @@ use std::time::{Duration, Instant};
 use lanyard_core::SystemClock;
 use lanyard_testkit::fake_github::{app_private_key_path, FakeGithub};
 
-const REQUESTS: usize = 20_000;
+const REQUESTS: usize = 10_000;
+/// Rounds of /healthz then the credential path, alternating, so drift hits both alike.
+const ROUNDS: usize = 7;
 const CONCURRENCY: usize = 32;
 const SESSIONS_FOR_MINTS: usize = 1_000;
 const SESSIONS_FOR_MEMORY: usize = 10_000;
@@ -35,9 +37,12 @@ impl Drop for Server {
     }
 }
 
+/// The server under test: `LANYARD_BENCH_SERVER`, or the `lanyard` built next to this binary.
+/// Pointing it at an older build measures before and after with the same driver.
 fn lanyard_binary() -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
-    let path = exe.with_file_name("lanyard");
+    let path = std::env::var_os("LANYARD_BENCH_SERVER")
+        .map_or_else(|| exe.with_file_name("lanyard"), PathBuf::from);
     assert!(
         path.exists(),
         "{} is missing: run scripts/bench.sh, which builds it",
@@ -70,14 +75,37 @@ struct Load {
     per_second: f64,
     p50: Duration,
     p99: Duration,
+    /// The server's CPU time per request: steadier than throughput on a shared machine.
+    cpu_per_request: Duration,
+}
+
+/// CPU time the process has used, summed over its threads (`/proc/PID/task/*/schedstat`, ns).
+fn cpu_time(pid: u32) -> Duration {
+    let mut total = 0u64;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        if let Ok(text) = std::fs::read_to_string(task.path().join("schedstat")) {
+            total += text
+                .split_whitespace()
+                .next()
+                .and_then(|n| n.parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+    }
+    Duration::from_nanos(total)
 }
 
 /// `REQUESTS` GETs, `CONCURRENCY` at a time, cycling through `targets` of (path, bearer).
 async fn load(
     client: &reqwest::Client,
     base: &str,
+    pid: u32,
     targets: Arc<Vec<(String, Option<String>)>>,
 ) -> Load {
+    let cpu_before = cpu_time(pid);
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for worker in 0..CONCURRENCY {
@@ -108,8 +136,10 @@ async fn load(
         all.extend(l.expect("worker"));
     }
     let elapsed = started.elapsed();
+    let cpu = cpu_time(pid).saturating_sub(cpu_before);
     all.sort_unstable();
     Load {
+        cpu_per_request: cpu / u32::try_from(all.len()).unwrap_or(u32::MAX),
         per_second: all.len() as f64 / elapsed.as_secs_f64(),
         p50: all[all.len() / 2],
         p99: all[all.len() * 99 / 100],
@@ -229,11 +259,16 @@ async fn main() {
         ("LANYARD_GITHUB_APP_ID", fake.app_id.to_string()),
         ("LANYARD_GITHUB_APP_PRIVATE_KEY_FILE", key_file),
     ];
+    // Logs go to a file, as a container's do; LANYARD_BENCH_LOG sets the server's RUST_LOG.
+    let log_path = data.path().join("server.log");
+    let log_file = std::fs::File::create(&log_path).expect("log file");
+    let log_level = std::env::var("LANYARD_BENCH_LOG").unwrap_or_else(|_| "info".into());
     let child = Command::new(&bin)
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .env("RUST_LOG", &log_level)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(log_file)
         .spawn()
         .expect("start lanyard");
     let server = Server {
@@ -282,9 +317,41 @@ async fn main() {
 
     eprintln!("measuring /healthz and the credential path ({REQUESTS} requests each, {CONCURRENCY} concurrent)…");
     let health_targets = Arc::new(vec![("/healthz".to_string(), None)]);
-    let _warm = load(&client, &base, health_targets.clone()).await;
-    let health = load(&client, &base, health_targets).await;
-    let creds = load(&client, &base, targets).await;
+    let _warm = load(&client, &base, pid, health_targets.clone()).await;
+    let _warm = load(&client, &base, pid, targets.clone()).await;
+    // For profiling one route: LANYARD_BENCH_SOAK=healthz|credentials loads only it, for a while.
+    if let Ok(route) = std::env::var("LANYARD_BENCH_SOAK") {
+        let soak = if route == "healthz" {
+            health_targets.clone()
+        } else {
+            targets.clone()
+        };
+        eprintln!("soaking {route}…");
+        for _ in 0..20 {
+            load(&client, &base, pid, soak.clone()).await;
+        }
+        return;
+    }
+    let mut rounds = Vec::with_capacity(ROUNDS);
+    for _ in 0..ROUNDS {
+        let health = load(&client, &base, pid, health_targets.clone()).await;
+        let creds = load(&client, &base, pid, targets.clone()).await;
+        rounds.push((health, creds));
+    }
+    rounds.sort_by(|a, b| {
+        (a.1.per_second / a.0.per_second).total_cmp(&(b.1.per_second / b.0.per_second))
+    });
+    let ratios: Vec<String> = rounds
+        .iter()
+        .map(|(h, c)| format!("{:.2}", c.per_second / h.per_second))
+        .collect();
+    let mut cpu_ratios: Vec<f64> = rounds
+        .iter()
+        .map(|(h, c)| h.cpu_per_request.as_secs_f64() / c.cpu_per_request.as_secs_f64())
+        .collect();
+    cpu_ratios.sort_by(f64::total_cmp);
+    let cpu_ratio = cpu_ratios[ROUNDS / 2];
+    let (health, creds) = rounds.swap_remove(ROUNDS / 2);
 
     eprintln!(
         "creating {} more sessions and fetching once each…",
@@ -315,6 +382,7 @@ async fn main() {
     println!(
         "lanyard-bench: release server on SQLite, fake GitHub in-process, 2 cores, loopback only"
     );
+    println!("server {} with RUST_LOG={log_level}", bin.display());
     println!("{:<58} {:>14}", "figure", "value");
     println!(
         "{:<58} {:>14.0}",
@@ -326,8 +394,21 @@ async fn main() {
     );
     println!(
         "{:<58} {:>14.2}",
-        "credential / healthz throughput ratio (target >= 0.8)",
+        "credential / healthz throughput ratio, median round",
         creds.per_second / health.per_second
+    );
+    println!("{:<58} {:>14}", "ratio in each round", ratios.join(" "));
+    println!(
+        "{:<58} {:>14.2?}",
+        "server CPU per /healthz request", health.cpu_per_request
+    );
+    println!(
+        "{:<58} {:>14.2?}",
+        "server CPU per credential request", creds.cpu_per_request
+    );
+    println!(
+        "{:<58} {:>14.2}",
+        "healthz CPU / credential CPU (the ratio at full load), median", cpu_ratio
     );
     println!("{:<58} {:>14.2?}", "/healthz p99 latency", health.p99);
     println!("{:<58} {:>14.2?}", "credential path p50 latency", creds.p50);
@@ -343,8 +424,14 @@ async fn main() {
     );
     println!(
         "{:<58} {:>11.1} MB",
-        "server RSS with 10,000 live sessions (target <= 100)",
+        "server RSS with 10,000 live sessions",
         rss_loaded as f64 / 1024.0
     );
     println!("{:<58} {:>14}", "total upstream mints", fake.mint_count());
+    let log_bytes = std::fs::metadata(&log_path).map_or(0, |m| m.len());
+    println!(
+        "{:<58} {:>11.1} MB",
+        "server log written",
+        log_bytes as f64 / 1e6
+    );
 }

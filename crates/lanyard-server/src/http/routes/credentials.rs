@@ -4,12 +4,15 @@
 
 use std::borrow::Cow;
 
+use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::header::CACHE_CONTROL;
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use lanyard_core::wire::{CompatCredential, ErrorEnvelope as ErrorBody, GithubCredential};
+use lanyard_core::wire::{
+    CompatCredential, CredentialSource, ErrorEnvelope as ErrorBody, GithubCredential,
+};
 use lanyard_store::{RunnerSession, ScopeRecord};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
@@ -71,16 +74,37 @@ pub async fn github(
 ) -> ApiResult<Response> {
     let (scope, served) = serve(&svc, &session, session_id, &query).await?;
     let credential = &served.credential;
-    Ok(no_store(GithubCredential {
-        token: Cow::Borrowed(credential.token.expose_secret()),
-        expires_at: served.expires_at,
-        host: Cow::Borrowed(&scope.host),
-        owner: Cow::Borrowed(scope.owner.as_str()),
-        scheme: served.scheme,
-        source: served.source,
-        repositories: Cow::Borrowed(&credential.repositories),
-        permissions: Cow::Borrowed(&credential.permissions),
-    }))
+    let render = || {
+        serde_json::to_vec(&GithubCredential {
+            token: Cow::Borrowed(credential.token.expose_secret()),
+            expires_at: served.expires_at,
+            host: Cow::Borrowed(&scope.host),
+            owner: Cow::Borrowed(scope.owner.as_str()),
+            scheme: served.scheme,
+            source: served.source,
+            repositories: Cow::Borrowed(&credential.repositories),
+            permissions: Cow::Borrowed(&credential.permissions),
+        })
+        .expect("a credential serialises")
+        .into_boxed_slice()
+    };
+    // An App token's body is the same for every session of its scope: render it once. A PAT is
+    // read afresh for each request, so it is rendered each time.
+    let body = match served.source {
+        CredentialSource::GithubApp => {
+            Bytes::copy_from_slice(credential.rendered.get_or_init(render))
+        }
+        _ => Bytes::from(render().into_vec()),
+    };
+    let mut response = (
+        [(CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        body,
+    )
+        .into_response();
+    response
+        .headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
 }
 
 /// Compatibility route for existing agent runners, with the runner token as Bearer.
