@@ -3,10 +3,15 @@
 crate::string_enum! {
     pub enum AuditKind {
         TeamCreated = "team.created",
+        TeamUpdated = "team.updated",
+        TeamDeleted = "team.deleted",
         ApiKeyCreated = "api_key.created",
         ApiKeyRevoked = "api_key.revoked",
         GithubConnectionCreated = "github.connection.created",
         GithubConnectionDeleted = "github.connection.deleted",
+        GithubConnectionSuspended = "github.connection.suspended",
+        GithubConnectionResumed = "github.connection.resumed",
+        GithubConnectionRotated = "github.connection.rotated",
         SessionCreated = "session.created",
         SessionStopped = "session.stopped",
         SessionExpired = "session.expired",
@@ -109,11 +114,17 @@ impl AuditKind {
     pub const fn consumer(self) -> &'static str {
         match self {
             AuditKind::TeamCreated => "the team's own audit feed (GET /v1/audit) and onboarding",
+            AuditKind::TeamUpdated => "the team's audit feed, to trace tier and name changes a platform made",
+            AuditKind::TeamDeleted => "platform operators tracing a deleted team; kept after the team is gone",
             AuditKind::ApiKeyCreated | AuditKind::ApiKeyRevoked => {
                 "the team's security review of who holds API keys"
             }
-            AuditKind::GithubConnectionCreated | AuditKind::GithubConnectionDeleted => {
-                "the team's audit feed, to trace which GitHub owners agents can reach"
+            AuditKind::GithubConnectionCreated
+            | AuditKind::GithubConnectionDeleted
+            | AuditKind::GithubConnectionSuspended
+            | AuditKind::GithubConnectionResumed
+            | AuditKind::GithubConnectionRotated => {
+                "the team's audit feed, to trace which GitHub owners agents can reach and why it changed"
             }
             AuditKind::SessionCreated | AuditKind::SessionStopped | AuditKind::SessionExpired => {
                 "the team's audit feed and usage metering of agent sessions"
@@ -155,9 +166,14 @@ mod tests {
     fn contract_kinds_are_all_registered() {
         for s in [
             "team.created",
+            "team.updated",
+            "team.deleted",
             "api_key.created",
             "github.connection.created",
             "github.connection.deleted",
+            "github.connection.suspended",
+            "github.connection.resumed",
+            "github.connection.rotated",
             "session.created",
             "session.stopped",
             "session.expired",

@@ -41,6 +41,16 @@ crate::string_enum! {
         InvalidConnection = "invalid_connection",
         UnknownGithubHost = "unknown_github_host",
         InstallationMismatch = "installation_mismatch",
+        InstallationProofRequired = "installation_proof_required",
+        InstallationNotOwned = "installation_not_owned",
+        InstallationFlowUnconfigured = "installation_flow_unconfigured",
+        InvalidState = "invalid_state",
+        InvalidReturnTo = "invalid_return_to",
+        InvalidSignature = "invalid_signature",
+        ConnectionRevoked = "connection_revoked",
+        ConnectionSuspended = "connection_suspended",
+        PatInvalid = "pat_invalid",
+        PatExpired = "pat_expired",
         ConnectionExists = "connection_exists",
         RepoNotConnected = "repo_not_connected",
         QuotaExceeded = "quota_exceeded",
@@ -52,6 +62,7 @@ crate::string_enum! {
         InvalidTier = "invalid_tier",
         TierNotAllowed = "tier_not_allowed",
         InvalidTeamId = "invalid_team_id",
+        InvalidTeam = "invalid_team",
         NotTestCohort = "not_test_cohort",
         NotReady = "not_ready",
         ServiceUnavailable = "service_unavailable",
@@ -204,6 +215,93 @@ impl ErrorCode {
                 },
                 None,
             ),
+            ErrorCode::InstallationProofRequired => (
+                403,
+                "A team binds a GitHub App installation through the installation flow, which proves it owns it.",
+                Customer {
+                    action: "Tell the user to connect GitHub through the installation flow \
+                             (POST /v1/github/installations), described at {docs}.",
+                },
+                None,
+            ),
+            ErrorCode::InstallationNotOwned => (
+                403,
+                "The GitHub user who authorised the App cannot see this installation.",
+                Customer {
+                    action: "Tell the user to sign in to GitHub as an owner of the account the App \
+                             is installed on and retry the installation flow, see {docs}.",
+                },
+                None,
+            ),
+            ErrorCode::InstallationFlowUnconfigured => (
+                422,
+                "This GitHub host has no app_slug and client_id configured, so the installation flow is off.",
+                Customer {
+                    action: "Tell the user the installation flow is not set up for this GitHub \
+                             host; ask the operator to configure it as described at {docs}.",
+                },
+                None,
+            ),
+            ErrorCode::InvalidState => (
+                400,
+                "The installation flow's state is missing, forged, expired or already used.",
+                Customer {
+                    action: "Tell the user the GitHub setup link has expired or was used; start \
+                             the installation flow again, as described at {docs}.",
+                },
+                None,
+            ),
+            ErrorCode::InvalidReturnTo => (
+                422,
+                "return_to is not an absolute URL on an allowed origin.",
+                Customer {
+                    action: "Tell the user return_to must be a URL on an origin the operator \
+                             allows (LANYARD_ALLOWED_RETURN_ORIGINS), see {docs}.",
+                },
+                None,
+            ),
+            ErrorCode::InvalidSignature => (
+                401,
+                "The webhook's X-Hub-Signature-256 is missing or does not match the host's webhook secret.",
+                Operator,
+                None,
+            ),
+            ErrorCode::ConnectionRevoked => (
+                409,
+                "The GitHub App was uninstalled, or the repository removed from it: this credential is no longer served.",
+                Customer {
+                    action: "Tell the user the GitHub App no longer covers this repository; \
+                             reinstall it or reconnect the owner, as described at {docs}.",
+                },
+                None,
+            ),
+            ErrorCode::ConnectionSuspended => (
+                409,
+                "The GitHub App installation is suspended: its credentials are not served until it is resumed.",
+                Customer {
+                    action: "Tell the user the GitHub App installation is suspended; an owner can \
+                             unsuspend it in GitHub's settings, see {docs}.",
+                },
+                None,
+            ),
+            ErrorCode::PatInvalid => (
+                422,
+                "GitHub refused the personal access token.",
+                Customer {
+                    action: "Tell the user GitHub refused the personal access token; create a new \
+                             one and connect it again, as described at {docs}.",
+                },
+                None,
+            ),
+            ErrorCode::PatExpired => (
+                409,
+                "The connection's personal access token has expired.",
+                Customer {
+                    action: "Tell the user the personal access token has expired; create a new \
+                             one and rotate it into the connection, as described at {docs}.",
+                },
+                None,
+            ),
             ErrorCode::ConnectionExists => (
                 409,
                 "The team already has a connection for this owner on this host.",
@@ -289,6 +387,12 @@ impl ErrorCode {
                 None,
             ),
             ErrorCode::InvalidTeamId => (400, "The team id is not a UUID.", Operator, None),
+            ErrorCode::InvalidTeam => (
+                422,
+                "A team's name, tier, external_id or notification_email is not valid.",
+                Operator,
+                None,
+            ),
             ErrorCode::NotTestCohort => (
                 403,
                 "The team is a real customer team; the e2e surface never touches it.",

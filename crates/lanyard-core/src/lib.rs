@@ -23,7 +23,7 @@ pub use error_code::{Audience, ErrorCode, ErrorSpec};
 pub use names::{Email, Label, NameError, TeamName};
 pub use registry::Registry;
 pub use secret::{BearerSecret, SecretKind};
-pub use tier::{Tier, TierLimits, UnknownTier};
+pub use tier::{Tier, TierLimits, UnknownTier, CONNECTION_ATTEMPTS_PER_HOUR};
 pub use worker::Worker;
 
 #[doc(hidden)]

@@ -20,25 +20,41 @@ crate::string_enum! {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TierLimits {
     pub max_active_sessions: u32,
+    /// Upstream token mints per hour: a team cannot make Lanyard hammer GitHub.
+    pub mints_per_hour: u32,
     pub default_session_ttl: Duration,
     pub max_session_ttl: Duration,
 }
 
 const HOUR: u64 = 3600;
 
+/// Connection attempts a team may make per hour.
+pub const CONNECTION_ATTEMPTS_PER_HOUR: u32 = 30;
+
 impl Tier {
+    /// Session creations a team may make per minute: its active-session limit, at least 10.
+    pub const fn sessions_per_minute(self) -> u32 {
+        let active = self.limits().max_active_sessions;
+        if active < 10 {
+            10
+        } else {
+            active
+        }
+    }
+
     pub const fn limits(self) -> TierLimits {
-        let (sessions, default_h, max_h) = match self {
-            Tier::Anonymous => (1, 1, 2),
-            Tier::Free => (3, 2, 8),
-            Tier::Hobby => (10, 8, 24),
-            Tier::HobbyPlus => (25, 8, 24),
-            Tier::Pro => (250, 24, 7 * 24),
-            Tier::Team => (1000, 24, 30 * 24),
-            Tier::Growth => (5000, 24, 30 * 24),
+        let (sessions, mints, default_h, max_h) = match self {
+            Tier::Anonymous => (1, 20, 1, 2),
+            Tier::Free => (3, 60, 2, 8),
+            Tier::Hobby => (10, 200, 8, 24),
+            Tier::HobbyPlus => (25, 500, 8, 24),
+            Tier::Pro => (250, 5_000, 24, 7 * 24),
+            Tier::Team => (1000, 20_000, 24, 30 * 24),
+            Tier::Growth => (5000, 50_000, 24, 30 * 24),
         };
         TierLimits {
             max_active_sessions: sessions,
+            mints_per_hour: mints,
             default_session_ttl: Duration::from_secs(default_h * HOUR),
             max_session_ttl: Duration::from_secs(max_h * HOUR),
         }
@@ -89,6 +105,13 @@ mod tests {
             Tier::Anonymous.limits().default_session_ttl,
             Duration::from_secs(HOUR)
         );
+        let mints: Vec<u32> = Tier::ALL
+            .iter()
+            .map(|t| t.limits().mints_per_hour)
+            .collect();
+        assert_eq!(mints, [20, 60, 200, 500, 5_000, 20_000, 50_000]);
+        assert_eq!(Tier::Anonymous.sessions_per_minute(), 10, "at least 10");
+        assert_eq!(Tier::Pro.sessions_per_minute(), 250);
     }
 
     #[test]

@@ -18,9 +18,11 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 mod error;
+mod user;
 
 pub use error::GithubError;
 use error::{parse, status_error, transport_error};
+pub use user::{parse_token_expiration, PatCheck};
 
 const USER_AGENT: &str = concat!("lanyard/", env!("CARGO_PKG_VERSION"));
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -93,6 +95,8 @@ pub struct GithubHost {
     http: reqwest::Client,
     clock: Arc<dyn Clock>,
     jwt: Mutex<Option<(String, i64)>>,
+    /// Where users sign in (the OAuth web flow): `https://github.com`, or the GHES host.
+    web_url: String,
 }
 
 impl fmt::Debug for GithubHost {
@@ -151,6 +155,11 @@ impl GithubHost {
             .timeout(REQUEST_TIMEOUT)
             .build()
             .map_err(|e| GithubError::BadKey(format!("cannot build the HTTP client: {e}")))?;
+        let web_url = if host == "github.com" {
+            "https://github.com".to_string()
+        } else {
+            format!("https://{host}")
+        };
         Ok(Self {
             host: host.to_string(),
             api_url: api_url.trim_end_matches('/').to_string(),
@@ -158,7 +167,19 @@ impl GithubHost {
             http,
             clock,
             jwt: Mutex::new(None),
+            web_url,
         })
+    }
+
+    /// Sets where users sign in, when it is not the default for the host.
+    #[must_use]
+    pub fn with_web_url(mut self, web_url: &str) -> Self {
+        self.web_url = web_url.trim_end_matches('/').to_string();
+        self
+    }
+
+    pub fn web_url(&self) -> &str {
+        &self.web_url
     }
 
     pub fn host(&self) -> &str {

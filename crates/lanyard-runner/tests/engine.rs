@@ -20,12 +20,8 @@ async fn refreshes_by_interval_and_expiry_and_survives_failures() {
     fake.add_installation(3, "acme", &["widgets"]);
     let app = TestApp::builder().clock(&clock).github(&fake).spawn().await;
     let team = app.create_team("Engine", Tier::Pro).await;
-    assert_eq!(
-        app.connect_installation(&team, &fake.host, "acme", 3)
-            .await
-            .status(),
-        201
-    );
+    let r = app.connect_installation(&team, &fake.host, "acme", 3).await;
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
     let (sid, runner_token) = app
         .start_session(&team, &[fake.repo_url("acme", "widgets")])
         .await;

@@ -70,6 +70,55 @@ impl Sealer {
     }
 }
 
+/// Signs and checks short server-issued strings (the installation flow's state) with a key
+/// derived from the JWT secret for this purpose only. `Debug` never shows the key.
+#[derive(Clone)]
+pub struct Signer {
+    key: [u8; 32],
+}
+
+impl std::fmt::Debug for Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Signer(HMAC-SHA256, key redacted)")
+    }
+}
+
+impl Signer {
+    /// A key for `purpose`, derived from `secret`: one secret can sign several kinds of string
+    /// without one kind ever verifying as another.
+    pub fn derive(secret: &SecretString, purpose: &str) -> Self {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(b"lanyard/");
+        h.update(purpose.as_bytes());
+        h.update(b"/");
+        h.update(secret.expose_secret().as_bytes());
+        Self {
+            key: h.finalize().into(),
+        }
+    }
+
+    fn mac(&self) -> hmac::Hmac<sha2::Sha256> {
+        <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(&self.key)
+            .expect("HMAC takes any key length")
+    }
+
+    pub fn sign(&self, message: &[u8]) -> Vec<u8> {
+        use hmac::Mac;
+        let mut mac = self.mac();
+        mac.update(message);
+        mac.finalize().into_bytes().to_vec()
+    }
+
+    /// Constant-time check of `signature` over `message`.
+    pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
+        use hmac::Mac;
+        let mut mac = self.mac();
+        mac.update(message);
+        mac.verify_slice(signature).is_ok()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,5 +154,17 @@ mod tests {
             "fresh nonce each time"
         );
         assert!(!format!("{s:?}").contains('7'));
+    }
+
+    #[test]
+    fn signatures_verify_only_for_their_message_and_purpose() {
+        let secret = SecretString::from("s".repeat(40));
+        let signer = Signer::derive(&secret, "install-state");
+        let sig = signer.sign(b"team|host|nonce");
+        assert!(signer.verify(b"team|host|nonce", &sig));
+        assert!(!signer.verify(b"team|host|nonce2", &sig));
+        assert!(!signer.verify(b"team|host|nonce", &sig[..31]));
+        assert!(!Signer::derive(&secret, "other").verify(b"team|host|nonce", &sig));
+        assert!(!format!("{signer:?}").contains('s'.to_string().repeat(5).as_str()));
     }
 }

@@ -117,6 +117,26 @@ lanyard_core::string_enum! {
 }
 
 lanyard_core::string_enum! {
+    /// A webhook's `X-GitHub-Event`: the events Lanyard acts on, and `other`.
+    pub enum WebhookEvent {
+        Installation = "installation",
+        InstallationRepositories = "installation_repositories",
+        Other = "other",
+    }
+}
+
+lanyard_core::string_enum! {
+    pub enum WebhookResult {
+        Processed = "processed",
+        Duplicate = "duplicate",
+        Ignored = "ignored",
+        /// A bad signature, or a host without a webhook secret.
+        Refused = "refused",
+        Error = "error",
+    }
+}
+
+lanyard_core::string_enum! {
     /// The broker's in-process caches, each bounded by size and by time.
     pub enum CacheName {
         Tokens = "tokens",
@@ -182,6 +202,12 @@ pub struct WorkerLabel {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct WebhookLabels {
+    pub event: Label<WebhookEvent>,
+    pub result: Label<WebhookResult>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct CacheLabel {
     pub cache: Label<CacheName>,
 }
@@ -201,6 +227,7 @@ pub const FAMILIES: &[&str] = &[
     "lanyard_worker_runs_total",
     "lanyard_worker_skipped_test_cohort_total",
     "lanyard_broker_cache_entries",
+    "lanyard_github_webhooks_total",
 ];
 
 /// The `# TYPE` name of a listed family (counters drop their `_total` there).
@@ -224,6 +251,7 @@ pub struct Metrics {
     pub worker_skipped_test_cohort: Family<WorkerLabel, Counter>,
     /// Entries in each of the broker's in-process caches, set at every scrape.
     pub broker_cache_entries: Family<CacheLabel, Gauge>,
+    pub github_webhooks: Family<WebhookLabels, Counter>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -297,6 +325,11 @@ impl Default for Metrics {
                 "Entries in each in-process cache of the broker",
                 Family::default()
             ),
+            github_webhooks: family!(
+                "lanyard_github_webhooks",
+                "GitHub webhook deliveries by event and result",
+                Family::default()
+            ),
             registry,
         }
     }
@@ -345,6 +378,12 @@ mod tests {
         let m = Metrics::default();
         m.observe_http(&Fixed("/healthz".into()), Method::Get, 200, 0.002);
         m.set_cache_entries(CacheName::Tokens, 3);
+        m.github_webhooks
+            .get_or_create(&WebhookLabels {
+                event: Label(WebhookEvent::Installation),
+                result: Label(WebhookResult::Processed),
+            })
+            .inc();
         let text = m.encode();
         for family in FAMILIES {
             let declared = format!("# TYPE {} ", type_name(family));

@@ -85,8 +85,13 @@ impl RateLimiter {
 
     /// Counts one call for `key` and says whether it may proceed.
     pub async fn check(&self, key: &str) -> Decision {
+        self.check_limit(key, self.limit).await
+    }
+
+    /// Like [`Self::check`], with a limit for this key (a team's tier sets its own).
+    pub async fn check_limit(&self, key: &str, limit: u32) -> Decision {
         if let Some(redis) = &self.redis {
-            match self.check_redis(redis, key).await {
+            match self.check_redis(redis, key, limit).await {
                 Ok(decision) => return decision,
                 Err(e) => {
                     redis.reset().await;
@@ -96,10 +101,15 @@ impl RateLimiter {
                 }
             }
         }
-        self.check_local(key)
+        self.check_local(key, limit)
     }
 
-    async fn check_redis(&self, redis: &RedisHandle, key: &str) -> anyhow::Result<Decision> {
+    async fn check_redis(
+        &self,
+        redis: &RedisHandle,
+        key: &str,
+        limit: u32,
+    ) -> anyhow::Result<Decision> {
         let mut conn = redis.connection().await?;
         let now = self.clock.now().timestamp_millis();
         let window = i64::try_from(self.window.as_millis()).unwrap_or(i64::MAX);
@@ -107,7 +117,7 @@ impl RateLimiter {
             .key(format!("lanyard:ratelimit:{}:{key}", self.name))
             .arg(now)
             .arg(window)
-            .arg(self.limit)
+            .arg(limit)
             .arg(Uuid::new_v4().simple().to_string())
             .invoke_async(&mut conn)
             .await?;
@@ -118,7 +128,7 @@ impl RateLimiter {
         })
     }
 
-    fn check_local(&self, key: &str) -> Decision {
+    fn check_local(&self, key: &str, limit: u32) -> Decision {
         let now = self.clock.now();
         let window = chrono::Duration::from_std(self.window).unwrap_or(chrono::Duration::MAX);
         let entry = self.local.get_with_by_ref(key, Arc::default);
@@ -126,7 +136,7 @@ impl RateLimiter {
         while hits.front().is_some_and(|t| *t <= now - window) {
             hits.pop_front();
         }
-        if hits.len() < self.limit as usize {
+        if hits.len() < limit as usize {
             hits.push_back(now);
             return Decision::Allowed;
         }

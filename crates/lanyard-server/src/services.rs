@@ -4,14 +4,14 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use lanyard_core::Clock;
+use lanyard_core::{Clock, CONNECTION_ATTEMPTS_PER_HOUR};
 use lanyard_store::{Dialect, Store};
 
 use crate::broker::{
     Broker, BrokerParts, CacheLimits, GithubHosts, LOCAL_SESSION_TTL, SHARED_SESSION_TTL,
 };
 use crate::config::{check_encryption_key, Config};
-use crate::crypto::Sealer;
+use crate::crypto::{Sealer, Signer};
 use crate::jwt::JwtKeys;
 use crate::metrics::{CacheName, Metrics};
 use crate::ratelimit::RateLimiter;
@@ -20,6 +20,52 @@ use crate::secrets::ServerSecrets;
 
 /// e2e account calls (create and reap together) allowed per token per hour.
 pub const E2E_RATE_LIMIT: u32 = 120;
+
+/// The rate limits, each a sliding window shared across replicas through Redis when configured.
+#[derive(Debug)]
+pub struct Limiters {
+    /// e2e account calls per token per hour.
+    pub e2e: RateLimiter,
+    /// Upstream mints per team per hour (the tier's `mints_per_hour`).
+    pub mints: Arc<RateLimiter>,
+    /// Session creations per team per minute (`Tier::sessions_per_minute`).
+    pub sessions: RateLimiter,
+    /// Connection attempts per team per hour.
+    pub connections: RateLimiter,
+}
+
+impl Limiters {
+    fn new(
+        clock: &Arc<dyn Clock>,
+        redis: &Option<Arc<RedisHandle>>,
+        metrics: &Arc<Metrics>,
+    ) -> Self {
+        let limiter = |name, limit, window| {
+            RateLimiter::new(
+                name,
+                limit,
+                window,
+                clock.clone(),
+                redis.clone(),
+                metrics.clone(),
+            )
+        };
+        let hour = std::time::Duration::from_secs(3600);
+        Self {
+            e2e: limiter("e2e", E2E_RATE_LIMIT, hour),
+            mints: Arc::new(limiter("mints", 60, hour)),
+            sessions: limiter("sessions", 10, std::time::Duration::from_secs(60)),
+            connections: limiter("connections", CONNECTION_ATTEMPTS_PER_HOUR, hour),
+        }
+    }
+
+    fn tracked_keys(&self) -> u64 {
+        self.e2e.tracked_keys()
+            + self.mints.tracked_keys()
+            + self.sessions.tracked_keys()
+            + self.connections.tracked_keys()
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct Services {
@@ -34,11 +80,12 @@ struct Inner {
     redis: Option<Arc<RedisHandle>>,
     jwt: JwtKeys,
     sealer: Sealer,
+    state_signer: Signer,
     clock: Arc<dyn Clock>,
     metrics: Arc<Metrics>,
     hosts: Arc<GithubHosts>,
     broker: Broker,
-    e2e_limiter: RateLimiter,
+    limiters: Limiters,
 }
 
 /// Creates the data dir, private to this user, if it is missing.
@@ -100,9 +147,11 @@ impl Services {
         let sealer = Sealer::new(&check_encryption_key(
             secrets.encryption_key.expose_secret(),
         )?);
+        let state_signer = Signer::derive(&secrets.jwt_secret, "install-state");
         let metrics = Arc::new(Metrics::default());
         let redis = redis.map(Arc::new);
         let hosts = Arc::new(GithubHosts::from_config(&config.github, clock.clone())?);
+        let limiters = Limiters::new(&clock, &redis, &metrics);
         let broker = Broker::new(BrokerParts {
             store: store.clone(),
             hosts: hosts.clone(),
@@ -119,15 +168,8 @@ impl Services {
                 },
                 ..CacheLimits::default()
             },
+            mint_limiter: limiters.mints.clone(),
         });
-        let e2e_limiter = RateLimiter::new(
-            "e2e",
-            E2E_RATE_LIMIT,
-            std::time::Duration::from_secs(3600),
-            clock.clone(),
-            redis.clone(),
-            metrics.clone(),
-        );
         Ok(Self {
             inner: Arc::new(Inner {
                 config,
@@ -136,11 +178,12 @@ impl Services {
                 redis,
                 jwt,
                 sealer,
+                state_signer,
                 clock,
                 metrics,
                 hosts,
                 broker,
-                e2e_limiter,
+                limiters,
             }),
         })
     }
@@ -169,6 +212,11 @@ impl Services {
         &self.inner.sealer
     }
 
+    /// Signs the installation flow's states.
+    pub fn state_signer(&self) -> &Signer {
+        &self.inner.state_signer
+    }
+
     pub fn clock(&self) -> &dyn Clock {
         self.inner.clock.as_ref()
     }
@@ -185,8 +233,8 @@ impl Services {
         &self.inner.broker
     }
 
-    pub fn e2e_limiter(&self) -> &RateLimiter {
-        &self.inner.e2e_limiter
+    pub fn limiters(&self) -> &Limiters {
+        &self.inner.limiters
     }
 
     /// Brings the cache-size gauges up to date (before a scrape).
@@ -194,6 +242,6 @@ impl Services {
         self.inner.broker.publish_cache_sizes();
         self.inner
             .metrics
-            .set_cache_entries(CacheName::RateLimits, self.inner.e2e_limiter.tracked_keys());
+            .set_cache_entries(CacheName::RateLimits, self.inner.limiters.tracked_keys());
     }
 }

@@ -11,8 +11,10 @@ const LAYERS: &[&[&str]] = &[
     &["config"],
     // Foundations: no knowledge of the domain.
     &["crypto", "jwt", "metrics", "redis_conn", "telemetry"],
-    // Built from configuration: secrets, limits and the credential broker.
-    &["secrets", "ratelimit", "broker"],
+    // Built from configuration: secrets and rate limits.
+    &["secrets", "ratelimit"],
+    // The credential broker.
+    &["broker"],
     // The one value everything calls through.
     &["services"],
     // What operations mean.

@@ -19,12 +19,19 @@ pub struct TeamRecord {
     pub tier: Tier,
     #[sqlx(rename = "team_test_cohort")]
     pub is_test_cohort: bool,
+    /// The platform's own id for the team (the admin API), unique when set.
+    #[sqlx(rename = "team_external_id")]
+    pub external_id: Option<String>,
+    /// Where notifications go; the primary user when unset.
+    #[sqlx(rename = "team_notification_email")]
+    pub notification_email: Option<String>,
     #[sqlx(rename = "team_created_at")]
     pub created_at: DateTime<Utc>,
 }
 
 pub(crate) const TEAM_COLUMNS: &str = "t.id AS team_id, t.name AS team_name, t.tier AS team_tier, \
-     t.is_test_cohort AS team_test_cohort, t.created_at AS team_created_at";
+     t.is_test_cohort AS team_test_cohort, t.external_id AS team_external_id, \
+     t.notification_email AS team_notification_email, t.created_at AS team_created_at";
 
 /// A team to create, with an optional verified primary user.
 #[derive(Debug, Clone)]
@@ -33,6 +40,9 @@ pub struct NewTeam {
     pub tier: Tier,
     pub is_test_cohort: bool,
     pub primary_user: Option<Email>,
+    /// The platform's id for the team; creating a second team with it is refused.
+    pub external_id: Option<String>,
+    pub notification_email: Option<Email>,
     /// Who is creating it, for the audit log.
     pub actor: Actor,
     /// More audit records for the same transaction (e.g. `e2e.account.created`).
@@ -120,6 +130,11 @@ impl Store {
             name: new.name.as_str().to_string(),
             tier: new.tier,
             is_test_cohort: new.is_test_cohort,
+            external_id: new.external_id.clone(),
+            notification_email: new
+                .notification_email
+                .as_ref()
+                .map(|e| e.as_str().to_string()),
             created_at: now,
         };
         let user_id = new.primary_user.as_ref().map(|_| Uuid::new_v4());
@@ -128,17 +143,20 @@ impl Store {
             .subject(team.id)
             .data(serde_json::json!({
                 "name": team.name, "tier": team.tier, "is_test_cohort": team.is_test_cohort,
+                "external_id": team.external_id,
             }));
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             sqlx::query(
-                "INSERT INTO teams (id, name, tier, is_test_cohort, created_at) \
-                 VALUES ($1, $2, $3, $4, $5)",
+                "INSERT INTO teams (id, name, tier, is_test_cohort, external_id, notification_email, \
+                 created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
             )
             .bind(team.id)
             .bind(&team.name)
             .bind(team.tier.as_str())
             .bind(team.is_test_cohort)
+            .bind(&team.external_id)
+            .bind(&team.notification_email)
             .bind(now)
             .execute(&mut *tx)
             .await?;

@@ -15,6 +15,17 @@ lanyard_core::string_enum! {
     }
 }
 
+lanyard_core::string_enum! {
+    /// Where a connection stands at GitHub.
+    pub enum ConnectionStatus {
+        Active = "active",
+        /// The installation is suspended: nothing is served until it is resumed.
+        Suspended = "suspended",
+        /// The App was uninstalled: nothing is served until the team connects the owner again.
+        Revoked = "revoked",
+    }
+}
+
 /// A connection. Columns are selected with [`CONNECTION_COLUMNS`] (prefixed `c_`).
 #[derive(Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct ConnectionRecord {
@@ -30,6 +41,11 @@ pub struct ConnectionRecord {
     pub kind: ConnectionKind,
     #[sqlx(rename = "c_installation_id")]
     pub installation_id: Option<i64>,
+    #[sqlx(rename = "c_status", try_from = "String")]
+    pub status: ConnectionStatus,
+    /// When GitHub reported an expiry for the PAT.
+    #[sqlx(rename = "c_pat_expires_at")]
+    pub pat_expires_at: Option<DateTime<Utc>>,
     /// AES-GCM ciphertext of the PAT; opened only by the broker.
     #[sqlx(rename = "c_pat_ciphertext")]
     pub pat_ciphertext: Option<Vec<u8>>,
@@ -45,6 +61,8 @@ impl std::fmt::Debug for ConnectionRecord {
             .field("owner", &self.owner)
             .field("kind", &self.kind)
             .field("installation_id", &self.installation_id)
+            .field("status", &self.status)
+            .field("pat_expires_at", &self.pat_expires_at)
             .finish_non_exhaustive()
     }
 }
@@ -52,7 +70,7 @@ impl std::fmt::Debug for ConnectionRecord {
 pub(crate) const CONNECTION_COLUMNS: &str = "c.id AS c_id, c.team_id AS c_team_id, \
      c.host AS c_host, c.owner AS c_owner, c.kind AS c_kind, \
      c.installation_id AS c_installation_id, c.pat_ciphertext AS c_pat_ciphertext, \
-     c.created_at AS c_created_at";
+     c.status AS c_status, c.pat_expires_at AS c_pat_expires_at, c.created_at AS c_created_at";
 
 pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
@@ -74,9 +92,9 @@ impl Store {
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             let inserted = sqlx::query(
-                "INSERT INTO github_connections \
-                 (id, team_id, host, owner, kind, installation_id, pat_ciphertext, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                "INSERT INTO github_connections (id, team_id, host, owner, kind, installation_id, \
+                 pat_ciphertext, status, pat_expires_at, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
             )
             .bind(new.id)
             .bind(new.team_id)
@@ -85,6 +103,8 @@ impl Store {
             .bind(new.kind.as_str())
             .bind(new.installation_id)
             .bind(&new.pat_ciphertext)
+            .bind(new.status.as_str())
+            .bind(new.pat_expires_at)
             .bind(new.created_at)
             .execute(&mut *tx)
             .await;
@@ -132,6 +152,147 @@ impl Store {
             }
             tx.commit().await?;
             Ok(deleted == 1)
+        })
+    }
+}
+
+/// How an installation came to be bound: through the OAuth installation flow (the team proved
+/// it can see the installation) or directly by a trusted operator or platform.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proof {
+    Oauth,
+    Operator,
+}
+
+impl Proof {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Proof::Oauth => "oauth",
+            Proof::Operator => "operator",
+        }
+    }
+}
+
+impl Store {
+    pub async fn get_connection(
+        &self,
+        team_id: Uuid,
+        id: Uuid,
+    ) -> StoreResult<Option<ConnectionRecord>> {
+        let sql = format!(
+            "SELECT {CONNECTION_COLUMNS} FROM github_connections c WHERE c.id = $1 AND c.team_id = $2"
+        );
+        Ok(on_pool!(self, pool => {
+            sqlx::query_as(&sql).bind(id).bind(team_id).fetch_optional(pool).await?
+        }))
+    }
+
+    /// Binds an installation to the team for its account: a new connection, or the team's
+    /// existing one for that owner made an active App connection again. Audited
+    /// `github.connection.created` with how it was proved.
+    pub async fn bind_installation(
+        &self,
+        new: &ConnectionRecord,
+        proof: Proof,
+        actor: &Actor,
+    ) -> StoreResult<ConnectionRecord> {
+        let select = format!(
+            "SELECT {CONNECTION_COLUMNS} FROM github_connections c \
+             WHERE c.team_id = $1 AND c.host = $2 AND c.owner = $3"
+        );
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let existing: Option<ConnectionRecord> = sqlx::query_as(&select)
+                .bind(new.team_id)
+                .bind(&new.host)
+                .bind(new.owner.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+            let id = existing.as_ref().map_or(new.id, |c| c.id);
+            if existing.is_some() {
+                sqlx::query(
+                    "UPDATE github_connections SET kind = $1, installation_id = $2, \
+                     pat_ciphertext = NULL, pat_expires_at = NULL, status = $3 WHERE id = $4",
+                )
+                .bind(ConnectionKind::GithubApp.as_str())
+                .bind(new.installation_id)
+                .bind(ConnectionStatus::Active.as_str())
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            } else {
+                sqlx::query(
+                    "INSERT INTO github_connections (id, team_id, host, owner, kind, \
+                     installation_id, status, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                )
+                .bind(id)
+                .bind(new.team_id)
+                .bind(&new.host)
+                .bind(new.owner.as_str())
+                .bind(ConnectionKind::GithubApp.as_str())
+                .bind(new.installation_id)
+                .bind(ConnectionStatus::Active.as_str())
+                .bind(new.created_at)
+                .execute(&mut *tx)
+                .await?;
+            }
+            let event = AuditEvent::new(AuditKind::GithubConnectionCreated, actor.clone())
+                .subject(id)
+                .data(serde_json::json!({
+                    "host": new.host, "owner": new.owner, "kind": ConnectionKind::GithubApp,
+                    "installation_id": new.installation_id, "proof": proof.as_str(),
+                    "replaced": existing.is_some(),
+                }));
+            insert_audit!(&mut *tx, new.team_id, &event, new.created_at)?;
+            let bound: ConnectionRecord = sqlx::query_as(&format!(
+                "SELECT {CONNECTION_COLUMNS} FROM github_connections c WHERE c.id = $1"
+            ))
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(bound)
+        })
+    }
+
+    /// Replaces a PAT connection's token (already sealed for this connection id) and its expiry.
+    /// `None` if the team has no such PAT connection.
+    pub async fn rotate_pat(
+        &self,
+        team_id: Uuid,
+        id: Uuid,
+        ciphertext: &[u8],
+        expires_at: Option<DateTime<Utc>>,
+        actor: &Actor,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<ConnectionRecord>> {
+        let select =
+            format!("SELECT {CONNECTION_COLUMNS} FROM github_connections c WHERE c.id = $1");
+        let event = AuditEvent::new(AuditKind::GithubConnectionRotated, actor.clone())
+            .subject(id)
+            .data(serde_json::json!({ "pat_expires_at": expires_at }));
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let changed = sqlx::query(
+                "UPDATE github_connections SET pat_ciphertext = $1, pat_expires_at = $2, status = $3 \
+                 WHERE id = $4 AND team_id = $5 AND kind = $6",
+            )
+            .bind(ciphertext)
+            .bind(expires_at)
+            .bind(ConnectionStatus::Active.as_str())
+            .bind(id)
+            .bind(team_id)
+            .bind(ConnectionKind::Pat.as_str())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if changed != 1 {
+                return Ok(None);
+            }
+            insert_audit!(&mut *tx, team_id, &event, now)?;
+            let record = sqlx::query_as(&select).bind(id).fetch_one(&mut *tx).await?;
+            tx.commit().await?;
+            Ok(Some(record))
         })
     }
 }

@@ -17,21 +17,25 @@ mod audit;
 mod connections;
 mod migrate;
 mod sessions;
+mod teams;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod tokens;
+mod trust;
 mod url;
 
 pub use accounts::{
     ApiKeyPrincipal, ApiKeyRecord, CreatedTeam, NewApiKey, NewTeam, TeamRecord, UserPrincipal,
 };
 pub use audit::{AuditEvent, AuditRecord};
-pub use connections::{ConnectionKind, ConnectionRecord};
+pub use connections::{ConnectionKind, ConnectionRecord, ConnectionStatus, Proof};
 pub use sessions::{
     NewScope, NewSession, QuotaExceeded, RunnerSession, ScopeRecord, SessionRecord, SessionStatus,
     StopOutcome,
 };
+pub use teams::{CreateOutcome, TeamUpdate};
 pub use tokens::{ScopeLock, TokenRecord};
+pub use trust::{Applied, Delivery, InstallState, WebhookChange};
 pub use url::{DatabaseUrl, DatabaseUrlError, Dialect};
 
 /// Runs `$body` with `$pool` bound to the concrete pool, once per backend.

@@ -72,6 +72,8 @@ pub struct ScopeRecord {
     pub cache_key: Arc<str>,
     #[sqlx(json)]
     pub repositories: Vec<String>,
+    /// Set when a repository it holds left the installation: it is served no more.
+    pub revoked_at: Option<DateTime<Utc>>,
     /// The team's connection for this owner, if it still exists.
     #[sqlx(flatten)]
     pub connection: MaybeConnection,
@@ -259,7 +261,7 @@ impl Store {
              FROM sessions s JOIN teams t ON t.id = s.team_id WHERE s.runner_lookup = $1"
         );
         let scope_sql = format!(
-            "SELECT sc.host, sc.owner, sc.cache_key, sc.repositories, {CONNECTION_COLUMNS} \
+            "SELECT sc.host, sc.owner, sc.cache_key, sc.repositories, sc.revoked_at, {CONNECTION_COLUMNS} \
              FROM session_scopes sc LEFT JOIN github_connections c \
              ON c.team_id = $2 AND c.host = sc.host AND c.owner = sc.owner \
              WHERE sc.session_id = $1 ORDER BY sc.host, sc.owner"

@@ -35,6 +35,8 @@ fn new_team(name: &str, email: Option<&str>) -> NewTeam {
         tier: Tier::Hobby,
         is_test_cohort: false,
         primary_user: email.map(|e| Email::parse(e).unwrap()),
+        external_id: None,
+        notification_email: None,
         actor: Actor::operator(),
         extra_audit: vec![],
     }

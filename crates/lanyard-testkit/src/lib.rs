@@ -41,6 +41,9 @@ pub fn redis_under_test() -> Option<String> {
         .filter(|s| !s.trim().is_empty())
 }
 
+/// The admin token test servers run with (unless [`TestAppBuilder::without_admin`]).
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdefghijklmnop";
+
 /// A running Lanyard for one test.
 #[derive(Debug)]
 pub struct TestApp {
@@ -67,6 +70,7 @@ pub struct TestTeam {
 #[derive(Debug, Default)]
 pub struct TestAppBuilder {
     env: BTreeMap<String, String>,
+    no_admin: bool,
     clock: Option<ManualClock>,
     real_time: bool,
 }
@@ -92,15 +96,34 @@ impl TestAppBuilder {
     }
 
     /// Configures the fake GitHub as the one GitHub host, with its App.
+    /// Configures the fake GitHub as the one GitHub host: its App, its OAuth client (the
+    /// installation flow) and its webhook secret.
     pub fn github(self, fake: &fake_github::FakeGithub) -> Self {
-        let key = fake_github::app_private_key_path();
+        let path = |p: std::path::PathBuf| p.to_str().expect("utf-8 path").to_string();
         self.env("LANYARD_GITHUB_HOST", &fake.host)
             .env("LANYARD_GITHUB_API_URL", &fake.api_url)
+            .env("LANYARD_GITHUB_WEB_URL", &fake.web_url)
             .env("LANYARD_GITHUB_APP_ID", &fake.app_id.to_string())
             .env(
                 "LANYARD_GITHUB_APP_PRIVATE_KEY_FILE",
-                key.to_str().expect("utf-8 path"),
+                &path(fake_github::app_private_key_path()),
             )
+            .env("LANYARD_GITHUB_APP_SLUG", fake_github::APP_SLUG)
+            .env("LANYARD_GITHUB_CLIENT_ID", fake_github::CLIENT_ID)
+            .env(
+                "LANYARD_GITHUB_CLIENT_SECRET_FILE",
+                &path(fake_github::client_secret_path()),
+            )
+            .env(
+                "LANYARD_GITHUB_WEBHOOK_SECRET_FILE",
+                &path(fake_github::webhook_secret_path()),
+            )
+    }
+
+    /// Leaves the admin API off (it is on, with [`TestApp::admin_token`], by default).
+    pub fn without_admin(mut self) -> Self {
+        self.no_admin = true;
+        self
     }
 
     pub async fn spawn(self) -> TestApp {
@@ -122,6 +145,9 @@ impl TestAppBuilder {
         ]);
         if let Some(redis) = redis_under_test() {
             env.insert("LANYARD_REDIS_URL".into(), redis);
+        }
+        if !self.no_admin {
+            env.insert("LANYARD_ADMIN_TOKEN".into(), ADMIN_TOKEN.into());
         }
         env.extend(self.env);
         let clock = self.clock.unwrap_or_else(ManualClock::starting_now);
@@ -238,6 +264,8 @@ impl TestApp {
             tier,
             is_test_cohort: false,
             primary_user: Some(Email::parse(&email).expect("valid email")),
+            external_id: None,
+            notification_email: None,
             actor: Actor::operator(),
             extra_audit: vec![],
         };
@@ -270,6 +298,8 @@ impl TestApp {
 
 impl TestApp {
     /// `POST /v1/github/connections` for an App installation.
+    /// Binds an App installation to the team as a platform does, through the admin API (a team
+    /// itself must prove the installation through the installation flow).
     pub async fn connect_installation(
         &self,
         team: &TestTeam,
@@ -277,8 +307,8 @@ impl TestApp {
         owner: &str,
         installation_id: u64,
     ) -> reqwest::Response {
-        self.post("/v1/github/connections")
-            .bearer_auth(&team.api_key)
+        self.post(&format!("/admin/v1/teams/{}/github/connections", team.id))
+            .bearer_auth(ADMIN_TOKEN)
             .json(&serde_json::json!({"host": host, "owner": owner, "installation_id": installation_id}))
             .send()
             .await

@@ -2,15 +2,30 @@
 //! broker and the domain.
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
 use lanyard_core::github::Scheme;
 use lanyard_core::Clock;
 use lanyard_github::{AppCredentials, GithubHost};
+use secrecy::SecretString;
+use tokio::sync::Semaphore;
 
 use crate::config::GithubHost as HostConfig;
 use crate::metrics::Fixed;
+
+/// Concurrent upstream mints per host: a flood of new scopes queues here instead of opening
+/// unbounded connections to GitHub.
+pub const MINTS_IN_FLIGHT_PER_HOST: usize = 8;
+
+/// The App's OAuth side: what the installation flow needs.
+#[derive(Debug)]
+pub struct OAuthApp {
+    pub app_slug: String,
+    pub client_id: String,
+    pub client_secret: SecretString,
+}
 
 /// One configured host.
 #[derive(Debug)]
@@ -20,6 +35,24 @@ pub struct Host {
     pub scheme: Scheme,
     /// The host as a metric label: fixed by configuration.
     pub label: Fixed,
+    /// Set when the installation flow is configured (app_slug, client_id and its secret).
+    pub oauth: Option<OAuthApp>,
+    /// Set when webhooks are configured.
+    pub webhook_secret: Option<SecretString>,
+    /// Bounds the mints in flight to this host.
+    pub mint_permits: Semaphore,
+}
+
+fn read_secret(what: &str, host: &str, path: &Path) -> anyhow::Result<SecretString> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the {what} {} for {host}", path.display()))?;
+    let secret = text.trim();
+    anyhow::ensure!(
+        !secret.is_empty(),
+        "the {what} {} for {host} is empty",
+        path.display()
+    );
+    Ok(SecretString::from(secret.to_string()))
 }
 
 #[derive(Debug, Default)]
@@ -51,7 +84,21 @@ impl GithubHosts {
                     h.host
                 ),
             };
-            let client = GithubHost::new(&h.host, &h.api_url, app, clock.clone())?;
+            let client =
+                GithubHost::new(&h.host, &h.api_url, app, clock.clone())?.with_web_url(&h.web_url);
+            let oauth = match (&h.app_slug, &h.client_id, &h.client_secret_file) {
+                (Some(slug), Some(id), Some(secret)) => Some(OAuthApp {
+                    app_slug: slug.clone(),
+                    client_id: id.clone(),
+                    client_secret: read_secret("OAuth client secret", &h.host, secret)?,
+                }),
+                _ => None,
+            };
+            let webhook_secret = h
+                .webhook_secret_file
+                .as_deref()
+                .map(|p| read_secret("webhook secret", &h.host, p))
+                .transpose()?;
             let scheme = if h.api_url.starts_with("http://") {
                 Scheme::Http
             } else {
@@ -61,6 +108,9 @@ impl GithubHosts {
                 client: Arc::new(client),
                 scheme,
                 label: Fixed(h.host.as_str().into()),
+                oauth,
+                webhook_secret,
+                mint_permits: Semaphore::new(MINTS_IN_FLIGHT_PER_HOST),
             };
             hosts.insert(h.host.clone(), host);
         }

@@ -15,6 +15,7 @@ use super::lock::{Attempt, LOCK_TTL};
 use super::scope::ScopeKey;
 use super::{token_aad, Broker, BrokerError};
 use crate::metrics::{Label, MintLabels, MintResult};
+use crate::ratelimit::Decision;
 
 /// How often a replica waiting for another's mint looks for its token.
 const WAIT_POLL: Duration = Duration::from_millis(25);
@@ -29,6 +30,8 @@ pub struct MintRequest<'a> {
     pub installation_id: i64,
     pub repositories: &'a [String],
     pub permissions: &'a PermissionSet,
+    /// The team's tier's limit on upstream mints per hour.
+    pub mints_per_hour: u32,
 }
 
 impl Broker {
@@ -98,11 +101,7 @@ impl Broker {
         // Another replica may have minted while this one waited for the lock.
         let result = match self.stored_fresh(req.key, &mut fallback).await {
             Ok(Some(t)) => Ok((t, false)),
-            Ok(None) => self
-                .mint(req)
-                .await
-                .map(|t| (t, true))
-                .map_err(BrokerError::from),
+            Ok(None) => self.limited_mint(req).await,
             Err(e) => Err(e),
         };
         self.lock.release(req.key, lock).await;
@@ -122,12 +121,38 @@ impl Broker {
         }
     }
 
+    /// A mint, unless the team has used up its tier's mints for the hour.
+    async fn limited_mint(
+        &self,
+        req: MintRequest<'_>,
+    ) -> Result<(Arc<CachedToken>, bool), BrokerError> {
+        let key = format!("team:{}", req.team_id);
+        match self
+            .mint_limiter
+            .check_limit(&key, req.mints_per_hour)
+            .await
+        {
+            Decision::Limited { retry_after } => Err(BrokerError::RateLimited { retry_after }),
+            Decision::Allowed => Ok((self.mint(req).await?, true)),
+        }
+    }
+
     async fn mint(&self, req: MintRequest<'_>) -> Result<Arc<CachedToken>, GithubError> {
         let host = self
             .hosts
             .get(req.host)
             .ok_or_else(|| GithubError::NoApp(req.host.to_string()))?;
         let installation = u64::try_from(req.installation_id).unwrap_or_default();
+        // Closed only when the process stops; then no mint is wanted anyway.
+        let _permit = host
+            .mint_permits
+            .acquire()
+            .await
+            .map_err(|_| GithubError::Unavailable {
+                status: None,
+                retry_after: Some(1),
+                message: "shutting down".into(),
+            })?;
         let outcome = host
             .client
             .mint(installation, req.repositories, req.permissions)

@@ -18,9 +18,12 @@ use lanyard_core::secret::PresentedSecret;
 use lanyard_core::wire::CredentialSource;
 use lanyard_core::Clock;
 use lanyard_github::GithubError;
-use lanyard_store::{ConnectionKind, RunnerSession, ScopeRecord, Store, StoreError};
+use lanyard_store::{
+    ConnectionKind, ConnectionStatus, RunnerSession, ScopeRecord, Store, StoreError,
+};
 
 use crate::crypto::Sealer;
+use crate::ratelimit::RateLimiter;
 use prometheus_client::metrics::counter::Counter;
 
 use crate::metrics::{CacheResult, CacheResultLabel, Label, Metrics, SourceLabel};
@@ -52,6 +55,14 @@ pub enum BrokerError {
     Rejected(GithubError),
     #[error("the connection for {owner} on {host} was removed")]
     NotConnected { host: String, owner: String },
+    #[error("the GitHub App no longer covers {owner} on {host} (uninstalled, or the repository was removed from it)")]
+    Revoked { host: String, owner: String },
+    #[error("the GitHub App installation for {owner} on {host} is suspended")]
+    Suspended { host: String, owner: String },
+    #[error("the personal access token for {owner} on {host} has expired")]
+    PatExpired { host: String, owner: String },
+    #[error("the team has made as many upstream mints this hour as its tier allows")]
+    RateLimited { retry_after: u32 },
     #[error(transparent)]
     Store(Arc<StoreError>),
     #[error("internal: {0}")]
@@ -160,6 +171,8 @@ pub struct Broker {
     caches: Caches,
     lock: CrossReplica,
     counters: Counters,
+    /// Upstream mints per team per hour (the tier's `mints_per_hour`).
+    mint_limiter: Arc<RateLimiter>,
 }
 
 /// What the broker is built from; everything is made at start-up and handed in.
@@ -174,6 +187,7 @@ pub struct BrokerParts {
     /// `token_min_remaining`.
     pub floor: Duration,
     pub limits: CacheLimits,
+    pub mint_limiter: Arc<RateLimiter>,
 }
 
 impl Broker {
@@ -188,6 +202,7 @@ impl Broker {
             caches: Caches::new(parts.limits),
             counters: Counters::new(&parts.metrics),
             metrics: parts.metrics,
+            mint_limiter: parts.mint_limiter,
         }
     }
 
@@ -251,8 +266,19 @@ impl Broker {
             .get(&scope.host)
             .ok_or_else(not_connected)?
             .scheme;
+        let (host, owner) = (scope.host.clone(), scope.owner.to_string());
+        match connection.status {
+            _ if scope.revoked_at.is_some() => return Err(BrokerError::Revoked { host, owner }),
+            ConnectionStatus::Revoked => return Err(BrokerError::Revoked { host, owner }),
+            ConnectionStatus::Suspended => return Err(BrokerError::Suspended { host, owner }),
+            ConnectionStatus::Active => {}
+        }
         let served = match (connection.kind, connection.installation_id) {
             (ConnectionKind::Pat, _) => {
+                let now = self.clock.now();
+                if connection.pat_expires_at.is_some_and(|e| e <= now) {
+                    return Err(BrokerError::PatExpired { host, owner });
+                }
                 let sealed = connection
                     .pat_ciphertext
                     .as_deref()
@@ -261,7 +287,6 @@ impl Broker {
                     .sealer
                     .open(sealed, &pat_aad(connection.id))
                     .map_err(|e| BrokerError::Internal(e.to_string()))?;
-                let now = self.clock.now();
                 Served {
                     source: CredentialSource::Pat,
                     scheme,
@@ -272,7 +297,7 @@ impl Broker {
                         scope.repositories.clone(),
                         Default::default(),
                     )),
-                    expires_at: None,
+                    expires_at: connection.pat_expires_at,
                 }
             }
             (ConnectionKind::GithubApp, Some(installation_id)) => {
@@ -286,6 +311,7 @@ impl Broker {
                         installation_id,
                         repositories: &scope.repositories,
                         permissions: &session.session.permissions,
+                        mints_per_hour: session.team.tier.limits().mints_per_hour,
                     })
                     .await?;
                 Served {

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::AdminCommand;
 use crate::domain::accounts;
-use crate::domain::connections::{self, Connect};
+use crate::domain::connections::{self, Connect, Trust};
 use crate::services::Services;
 
 #[derive(Debug, Serialize)]
@@ -53,6 +53,8 @@ pub(super) fn parse(command: AdminCommand) -> anyhow::Result<Action> {
                 tier,
                 is_test_cohort: test_cohort,
                 primary_user,
+                external_id: None,
+                notification_email: None,
                 actor: Actor::operator(),
                 extra_audit: vec![],
             })
@@ -91,7 +93,9 @@ pub(super) async fn run(svc: &Services, action: Action) -> anyhow::Result<()> {
             if svc.store().get_team(team).await?.is_none() {
                 anyhow::bail!("--team: no team {team}");
             }
-            let record = connections::connect(svc, team, connect, &Actor::operator()).await?;
+            let record =
+                connections::connect(svc, team, connect, Trust::Operator, &Actor::operator())
+                    .await?;
             print_json(&ConnectionView {
                 connection_id: record.id,
                 host: record.host,

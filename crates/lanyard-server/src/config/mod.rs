@@ -14,9 +14,12 @@ use lanyard_core::{format_duration, parse_duration};
 use lanyard_store::DatabaseUrl;
 use secrecy::{ExposeSecret, SecretString};
 
+pub use github::{origin_of, GithubHost};
+use github::{parse_origins, validate_github};
 pub use sources::{env_name, known_variables, Setting, SETTINGS};
-use sources::{EnvSource, GithubLayer, Layer};
+use sources::{EnvSource, Layer};
 
+mod github;
 mod sources;
 #[cfg(test)]
 mod tests;
@@ -31,16 +34,6 @@ pub const MIN_SECRET_BYTES: usize = 32;
 pub enum LogFormat {
     Text,
     Json,
-}
-
-/// One configured GitHub host (CONTRACT §2, `[[github]]`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GithubHost {
-    /// Host (and port) as it appears in repo URLs.
-    pub host: String,
-    pub api_url: String,
-    pub app_id: Option<u64>,
-    pub private_key_file: Option<PathBuf>,
 }
 
 /// A Redis URL that redacts its password when printed.
@@ -81,6 +74,10 @@ pub struct Config {
     /// `None` means `http://<bound address>`.
     pub public_url: Option<String>,
     pub e2e_account_token: Option<SecretString>,
+    /// Enables the admin API (`/admin/v1/...`) when set.
+    pub admin_token: Option<SecretString>,
+    /// Origins the installation flow may redirect to; empty means the public URL's origin.
+    pub allowed_return_origins: Vec<String>,
     pub token_min_remaining: Duration,
     pub log_format: LogFormat,
     pub github: Vec<GithubHost>,
@@ -204,6 +201,11 @@ impl Config {
         if let Some(token) = &e2e_account_token {
             check_secret_length("e2e_account_token (LANYARD_E2E_ACCOUNT_TOKEN)", token)?;
         }
+        let admin_token = layer.admin_token;
+        if let Some(token) = &admin_token {
+            check_secret_length("admin_token (LANYARD_ADMIN_TOKEN)", token)?;
+        }
+        let allowed_return_origins = parse_origins(layer.allowed_return_origins.as_deref())?;
         let public_url = layer
             .public_url
             .filter(|s| !s.trim().is_empty())
@@ -264,6 +266,8 @@ impl Config {
             encryption_key,
             public_url,
             e2e_account_token,
+            admin_token,
+            allowed_return_origins,
             token_min_remaining,
             log_format,
             github,
@@ -291,42 +295,5 @@ pub(crate) fn check_encryption_key(hex_key: &str) -> Result<[u8; 32], ConfigErro
             "encryption_key (LANYARD_ENCRYPTION_KEY)",
             "must be 32 bytes written as 64 hex characters (try: openssl rand -hex 32)",
         )
-    })
-}
-
-fn validate_github(h: GithubLayer) -> Result<GithubHost, ConfigError> {
-    let key = "github (LANYARD_GITHUB_*)";
-    let host = h.host.trim().to_ascii_lowercase();
-    if host.is_empty() || host.contains("://") || host.contains('/') {
-        return Err(ConfigError::invalid(
-            key,
-            format!(
-                "host {:?} must be a bare host like github.com or ghe.example.com:8443",
-                h.host
-            ),
-        ));
-    }
-    let api_url = match h.api_url {
-        Some(url) => url.trim().trim_end_matches('/').to_string(),
-        None if host == "github.com" => "https://api.github.com".to_string(),
-        None => format!("https://{host}/api/v3"),
-    };
-    if !(api_url.starts_with("https://") || api_url.starts_with("http://")) {
-        return Err(ConfigError::invalid(
-            key,
-            format!("api_url {api_url:?} for {host} must start with https:// or http://"),
-        ));
-    }
-    if h.app_id == Some(0) {
-        return Err(ConfigError::invalid(
-            key,
-            format!("app_id for {host} must be positive"),
-        ));
-    }
-    Ok(GithubHost {
-        host,
-        api_url,
-        app_id: h.app_id,
-        private_key_file: h.private_key_file,
     })
 }

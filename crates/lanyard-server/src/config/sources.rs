@@ -26,6 +26,8 @@ pub(super) struct Layer {
     pub encryption_key: Option<SecretString>,
     pub public_url: Option<String>,
     pub e2e_account_token: Option<SecretString>,
+    pub admin_token: Option<SecretString>,
+    pub allowed_return_origins: Option<String>,
     pub token_min_remaining: Option<String>,
     pub log_format: Option<String>,
     pub github: Option<Vec<GithubLayer>>,
@@ -38,6 +40,11 @@ pub(super) struct GithubLayer {
     pub api_url: Option<String>,
     pub app_id: Option<u64>,
     pub private_key_file: Option<PathBuf>,
+    pub web_url: Option<String>,
+    pub app_slug: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret_file: Option<PathBuf>,
+    pub webhook_secret_file: Option<PathBuf>,
 }
 
 /// A scalar setting: its TOML key, and whether it is a secret (and so has a `_FILE` variant).
@@ -82,6 +89,14 @@ pub const SETTINGS: &[Setting] = &[
         secret: true,
     },
     Setting {
+        key: "admin_token",
+        secret: true,
+    },
+    Setting {
+        key: "allowed_return_origins",
+        secret: false,
+    },
+    Setting {
         key: "token_min_remaining",
         secret: false,
     },
@@ -97,6 +112,11 @@ const GITHUB_VARIABLES: &[&str] = &[
     "LANYARD_GITHUB_API_URL",
     "LANYARD_GITHUB_APP_ID",
     "LANYARD_GITHUB_APP_PRIVATE_KEY_FILE",
+    "LANYARD_GITHUB_WEB_URL",
+    "LANYARD_GITHUB_APP_SLUG",
+    "LANYARD_GITHUB_CLIENT_ID",
+    "LANYARD_GITHUB_CLIENT_SECRET_FILE",
+    "LANYARD_GITHUB_WEBHOOK_SECRET_FILE",
 ];
 
 /// `LANYARD_*` variables that belong to the runner or select the file; they earn no warning.
@@ -201,6 +221,15 @@ fn github_shortcut(env: &BTreeMap<String, String>) -> Result<Option<GithubLayer>
         app_id,
         private_key_file: env
             .get("LANYARD_GITHUB_APP_PRIVATE_KEY_FILE")
+            .map(PathBuf::from),
+        web_url: env.get("LANYARD_GITHUB_WEB_URL").cloned(),
+        app_slug: env.get("LANYARD_GITHUB_APP_SLUG").cloned(),
+        client_id: env.get("LANYARD_GITHUB_CLIENT_ID").cloned(),
+        client_secret_file: env
+            .get("LANYARD_GITHUB_CLIENT_SECRET_FILE")
+            .map(PathBuf::from),
+        webhook_secret_file: env
+            .get("LANYARD_GITHUB_WEBHOOK_SECRET_FILE")
             .map(PathBuf::from),
     }))
 }

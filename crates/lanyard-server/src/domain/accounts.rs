@@ -24,7 +24,7 @@ pub struct TeamCreated {
 }
 
 /// A fresh key: the secret to show once, and what the store keeps of it.
-fn new_api_key(label: Label) -> (BearerSecret, NewApiKey) {
+pub(crate) fn new_api_key(label: Label) -> (BearerSecret, NewApiKey) {
     let secret = BearerSecret::generate(SecretKind::ApiKey);
     let key = NewApiKey {
         label,

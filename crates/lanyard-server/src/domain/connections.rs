@@ -1,13 +1,21 @@
 //! Binding a GitHub owner on a host to a team, by App installation or PAT.
+//!
+//! Who may bind what is the point of this module. A team binds an installation only through the
+//! installation flow (`domain::installations`), which proves its user can see it; here a team
+//! may only connect a PAT, which GitHub verifies. The operator (CLI) and a platform (admin API)
+//! are trusted to bind installations directly, checked against the installation's account.
 
+use chrono::{DateTime, Utc};
 use lanyard_core::github::{echo, Owner, OwnerError};
 use lanyard_core::Actor;
 use lanyard_github::GithubError;
-use lanyard_store::{ConnectionKind, ConnectionRecord, StoreError};
+use lanyard_store::{ConnectionKind, ConnectionRecord, ConnectionStatus, StoreError};
 use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
+use crate::broker::hosts::Host;
 use crate::broker::pat_aad;
+use crate::ratelimit::Decision;
 use crate::services::Services;
 
 /// How the team reaches the owner.
@@ -23,6 +31,14 @@ pub struct Connect {
     pub host: String,
     pub owner: Owner,
     pub credential: Credential,
+}
+
+/// Who is binding: a team must prove an installation through the installation flow; the
+/// operator and a platform's admin API are trusted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trust {
+    Team,
+    Operator,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +57,9 @@ pub enum ConnectionError {
     UnknownHost(String),
     #[error("GitHub host {0:?} has no GitHub App configured; connect it with a PAT")]
     NoApp(String),
+    /// Says nothing of the installation: its account must not be learnt by guessing ids.
+    #[error("a team binds an App installation through the installation flow (POST /v1/github/installations)")]
+    ProofRequired,
     #[error("installation {installation} belongs to {found:?}, not {owner:?}")]
     InstallationMismatch {
         installation: u64,
@@ -49,14 +68,28 @@ pub enum ConnectionError {
     },
     #[error("installation {installation} does not exist for this GitHub App on {host}")]
     InstallationMissing { installation: u64, host: String },
+    #[error("GitHub refused the personal access token")]
+    PatInvalid,
     #[error("the team already has a connection for {owner} on {host}")]
     Exists { host: String, owner: Owner },
     #[error("the team has no such connection")]
     NotFound,
+    #[error("only a PAT connection's token can be rotated")]
+    NotPat,
+    #[error("too many connection attempts for this team in the last hour")]
+    RateLimited { retry_after: u32 },
     #[error(transparent)]
     Github(GithubError),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+fn check_pat_text(pat: &SecretString) -> Result<(), ConnectionError> {
+    let p = pat.expose_secret();
+    if p.is_empty() || p.len() > 512 || p.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(ConnectionError::InvalidPat);
+    }
+    Ok(())
 }
 
 impl Connect {
@@ -75,13 +108,7 @@ impl Connect {
         let credential = match (installation_id, pat) {
             (Some(id), None) => Credential::Installation(id),
             (None, Some(pat)) => {
-                let p = pat.expose_secret();
-                if p.is_empty()
-                    || p.len() > 512
-                    || p.chars().any(|c| c.is_whitespace() || c.is_control())
-                {
-                    return Err(ConnectionError::InvalidPat);
-                }
+                check_pat_text(&pat)?;
                 Credential::Pat(pat)
             }
             _ => return Err(ConnectionError::OneCredential),
@@ -94,19 +121,58 @@ impl Connect {
     }
 }
 
-/// Binds the owner to the team. An installation is checked with GitHub: its account must be the
-/// owner. A PAT is stored encrypted.
+/// Counts one connection attempt of a team against its hourly limit; `Err` carries the seconds
+/// to wait.
+pub(crate) async fn count_attempt(svc: &Services, team_id: Uuid) -> Result<(), u32> {
+    match svc
+        .limiters()
+        .connections
+        .check(&format!("team:{team_id}"))
+        .await
+    {
+        Decision::Allowed => Ok(()),
+        Decision::Limited { retry_after } => Err(retry_after),
+    }
+}
+
+fn limited(retry_after: u32) -> ConnectionError {
+    ConnectionError::RateLimited { retry_after }
+}
+
+/// Asks GitHub whose PAT this is; a refusal is `PatInvalid`. Returns its expiry, if reported.
+async fn verify_pat(
+    host: &Host,
+    pat: &SecretString,
+) -> Result<Option<DateTime<Utc>>, ConnectionError> {
+    match host.client.check_pat(pat).await {
+        Ok(check) => Ok(check.expires_at),
+        Err(GithubError::Rejected {
+            status: 401 | 403, ..
+        }) => Err(ConnectionError::PatInvalid),
+        Err(e) => Err(ConnectionError::Github(e)),
+    }
+}
+
+/// Binds the owner to the team. An installation is bound only by trusted callers, checked with
+/// GitHub: its account must be the owner. A PAT is verified with GitHub and stored encrypted.
 pub async fn connect(
     svc: &Services,
     team_id: Uuid,
     input: Connect,
+    trust: Trust,
     actor: &Actor,
 ) -> Result<ConnectionRecord, ConnectionError> {
+    if trust == Trust::Team {
+        count_attempt(svc, team_id).await.map_err(limited)?;
+    }
     let Some(host) = svc.hosts().get(&input.host) else {
         return Err(ConnectionError::UnknownHost(echo(&input.host)));
     };
     let id = Uuid::new_v4();
-    let (kind, installation_id, pat_ciphertext) = match input.credential {
+    let (kind, installation_id, pat_ciphertext, pat_expires_at) = match input.credential {
+        Credential::Installation(_) if trust == Trust::Team => {
+            return Err(ConnectionError::ProofRequired)
+        }
         Credential::Installation(installation) => {
             if !host.client.has_app() {
                 return Err(ConnectionError::NoApp(input.host));
@@ -133,13 +199,13 @@ pub async fn connect(
             }
             let installation =
                 i64::try_from(installation).map_err(|_| ConnectionError::InstallationOutOfRange)?;
-            (ConnectionKind::GithubApp, Some(installation), None)
+            (ConnectionKind::GithubApp, Some(installation), None, None)
         }
-        Credential::Pat(pat) => (
-            ConnectionKind::Pat,
-            None,
-            Some(svc.sealer().seal(&pat, &pat_aad(id))),
-        ),
+        Credential::Pat(pat) => {
+            let expires_at = verify_pat(host, &pat).await?;
+            let sealed = svc.sealer().seal(&pat, &pat_aad(id));
+            (ConnectionKind::Pat, None, Some(sealed), expires_at)
+        }
     };
     let record = ConnectionRecord {
         id,
@@ -148,6 +214,8 @@ pub async fn connect(
         owner: input.owner,
         kind,
         installation_id,
+        status: ConnectionStatus::Active,
+        pat_expires_at,
         pat_ciphertext,
         created_at: svc.clock().now(),
     };
@@ -158,6 +226,40 @@ pub async fn connect(
             host: record.host.clone(),
             owner: record.owner.clone(),
         })
+}
+
+/// Replaces a PAT connection's token after GitHub verifies the new one. Live sessions get it
+/// on their next fetch.
+pub async fn rotate_pat(
+    svc: &Services,
+    team_id: Uuid,
+    id: Uuid,
+    pat: SecretString,
+    actor: &Actor,
+) -> Result<ConnectionRecord, ConnectionError> {
+    check_pat_text(&pat)?;
+    count_attempt(svc, team_id).await.map_err(limited)?;
+    let existing = svc
+        .store()
+        .get_connection(team_id, id)
+        .await?
+        .ok_or(ConnectionError::NotFound)?;
+    if existing.kind != ConnectionKind::Pat {
+        return Err(ConnectionError::NotPat);
+    }
+    let host = svc
+        .hosts()
+        .get(&existing.host)
+        .ok_or_else(|| ConnectionError::UnknownHost(existing.host.clone()))?;
+    let expires_at = verify_pat(host, &pat).await?;
+    let sealed = svc.sealer().seal(&pat, &pat_aad(id));
+    let rotated = svc
+        .store()
+        .rotate_pat(team_id, id, &sealed, expires_at, actor, svc.clock().now())
+        .await?
+        .ok_or(ConnectionError::NotFound)?;
+    svc.broker().forget_team(team_id);
+    Ok(rotated)
 }
 
 /// Removes one of the team's connections.

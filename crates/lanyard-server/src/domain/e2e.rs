@@ -85,6 +85,8 @@ pub async fn create(
         tier,
         is_test_cohort: true,
         primary_user: Some(email.clone()),
+        external_id: None,
+        notification_email: None,
         actor: Actor::e2e(),
         extra_audit: vec![AuditEvent::new(AuditKind::E2eAccountCreated, Actor::e2e())
             .data(serde_json::json!({ "tier": tier, "with_resources": with_resources }))],

@@ -6,7 +6,10 @@
 //! Plain reads (list the team's keys, one session) go straight to the store from the route.
 
 pub mod accounts;
+pub mod admin;
 pub mod connections;
 pub mod credentials;
 pub mod e2e;
+pub mod installations;
 pub mod sessions;
+pub mod webhooks;

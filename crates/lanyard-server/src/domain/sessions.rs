@@ -11,6 +11,7 @@ use secrecy::SecretString;
 use uuid::Uuid;
 
 use crate::broker::cache_key;
+use crate::ratelimit::Decision;
 use crate::services::Services;
 
 /// At most this many repositories per session.
@@ -42,6 +43,8 @@ pub enum SessionError {
     QuotaExceeded { active: i64, tier: Tier },
     #[error("the team has no such session")]
     NotFound,
+    #[error("too many sessions created by this team in the last minute")]
+    RateLimited { retry_after: u32 },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -158,6 +161,15 @@ pub async fn create(
     actor: &Actor,
 ) -> Result<CreatedSession, SessionError> {
     let limits = team.tier.limits();
+    let key = format!("team:{}", team.id);
+    if let Decision::Limited { retry_after } = svc
+        .limiters()
+        .sessions
+        .check_limit(&key, team.tier.sessions_per_minute())
+        .await
+    {
+        return Err(SessionError::RateLimited { retry_after });
+    }
     let ttl = input.ttl.unwrap_or(limits.default_session_ttl);
     if ttl > limits.max_session_ttl {
         return Err(SessionError::TtlTooLong {

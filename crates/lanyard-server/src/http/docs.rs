@@ -15,7 +15,7 @@ code,.path{font-family:ui-monospace,monospace}table{border-collapse:collapse;wid
 td,th{border:1px solid #d8dde6;padding:.3em .5em;text-align:left;vertical-align:top}\
 .lock{color:#8a5a00;font-size:.85em}small{color:#5b6474}";
 
-fn esc(s: &str) -> String {
+pub fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

@@ -13,10 +13,13 @@ use lanyard_store::StoreError;
 
 use crate::broker::BrokerError;
 use crate::domain::accounts::AccountError;
+use crate::domain::admin::AdminError;
 use crate::domain::connections::ConnectionError;
 use crate::domain::credentials::CredentialError;
 use crate::domain::e2e::E2eError;
+use crate::domain::installations::InstallError;
 use crate::domain::sessions::SessionError;
+use crate::domain::webhooks::WebhookError;
 
 /// Per-request facts the error renderer needs, set by the request middleware.
 #[derive(Debug, Clone)]
@@ -172,9 +175,17 @@ impl From<ConnectionError> for ApiError {
                 Some(ErrorCode::InstallationMismatch)
             }
             C::Exists { .. } => Some(ErrorCode::ConnectionExists),
+            C::ProofRequired => Some(ErrorCode::InstallationProofRequired),
+            C::PatInvalid => Some(ErrorCode::PatInvalid),
+            C::NotPat => Some(ErrorCode::InvalidConnection),
+            C::RateLimited { .. } => Some(ErrorCode::RateLimited),
             C::NotFound | C::Github(_) | C::Store(_) => None,
         };
         match (code, e) {
+            (Some(code), C::RateLimited { retry_after }) => {
+                ApiError::new(code, sentence(&C::RateLimited { retry_after }))
+                    .with_retry_after(retry_after)
+            }
             (Some(code), e) => ApiError::new(code, sentence(&e)),
             (None, C::Github(g)) => g.into(),
             (None, C::Store(s)) => s.into(),
@@ -196,9 +207,14 @@ impl From<SessionError> for ApiError {
             S::TtlTooLong { .. } => Some(ErrorCode::TtlTooLong),
             S::RepoNotConnected { .. } => Some(ErrorCode::RepoNotConnected),
             S::QuotaExceeded { .. } => Some(ErrorCode::QuotaExceeded),
+            S::RateLimited { .. } => Some(ErrorCode::RateLimited),
             S::NotFound | S::Store(_) => None,
         };
         match (code, e) {
+            (Some(code), S::RateLimited { retry_after }) => {
+                ApiError::new(code, sentence(&S::RateLimited { retry_after }))
+                    .with_retry_after(retry_after)
+            }
             (Some(code), S::RepoNotConnected { repo, host, owner }) => {
                 let e = S::RepoNotConnected {
                     repo: repo.clone(),
@@ -232,6 +248,18 @@ impl From<BrokerError> for ApiError {
                 ErrorCode::RepoNotConnected,
                 format!("{owner} is no longer connected to this team on {host}."),
             ),
+            e @ BrokerError::Revoked { .. } => {
+                ApiError::new(ErrorCode::ConnectionRevoked, sentence(&e))
+            }
+            e @ BrokerError::Suspended { .. } => {
+                ApiError::new(ErrorCode::ConnectionSuspended, sentence(&e))
+            }
+            e @ BrokerError::PatExpired { .. } => {
+                ApiError::new(ErrorCode::PatExpired, sentence(&e))
+            }
+            e @ BrokerError::RateLimited { retry_after } => {
+                ApiError::new(ErrorCode::RateLimited, sentence(&e)).with_retry_after(retry_after)
+            }
             BrokerError::Store(e) => match Arc::try_unwrap(e) {
                 Ok(e) => e.into(),
                 Err(shared) => ApiError::internal(anyhow::anyhow!("{shared}")),
@@ -253,6 +281,60 @@ impl From<CredentialError> for ApiError {
                 err
             }
             CredentialError::Broker(b) => b.into(),
+        }
+    }
+}
+
+impl From<InstallError> for ApiError {
+    fn from(e: InstallError) -> Self {
+        use InstallError as I;
+        let code = match &e {
+            I::UnknownHost(_) => Some(ErrorCode::UnknownGithubHost),
+            I::Unconfigured(_) => Some(ErrorCode::InstallationFlowUnconfigured),
+            I::InvalidReturnTo => Some(ErrorCode::InvalidReturnTo),
+            I::InvalidState | I::MissingCode => Some(ErrorCode::InvalidState),
+            I::NotOwned => Some(ErrorCode::InstallationNotOwned),
+            I::RateLimited { .. } => Some(ErrorCode::RateLimited),
+            I::Github(_) | I::Store(_) => None,
+        };
+        match (code, e) {
+            (Some(code), I::RateLimited { retry_after }) => {
+                ApiError::new(code, sentence(&I::RateLimited { retry_after }))
+                    .with_retry_after(retry_after)
+            }
+            (Some(code), e) => ApiError::new(code, sentence(&e)),
+            (None, I::Github(g)) => g.into(),
+            (None, I::Store(s)) => s.into(),
+            (None, other) => ApiError::internal(anyhow::anyhow!("{other}")),
+        }
+    }
+}
+
+impl From<WebhookError> for ApiError {
+    fn from(e: WebhookError) -> Self {
+        match e {
+            WebhookError::NotConfigured => unknown_route(),
+            WebhookError::InvalidSignature => {
+                ApiError::new(ErrorCode::InvalidSignature, sentence(&e))
+            }
+            WebhookError::MissingDelivery | WebhookError::InvalidPayload { .. } => {
+                ApiError::new(ErrorCode::InvalidBody, sentence(&e))
+            }
+            WebhookError::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<AdminError> for ApiError {
+    fn from(e: AdminError) -> Self {
+        match e {
+            AdminError::InvalidName(_)
+            | AdminError::InvalidExternalId
+            | AdminError::InvalidEmail => ApiError::new(ErrorCode::InvalidTeam, sentence(&e)),
+            AdminError::InvalidTier => ApiError::new(ErrorCode::InvalidTier, sentence(&e)),
+            AdminError::NotFound => ApiError::not_found(),
+            AdminError::Session(s) => s.into(),
+            AdminError::Store(s) => s.into(),
         }
     }
 }

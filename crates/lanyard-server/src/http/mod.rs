@@ -62,7 +62,7 @@ impl RouteLabels {
 
 /// Builds the full router for the services.
 pub fn router(svc: Services) -> Router {
-    let (api, openapi) = routes::api();
+    let (api, openapi) = routes::api_with(Some(&svc));
     let json = openapi
         .to_pretty_json()
         .expect("the OpenAPI document serialises");

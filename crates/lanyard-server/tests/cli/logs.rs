@@ -14,8 +14,11 @@ fn github_env(fake: &FakeGithub) -> Vec<(&'static str, String)> {
             "LANYARD_GITHUB_APP_PRIVATE_KEY_FILE",
             app_private_key_path().display().to_string(),
         ),
+        ("LANYARD_ADMIN_TOKEN", ADMIN.to_string()),
     ]
 }
+
+const ADMIN: &str = "cli-admin-token-0123456789abcdefghijklmnopqrstuv";
 
 fn borrowed<'a>(env: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
     env.iter().map(|(k, v)| (*k, v.as_str())).collect()
@@ -71,8 +74,10 @@ async fn no_secret_reaches_the_log_or_the_database_at_debug_level() {
     let client = reqwest::Client::new();
     let base = server.base_url.clone();
     let r = client
-        .post(format!("{base}/v1/github/connections"))
-        .bearer_auth(&key)
+        .post(format!(
+            "{base}/admin/v1/teams/{team_id}/github/connections"
+        ))
+        .bearer_auth(ADMIN)
         .json(&serde_json::json!({"host": fake.host, "owner": "acme", "installation_id": 7}))
         .send()
         .await
@@ -117,7 +122,13 @@ async fn no_secret_reaches_the_log_or_the_database_at_debug_level() {
     assert!(status.success());
     let log = lines.join("\n");
     assert!(log.contains("DEBUG"), "RUST_LOG=debug was in effect");
-    for secret in [served[0].as_str(), pat, key.as_str(), runner.as_str()] {
+    for secret in [
+        served[0].as_str(),
+        pat,
+        key.as_str(),
+        runner.as_str(),
+        ADMIN,
+    ] {
         assert!(!log.contains(secret), "a secret reached the log");
         assert!(
             !log.contains(&secret[6..]),
@@ -135,22 +146,13 @@ async fn no_secret_reaches_the_log_or_the_database_at_debug_level() {
 /// id the client saw, the route template and the team, so an operator can trace it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_warning_names_its_request_route_and_team() {
-    use lanyard_testkit::fake_github::{app_private_key_path, FakeGithub};
     let dir = tempfile::TempDir::new().unwrap();
     let db = database_for(dir.path()).await;
     let fake = FakeGithub::start(std::sync::Arc::new(lanyard_core::SystemClock)).await;
     fake.add_installation(7, "acme", &["widgets"]);
-    let key_path = app_private_key_path();
-    let github_env = [
-        ("LANYARD_GITHUB_HOST", fake.host.as_str()),
-        ("LANYARD_GITHUB_API_URL", fake.api_url.as_str()),
-        ("LANYARD_GITHUB_APP_ID", "424242"),
-        (
-            "LANYARD_GITHUB_APP_PRIVATE_KEY_FILE",
-            key_path.to_str().unwrap(),
-        ),
-    ];
-    let mut env = github_env.to_vec();
+    let owned = github_env(&fake);
+    let github_env = borrowed(&owned);
+    let mut env = github_env.clone();
     env.push(("LANYARD_LOG_FORMAT", "json"));
     let server = Served::start(dir.path(), &db, &env);
     let team = create_team_with(dir.path(), &db, &github_env);
@@ -159,8 +161,10 @@ async fn a_broker_warning_names_its_request_route_and_team() {
     let client = reqwest::Client::new();
     let base = server.base_url.clone();
     let r = client
-        .post(format!("{base}/v1/github/connections"))
-        .bearer_auth(key)
+        .post(format!(
+            "{base}/admin/v1/teams/{team_id}/github/connections"
+        ))
+        .bearer_auth(ADMIN)
         .json(&serde_json::json!({"host": fake.host, "owner": "acme", "installation_id": 7}))
         .send()
         .await

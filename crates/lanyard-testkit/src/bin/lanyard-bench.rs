@@ -146,7 +146,16 @@ async fn load(
     }
 }
 
-fn create_team(bin: &PathBuf, data: &str, env: &[(&str, String)], name: &str) -> String {
+/// A growth-tier team with its App installation bound, both through the operator's CLI (the
+/// same commands in every version of Lanyard, so an older build can be measured alike).
+/// Returns the team's API key.
+fn create_team(
+    bin: &PathBuf,
+    data: &str,
+    env: &[(&str, String)],
+    name: &str,
+    host: &str,
+) -> String {
     let out = Command::new(bin)
         .args([
             "admin",
@@ -164,6 +173,27 @@ fn create_team(bin: &PathBuf, data: &str, env: &[(&str, String)], name: &str) ->
         .expect("create-team");
     assert!(out.status.success());
     let team: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let team_id = team["team_id"].as_str().unwrap();
+    let out = Command::new(bin)
+        .args([
+            "admin",
+            "connect-github",
+            "--team",
+            team_id,
+            "--host",
+            host,
+            "--owner",
+            "acme",
+            "--installation-id",
+            "1",
+            "--data-dir",
+            data,
+        ])
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stderr(Stdio::null())
+        .output()
+        .expect("connect-github");
+    assert!(out.status.success(), "connect-github failed");
     team["api_key"].as_str().unwrap().to_string()
 }
 
@@ -297,15 +327,7 @@ async fn main() {
     let base = server.base.clone();
     let rss_idle = rss_kib(pid);
 
-    let key = create_team(&bin, &data_dir, &env, "Bench A");
-    let r = client
-        .post(format!("{base}/v1/github/connections"))
-        .bearer_auth(&key)
-        .json(&serde_json::json!({"host": fake.host, "owner": "acme", "installation_id": 1}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
+    let key = create_team(&bin, &data_dir, &env, "Bench A", &fake.host);
     let repo = fake.repo_url("acme", "widgets");
 
     eprintln!("creating {SESSIONS_FOR_MINTS} sessions…");
@@ -362,15 +384,7 @@ async fn main() {
     let mut team = 1;
     while remaining > 0 {
         team += 1;
-        let key = create_team(&bin, &data_dir, &env, &format!("Bench {team}"));
-        let r = client
-            .post(format!("{base}/v1/github/connections"))
-            .bearer_auth(&key)
-            .json(&serde_json::json!({"host": fake.host, "owner": "acme", "installation_id": 1}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 201);
+        let key = create_team(&bin, &data_dir, &env, &format!("Bench {team}"), &fake.host);
         let n = remaining.min(4_000);
         all.extend(sessions(&client, &base, &key, &repo, n).await);
         remaining -= n;

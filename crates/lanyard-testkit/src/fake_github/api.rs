@@ -16,12 +16,12 @@ use serde::Deserialize;
 
 use super::{FakeState, FakeToken, MintRecord, APP_ID};
 
-fn github_error(status: StatusCode, message: &str) -> Response {
+pub(super) fn github_error(status: StatusCode, message: &str) -> Response {
     (status, Json(serde_json::json!({ "message": message }))).into_response()
 }
 
 /// Applies injected delay and failure; `Some(response)` short-circuits the call.
-async fn injected(state: &FakeState) -> Option<Response> {
+pub(super) async fn injected(state: &FakeState) -> Option<Response> {
     let (delay, status) = {
         let mut f = state.failure.lock().unwrap();
         let status = f.status;
@@ -45,6 +45,19 @@ async fn injected(state: &FakeState) -> Option<Response> {
             .insert("retry-after", HeaderValue::from_static("2"));
     }
     Some(response)
+}
+
+/// The bearer credential of a request (`Bearer x` or `token x`), or empty.
+pub(super) fn bearer(headers: &HeaderMap) -> String {
+    headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("token "))
+        })
+        .unwrap_or_default()
+        .to_string()
 }
 
 #[derive(Debug, Deserialize)]
@@ -93,8 +106,9 @@ pub(super) async fn installation(
         return github_error(StatusCode::UNAUTHORIZED, message);
     }
     match state.installations.lock().unwrap().get(&id) {
-        Some((account, _)) => Json(serde_json::json!({
-            "id": id, "account": {"login": account, "type": "Organization"}, "app_id": APP_ID,
+        Some(i) => Json(serde_json::json!({
+            "id": id, "account": {"login": i.account, "type": "Organization"}, "app_id": APP_ID,
+            "suspended_at": i.suspended.then(|| state.clock.now().to_rfc3339()),
         }))
         .into_response(),
         None => github_error(StatusCode::NOT_FOUND, "Not Found"),
@@ -129,9 +143,16 @@ pub(super) async fn mint(
             Err(_) => return github_error(StatusCode::BAD_REQUEST, "Problems parsing JSON"),
         }
     };
-    let Some((account, repos)) = state.installations.lock().unwrap().get(&id).cloned() else {
+    let Some(installation) = state.installations.lock().unwrap().get(&id).cloned() else {
         return github_error(StatusCode::NOT_FOUND, "Not Found");
     };
+    if installation.suspended {
+        return github_error(
+            StatusCode::FORBIDDEN,
+            "This installation has been suspended",
+        );
+    }
+    let (account, repos) = (installation.account, installation.repos);
     let wanted: BTreeSet<String> = request
         .repositories
         .iter()
@@ -164,6 +185,7 @@ pub(super) async fn mint(
     state.tokens.lock().unwrap().insert(
         token.clone(),
         FakeToken {
+            installation: id,
             owner: account.to_ascii_lowercase(),
             repositories: (!wanted.is_empty()).then(|| wanted.clone()),
             expires_at,
@@ -198,15 +220,7 @@ pub(super) async fn revoke(State(state): State<Arc<FakeState>>, headers: HeaderM
     if let Some(r) = injected(&state).await {
         return r;
     }
-    let token = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("token "))
-        })
-        .unwrap_or_default()
-        .to_string();
+    let token = bearer(&headers);
     let now = state.clock.now();
     let mut tokens = state.tokens.lock().unwrap();
     match tokens.get_mut(&token) {

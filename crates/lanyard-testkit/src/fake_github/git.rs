@@ -113,7 +113,7 @@ pub(super) async fn git(State(state): State<Arc<FakeState>>, request: Request) -
                 .lock()
                 .unwrap()
                 .get(&password)
-                .is_some_and(|o| *o == owner)
+                .is_some_and(|p| p.owner == owner && p.expires_at.is_none_or(|e| e > now))
     };
     if !allowed {
         state.git_rejections.fetch_add(1, Ordering::SeqCst);

@@ -24,11 +24,18 @@ use tempfile::TempDir;
 
 mod api;
 mod git;
+mod users;
+pub mod webhooks;
 
 use api::{installation, mint, revoke};
 use git::{create_repo, git};
+use users::{exchange, user, user_installations, FakePat, Users};
+pub use users::{CLIENT_ID, CLIENT_SECRET};
+pub use webhooks::WEBHOOK_SECRET;
 
 pub const APP_ID: u64 = 424_242;
+/// The App's URL name: its install page is `{web_url}/apps/lanyard-test/installations/new`.
+pub const APP_SLUG: &str = "lanyard-test";
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -39,6 +46,16 @@ fn fixture(name: &str) -> PathBuf {
 /// The app's private key (PKCS#1 PEM), as Lanyard is configured with it.
 pub fn app_private_key_path() -> PathBuf {
     fixture("app-key.pem")
+}
+
+/// The OAuth client secret ([`CLIENT_SECRET`]), as Lanyard is configured with it.
+pub fn client_secret_path() -> PathBuf {
+    fixture("oauth-client-secret")
+}
+
+/// The webhook secret ([`WEBHOOK_SECRET`]), as Lanyard is configured with it.
+pub fn webhook_secret_path() -> PathBuf {
+    fixture("webhook-secret")
 }
 
 /// One recorded mint.
@@ -53,6 +70,7 @@ pub struct MintRecord {
 
 #[derive(Debug, Clone)]
 struct FakeToken {
+    installation: u64,
     owner: String,
     repositories: Option<BTreeSet<String>>,
     expires_at: DateTime<Utc>,
@@ -67,13 +85,22 @@ struct Failure {
     delay: Duration,
 }
 
+/// An installation of the App: on whose account, over which repositories.
+#[derive(Debug, Clone)]
+struct FakeInstallation {
+    account: String,
+    repos: BTreeSet<String>,
+    suspended: bool,
+}
+
 struct FakeState {
     clock: Arc<dyn Clock>,
     public_key: DecodingKey,
     token_lifetime: Mutex<Duration>,
-    installations: Mutex<HashMap<u64, (String, BTreeSet<String>)>>,
+    installations: Mutex<HashMap<u64, FakeInstallation>>,
     tokens: Mutex<HashMap<String, FakeToken>>,
-    pats: Mutex<HashMap<String, String>>,
+    pats: Mutex<HashMap<String, FakePat>>,
+    users: Mutex<Users>,
     mints: Mutex<Vec<MintRecord>>,
     revocations: Mutex<Vec<DateTime<Utc>>>,
     failure: Mutex<Failure>,
@@ -98,6 +125,8 @@ pub struct FakeGithub {
     pub host: String,
     /// `http://127.0.0.1:<port>/api/v3`.
     pub api_url: String,
+    /// `http://127.0.0.1:<port>`: where users sign in (the OAuth web flow).
+    pub web_url: String,
     pub app_id: u64,
     state: Arc<FakeState>,
     _repos: TempDir,
@@ -122,6 +151,7 @@ impl FakeGithub {
             installations: Mutex::default(),
             tokens: Mutex::default(),
             pats: Mutex::default(),
+            users: Mutex::default(),
             mints: Mutex::default(),
             revocations: Mutex::default(),
             failure: Mutex::default(),
@@ -133,6 +163,9 @@ impl FakeGithub {
             .route("/api/v3/app/installations/{id}", get(installation))
             .route("/api/v3/app/installations/{id}/access_tokens", post(mint))
             .route("/api/v3/installation/token", delete(revoke))
+            .route("/api/v3/user", get(user))
+            .route("/api/v3/user/installations", get(user_installations))
+            .route("/login/oauth/access_token", post(exchange))
             .fallback(git)
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -146,6 +179,7 @@ impl FakeGithub {
         FakeGithub {
             addr,
             api_url: format!("http://{host}/api/v3"),
+            web_url: format!("http://{host}"),
             host,
             app_id: APP_ID,
             state,
@@ -169,24 +203,86 @@ impl FakeGithub {
         for repo in repos {
             create_repo(&self.state.repo_root, account, repo);
         }
-        let names = repos.iter().map(|r| r.to_ascii_lowercase()).collect();
-        self.state
-            .installations
-            .lock()
-            .unwrap()
-            .insert(id, (account.to_string(), names));
+        let repos = repos.iter().map(|r| r.to_ascii_lowercase()).collect();
+        self.state.installations.lock().unwrap().insert(
+            id,
+            FakeInstallation {
+                account: account.to_string(),
+                repos,
+                suspended: false,
+            },
+        );
+    }
+
+    /// Suspends (or resumes) an installation: mints are refused while it is suspended.
+    pub fn suspend_installation(&self, id: u64, suspended: bool) {
+        if let Some(i) = self.state.installations.lock().unwrap().get_mut(&id) {
+            i.suspended = suspended;
+        }
+    }
+
+    /// Uninstalls the App from an account: the installation is gone and its tokens die.
+    pub fn delete_installation(&self, id: u64) {
+        self.state.installations.lock().unwrap().remove(&id);
+        for t in self.state.tokens.lock().unwrap().values_mut() {
+            if t.installation == id {
+                t.revoked = true;
+            }
+        }
+    }
+
+    /// Takes a repository out of an installation: tokens can no longer be minted for it.
+    pub fn remove_repository(&self, id: u64, repo: &str) {
+        if let Some(i) = self.state.installations.lock().unwrap().get_mut(&id) {
+            i.repos.remove(&repo.to_ascii_lowercase());
+        }
     }
 
     /// A personal access token that git accepts for every repository of `owner`.
     pub fn add_pat(&self, pat: &str, owner: &str, repos: &[&str]) {
+        self.add_pat_expiring(pat, owner, repos, None);
+    }
+
+    /// A PAT that expires (fine-grained and expiring tokens): `GET /user` reports the expiry in
+    /// `GitHub-Authentication-Token-Expiration`, and nothing accepts it after.
+    pub fn add_pat_expiring(
+        &self,
+        pat: &str,
+        owner: &str,
+        repos: &[&str],
+        expires_at: Option<DateTime<Utc>>,
+    ) {
         for repo in repos {
             create_repo(&self.state.repo_root, owner, repo);
         }
+        self.state.pats.lock().unwrap().insert(
+            pat.to_string(),
+            FakePat {
+                owner: owner.to_ascii_lowercase(),
+                expires_at,
+            },
+        );
+    }
+
+    /// A GitHub user who can see these installations (the ones they administer).
+    pub fn add_user(&self, login: &str, visible_installations: &[u64]) {
+        self.state.users.lock().unwrap().visible.insert(
+            login.to_string(),
+            visible_installations.iter().copied().collect(),
+        );
+    }
+
+    /// The user completes GitHub's authorization step: the single-use code GitHub hands to the
+    /// App's setup URL.
+    pub fn authorize(&self, login: &str) -> String {
+        let code = users::random("code_", 20);
         self.state
-            .pats
+            .users
             .lock()
             .unwrap()
-            .insert(pat.to_string(), owner.to_ascii_lowercase());
+            .codes
+            .insert(code.clone(), (login.to_string(), false));
+        code
     }
 
     /// API calls answer `status` for the next `count` calls (`None`: until [`Self::recover`]).

@@ -53,6 +53,15 @@ pub struct RevokedApiKey {
     pub revoked: bool,
 }
 
+/// A key's label as sent: `default` when absent.
+pub(crate) fn parse_label(raw: Option<&str>) -> ApiResult<Label> {
+    match raw {
+        None => Ok(Label::default_label()),
+        Some(raw) => Label::parse(raw)
+            .map_err(|e| ApiError::new(ErrorCode::InvalidLabel, format!("The {e}."))),
+    }
+}
+
 /// Issue a new API key for the calling team.
 #[utoipa::path(post, path = "/v1/api-keys", tag = "team", request_body = CreateApiKey, security(("bearer" = [])), responses(
     (status = 201, body = CreatedApiKey),
@@ -67,11 +76,7 @@ pub async fn create(
     auth: TeamAuth,
     ApiJson(body): ApiJson<CreateApiKey>,
 ) -> ApiResult<(StatusCode, Json<CreatedApiKey>)> {
-    let label = match body.label.as_deref() {
-        None => Label::default_label(),
-        Some(raw) => Label::parse(raw)
-            .map_err(|e| ApiError::new(ErrorCode::InvalidLabel, format!("The {e}.")))?,
-    };
+    let label = parse_label(body.label.as_deref())?;
     let (record, secret) =
         accounts::issue_api_key(&state, auth.team.id, label, &auth.actor()).await?;
     Ok((

@@ -4,13 +4,13 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
-use lanyard_store::{ConnectionKind, ConnectionRecord};
+use lanyard_store::{ConnectionKind, ConnectionRecord, ConnectionStatus};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::domain::connections::{self, Connect};
+use crate::domain::connections::{self, Connect, Trust};
 use crate::http::auth::TeamAuth;
 use crate::http::error::ApiResult;
 use crate::http::extract::{ApiJson, ApiPath};
@@ -31,6 +31,14 @@ pub struct CreateConnection {
     pub pat: Option<SecretString>,
 }
 
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotatePat {
+    /// The new personal access token; verified with GitHub, stored encrypted, never returned.
+    #[schema(value_type = String)]
+    pub pat: SecretString,
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ConnectionView {
     pub connection_id: Uuid,
@@ -41,6 +49,13 @@ pub struct ConnectionView {
     pub kind: ConnectionKind,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub installation_id: Option<i64>,
+    /// `active`, `suspended` (the installation is suspended at GitHub) or `revoked` (the App
+    /// was uninstalled).
+    #[schema(value_type = String, example = "active")]
+    pub status: ConnectionStatus,
+    /// When the PAT expires, if GitHub reported it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pat_expires_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -52,6 +67,8 @@ impl From<ConnectionRecord> for ConnectionView {
             owner: c.owner.to_string(),
             kind: c.kind,
             installation_id: c.installation_id,
+            status: c.status,
+            pat_expires_at: c.pat_expires_at,
             created_at: c.created_at,
         }
     }
@@ -68,13 +85,19 @@ pub struct DeletedConnection {
     pub deleted: bool,
 }
 
-/// Connect a GitHub owner to the team, by App installation or PAT.
+/// Connect a GitHub owner to the team with a PAT. (A team binds an App installation through the
+/// installation flow: `{installation_id}` here is refused with `installation_proof_required`.)
 #[utoipa::path(post, path = "/v1/github/connections", tag = "github", request_body = CreateConnection, security(("bearer" = [])), responses(
     (status = 201, body = ConnectionView),
     (status = 400, description = "`invalid_body`", body = ErrorBody),
     (status = 401, description = "`unauthorized`", body = ErrorBody),
+    (status = 403, description = "`installation_proof_required`", body = ErrorBody),
     (status = 409, description = "`connection_exists`", body = ErrorBody),
-    (status = 422, description = "`installation_mismatch`, `unknown_github_host` or `invalid_connection`", body = ErrorBody),
+    (status = 413, description = "`payload_too_large`", body = ErrorBody),
+    (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+    (status = 422, description = "`pat_invalid`, `unknown_github_host` or `invalid_connection`", body = ErrorBody),
+    (status = 429, description = "`rate_limited`", body = ErrorBody),
+    (status = 502, description = "`github_rejected`", body = ErrorBody),
     (status = 503, description = "`github_unavailable`", body = ErrorBody),
 ))]
 pub async fn create(
@@ -83,7 +106,8 @@ pub async fn create(
     ApiJson(body): ApiJson<CreateConnection>,
 ) -> ApiResult<(StatusCode, Json<ConnectionView>)> {
     let input = Connect::parse(&body.host, &body.owner, body.installation_id, body.pat)?;
-    let record = connections::connect(&state, auth.team.id, input, &auth.actor()).await?;
+    let record =
+        connections::connect(&state, auth.team.id, input, Trust::Team, &auth.actor()).await?;
     Ok((StatusCode::CREATED, Json(record.into())))
 }
 
@@ -118,4 +142,27 @@ pub async fn delete(
         connection_id: id,
         deleted: true,
     }))
+}
+
+/// Rotate a PAT connection's token in place; live sessions get the new one on their next fetch.
+#[utoipa::path(patch, path = "/v1/github/connections/{connection_id}", tag = "github", params(("connection_id" = Uuid, Path)), request_body = RotatePat, security(("bearer" = [])), responses(
+    (status = 200, body = ConnectionView),
+    (status = 400, description = "`invalid_body`", body = ErrorBody),
+    (status = 401, description = "`unauthorized`", body = ErrorBody),
+    (status = 404, description = "`not_found`", body = ErrorBody),
+    (status = 413, description = "`payload_too_large`", body = ErrorBody),
+    (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+    (status = 422, description = "`pat_invalid` or `invalid_connection` (not a PAT connection)", body = ErrorBody),
+    (status = 429, description = "`rate_limited`", body = ErrorBody),
+    (status = 502, description = "`github_rejected`", body = ErrorBody),
+    (status = 503, description = "`github_unavailable`", body = ErrorBody),
+))]
+pub async fn rotate(
+    State(state): State<Services>,
+    auth: TeamAuth,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(body): ApiJson<RotatePat>,
+) -> ApiResult<Json<ConnectionView>> {
+    let record = connections::rotate_pat(&state, auth.team.id, id, body.pat, &auth.actor()).await?;
+    Ok(Json(record.into()))
 }

@@ -136,7 +136,7 @@ where
         response.extensions_mut().insert(CountAsUnmatched);
         return response;
     };
-    let result = match state.e2e_limiter().check(&key).await {
+    let result = match state.limiters().e2e.check(&key).await {
         Decision::Limited { retry_after } => Err(ApiError::new(
             ErrorCode::RateLimited,
             "Too many e2e account calls for this token in the last hour.",

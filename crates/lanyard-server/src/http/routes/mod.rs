@@ -9,13 +9,16 @@ use utoipa_axum::routes;
 
 use crate::services::Services;
 
+pub mod admin;
 pub mod api_keys;
 pub mod connections;
 pub mod credentials;
 pub mod e2e;
+pub mod installations;
 pub mod ops;
 pub mod sessions;
 pub mod team;
+pub mod webhooks;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -32,6 +35,7 @@ pub mod team;
         (name = "github", description = "GitHub connections: which owners the team's sessions can reach"),
         (name = "sessions", description = "Agent sessions and their runner tokens"),
         (name = "credentials", description = "Fresh GitHub credentials for a session's runner"),
+        (name = "admin", description = "For platforms that provision teams: enabled by LANYARD_ADMIN_TOKEN, sent as a bearer token"),
     )
 )]
 struct ApiDoc;
@@ -41,6 +45,18 @@ struct BearerAuth;
 impl Modify for BearerAuth {
     fn modify(&self, openapi: &mut OpenApiDoc) {
         let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "admin",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "The operator's admin token (LANYARD_ADMIN_TOKEN). Without it, or with \
+                         none configured, every /admin/ route answers like an unknown route.",
+                    ))
+                    .build(),
+            ),
+        );
         components.add_security_scheme(
             "bearer",
             SecurityScheme::Http(
@@ -55,8 +71,27 @@ impl Modify for BearerAuth {
     }
 }
 
-/// The router (without state) and the OpenAPI document describing it.
-pub fn api() -> (Router<Services>, OpenApiDoc) {
+/// The admin API's routes, behind their guard. The guard needs the services, so the caller adds
+/// it: see [`api`].
+fn admin_routes() -> OpenApiRouter<Services> {
+    OpenApiRouter::new()
+        .routes(routes!(admin::create_team, admin::find_teams))
+        .routes(routes!(admin::change_team, admin::delete_team))
+        .routes(routes!(admin::issue_key))
+        .routes(routes!(admin::connect))
+}
+
+/// The router (without state) and the OpenAPI document describing it. With `services`, the
+/// admin routes are guarded by its admin token; without, they are closed (every call answers
+/// like an unknown route), so even that router is safe to serve.
+pub fn api_with(services: Option<&Services>) -> (Router<Services>, OpenApiDoc) {
+    let admin = match services {
+        Some(svc) => admin_routes().layer(axum::middleware::from_fn_with_state(
+            svc.clone(),
+            admin::guard,
+        )),
+        None => admin_routes().layer(axum::middleware::from_fn(admin::closed)),
+    };
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
@@ -68,12 +103,21 @@ pub fn api() -> (Router<Services>, OpenApiDoc) {
         .routes(routes!(api_keys::create, api_keys::list))
         .routes(routes!(api_keys::revoke))
         .routes(routes!(connections::create, connections::list))
-        .routes(routes!(connections::delete))
+        .routes(routes!(connections::delete, connections::rotate))
         .routes(routes!(sessions::create, sessions::list))
         .routes(routes!(sessions::get, sessions::stop))
         .routes(routes!(credentials::github))
         .routes(routes!(credentials::compat))
+        .routes(routes!(installations::start))
+        .routes(routes!(installations::setup))
+        .routes(routes!(webhooks::receive))
+        .merge(admin)
         .split_for_parts()
+}
+
+/// The router with the admin API closed, and the OpenAPI document (see [`api_with`]).
+pub fn api() -> (Router<Services>, OpenApiDoc) {
+    api_with(None)
 }
 
 /// Routes deliberately left out of the OpenAPI document, each with the reason.

@@ -1,0 +1,160 @@
+//! The GitHub hosts (`[[github]]`) and the origins the installation flow may return to.
+
+use std::path::PathBuf;
+
+use super::sources::GithubLayer;
+use super::ConfigError;
+
+/// One configured GitHub host (CONTRACT §2, `[[github]]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GithubHost {
+    /// Host (and port) as it appears in repo URLs.
+    pub host: String,
+    pub api_url: String,
+    pub app_id: Option<u64>,
+    pub private_key_file: Option<PathBuf>,
+    /// Where users sign in and install the App: `https://github.com`, or the GHES host.
+    pub web_url: String,
+    /// The App's URL name, for its install page.
+    pub app_slug: Option<String>,
+    /// The App's OAuth client, for the installation flow.
+    pub client_id: Option<String>,
+    pub client_secret_file: Option<PathBuf>,
+    /// Verifies webhook deliveries; without it, the host's webhook route answers 404.
+    pub webhook_secret_file: Option<PathBuf>,
+}
+
+const KEY: &str = "github (LANYARD_GITHUB_*)";
+
+fn http_url(what: &str, host: &str, url: String) -> Result<String, ConfigError> {
+    let url = url.trim().trim_end_matches('/').to_string();
+    if url.starts_with("https://") || url.starts_with("http://") {
+        Ok(url)
+    } else {
+        Err(ConfigError::invalid(
+            KEY,
+            format!("{what} {url:?} for {host} must start with https:// or http://"),
+        ))
+    }
+}
+
+pub(super) fn validate_github(h: GithubLayer) -> Result<GithubHost, ConfigError> {
+    let host = h.host.trim().to_ascii_lowercase();
+    if host.is_empty() || host.contains("://") || host.contains('/') {
+        return Err(ConfigError::invalid(
+            KEY,
+            format!(
+                "host {:?} must be a bare host like github.com or ghe.example.com:8443",
+                h.host
+            ),
+        ));
+    }
+    let api_url = match h.api_url {
+        Some(url) => url,
+        None if host == "github.com" => "https://api.github.com".to_string(),
+        None => format!("https://{host}/api/v3"),
+    };
+    let api_url = http_url("api_url", &host, api_url)?;
+    let web_url = match h.web_url {
+        Some(url) => url,
+        None if host == "github.com" => "https://github.com".to_string(),
+        None => format!("https://{host}"),
+    };
+    let web_url = http_url("web_url", &host, web_url)?;
+    if h.app_id == Some(0) {
+        return Err(ConfigError::invalid(
+            KEY,
+            format!("app_id for {host} must be positive"),
+        ));
+    }
+    let slug_ok = |s: &String| {
+        !s.is_empty()
+            && s.len() <= 100
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    if h.app_slug.as_ref().is_some_and(|s| !slug_ok(s)) {
+        return Err(ConfigError::invalid(
+            KEY,
+            format!("app_slug for {host} must be the App's URL name (letters, digits, - and _)"),
+        ));
+    }
+    if h.client_id.is_some() != h.client_secret_file.is_some() {
+        return Err(ConfigError::invalid(
+            KEY,
+            format!("client_id and client_secret_file for {host} go together"),
+        ));
+    }
+    Ok(GithubHost {
+        host,
+        api_url,
+        app_id: h.app_id,
+        private_key_file: h.private_key_file,
+        web_url,
+        app_slug: h.app_slug,
+        client_id: h.client_id,
+        client_secret_file: h.client_secret_file,
+        webhook_secret_file: h.webhook_secret_file,
+    })
+}
+
+/// The origin (`scheme://host[:port]`) of an absolute http(s) URL, lowercased.
+pub fn origin_of(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let scheme = scheme.to_ascii_lowercase();
+    if scheme != "https" && scheme != "http" {
+        return None;
+    }
+    let authority = rest.split(['/', '?', '#']).next()?;
+    if authority.is_empty() || authority.contains(['@', '\\', ' ']) {
+        return None;
+    }
+    Some(format!("{scheme}://{}", authority.to_ascii_lowercase()))
+}
+
+/// `LANYARD_ALLOWED_RETURN_ORIGINS`: comma-separated origins.
+pub(super) fn parse_origins(raw: Option<&str>) -> Result<Vec<String>, ConfigError> {
+    let Some(raw) = raw else {
+        return Ok(Vec::new());
+    };
+    raw.split(',')
+        .map(str::trim)
+        .filter(|o| !o.is_empty())
+        .map(|o| {
+            origin_of(o)
+                .filter(|origin| origin == &o.trim_end_matches('/').to_ascii_lowercase())
+                .ok_or_else(|| {
+                    ConfigError::invalid(
+                        "allowed_return_origins (LANYARD_ALLOWED_RETURN_ORIGINS)",
+                        format!("{o:?} is not an origin like https://app.example.com"),
+                    )
+                })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins_are_scheme_and_authority_only() {
+        assert_eq!(
+            origin_of("https://App.example.com:8443/x?y#z").as_deref(),
+            Some("https://app.example.com:8443")
+        );
+        for bad in [
+            "javascript:alert(1)",
+            "//evil.test",
+            "https://user@evil.test/",
+            "ftp://x",
+        ] {
+            assert_eq!(origin_of(bad), None, "{bad}");
+        }
+        assert_eq!(
+            parse_origins(Some("https://a.test, http://127.0.0.1:3000")).unwrap(),
+            ["https://a.test", "http://127.0.0.1:3000"]
+        );
+        assert!(parse_origins(Some("https://a.test/path")).is_err());
+    }
+}

@@ -1,0 +1,169 @@
+//! Teams as a platform provisions them (the admin API): one per project, found again by the
+//! platform's own id, changed, and deleted with every session stopped and its audit kept.
+
+use lanyard_core::{Actor, AuditKind, Email, NameError, TeamName, Tier};
+use lanyard_store::{AuditEvent, CreateOutcome, NewTeam, StoreError, TeamRecord, TeamUpdate};
+use secrecy::SecretString;
+use uuid::Uuid;
+
+use crate::domain::accounts::new_api_key;
+use crate::domain::sessions::{self, SessionError};
+use crate::services::Services;
+
+/// An external id: the platform's key for the team.
+const MAX_EXTERNAL_ID: usize = 200;
+/// Teams listed at most, without an external id to look for.
+pub const LIST_LIMIT: u32 = 200;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("the {0}")]
+    InvalidName(NameError),
+    #[error("tier must be one of anonymous, free, hobby, hobby_plus, pro, team or growth")]
+    InvalidTier,
+    #[error("external_id must be 1 to {MAX_EXTERNAL_ID} characters with no control characters")]
+    InvalidExternalId,
+    #[error("notification_email is not a valid email address")]
+    InvalidEmail,
+    #[error("no such team")]
+    NotFound,
+    #[error(transparent)]
+    Session(#[from] SessionError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A team to provision, parsed from the wire form.
+#[derive(Debug, Clone)]
+pub struct Provision {
+    pub name: TeamName,
+    pub tier: Tier,
+    pub external_id: Option<String>,
+    pub notification_email: Option<Email>,
+}
+
+pub fn parse_name(raw: &str) -> Result<TeamName, AdminError> {
+    TeamName::parse(raw).map_err(AdminError::InvalidName)
+}
+
+pub fn parse_tier(raw: &str) -> Result<Tier, AdminError> {
+    Tier::parse(raw).ok_or(AdminError::InvalidTier)
+}
+
+pub fn parse_email(raw: &str) -> Result<Email, AdminError> {
+    Email::parse(raw).map_err(|_| AdminError::InvalidEmail)
+}
+
+pub fn parse_external_id(raw: &str) -> Result<String, AdminError> {
+    let id = raw.trim();
+    let ok = !id.is_empty()
+        && id.chars().nth(MAX_EXTERNAL_ID).is_none()
+        && !id.chars().any(char::is_control);
+    ok.then(|| id.to_string())
+        .ok_or(AdminError::InvalidExternalId)
+}
+
+/// The outcome of provisioning.
+#[derive(Debug)]
+pub enum Provisioned {
+    /// A new team and its first API key (shown once).
+    Created {
+        team: TeamRecord,
+        api_key: SecretString,
+    },
+    /// A team with this external id already existed: nothing was created, no key issued.
+    Existing(TeamRecord),
+}
+
+/// Creates a team with its first API key, unless one with the same external id exists.
+pub async fn provision(svc: &Services, input: Provision) -> Result<Provisioned, AdminError> {
+    let (secret, key) = new_api_key(lanyard_core::Label::default_label());
+    let new = NewTeam {
+        name: input.name,
+        tier: input.tier,
+        is_test_cohort: false,
+        primary_user: None,
+        external_id: input.external_id,
+        notification_email: input.notification_email,
+        actor: Actor::admin(),
+        extra_audit: vec![],
+    };
+    match svc
+        .store()
+        .create_team_once(&new, Some(&key), svc.clock().now())
+        .await?
+    {
+        CreateOutcome::Created(created) => Ok(Provisioned::Created {
+            team: created.team,
+            api_key: secret.plaintext,
+        }),
+        CreateOutcome::Existing(team) => Ok(Provisioned::Existing(team)),
+    }
+}
+
+pub async fn find(
+    svc: &Services,
+    external_id: Option<&str>,
+) -> Result<Vec<TeamRecord>, AdminError> {
+    let external_id = external_id.map(parse_external_id).transpose()?;
+    Ok(svc
+        .store()
+        .teams_by_external_id(external_id.as_deref(), LIST_LIMIT)
+        .await?)
+}
+
+pub async fn update(
+    svc: &Services,
+    team_id: Uuid,
+    update: TeamUpdate,
+) -> Result<TeamRecord, AdminError> {
+    svc.store()
+        .update_team(team_id, &update, &Actor::admin(), svc.clock().now())
+        .await?
+        .ok_or(AdminError::NotFound)
+}
+
+/// A deleted team and the sessions stopped on the way.
+#[derive(Debug, Clone, Copy)]
+pub struct Deleted {
+    pub sessions_stopped: usize,
+}
+
+/// Stops every live session of the team (revoking at GitHub what only they held), then deletes
+/// the team with its keys, connections and sessions. The audit is kept.
+pub async fn delete(svc: &Services, team_id: Uuid) -> Result<Deleted, AdminError> {
+    let team = svc
+        .store()
+        .get_team(team_id)
+        .await?
+        .ok_or(AdminError::NotFound)?;
+    let actor = Actor::admin();
+    let mut stopped = 0;
+    for session in svc.store().list_sessions(team.id, u32::MAX).await? {
+        if session.stopped_at.is_some() {
+            continue;
+        }
+        match sessions::stop(svc, team.id, session.id, &actor).await {
+            Ok(_) => stopped += 1,
+            Err(SessionError::NotFound) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let event = AuditEvent::new(AuditKind::TeamDeleted, actor)
+        .subject(team.id)
+        .data(serde_json::json!({
+            "name": team.name, "tier": team.tier, "external_id": team.external_id,
+            "sessions_stopped": stopped,
+        }));
+    let deleted = svc
+        .store()
+        .delete_team(team.id, &event, svc.clock().now())
+        .await?;
+    svc.broker().forget_team(team.id);
+    if !deleted {
+        return Err(AdminError::NotFound);
+    }
+    Ok(Deleted {
+        sessions_stopped: stopped,
+    })
+}
