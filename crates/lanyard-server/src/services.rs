@@ -5,11 +5,9 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use lanyard_core::{Clock, CONNECTION_ATTEMPTS_PER_HOUR};
-use lanyard_store::{Dialect, Store};
+use lanyard_store::Store;
 
-use crate::broker::{
-    Broker, BrokerParts, CacheLimits, GithubHosts, LOCAL_SESSION_TTL, SHARED_SESSION_TTL,
-};
+use crate::broker::{Broker, BrokerParts, CacheLimits, GithubHosts};
 use crate::config::{check_encryption_key, Config};
 use crate::crypto::{Sealer, Signer};
 use crate::jwt::JwtKeys;
@@ -160,14 +158,7 @@ impl Services {
             metrics: metrics.clone(),
             redis: redis.clone(),
             floor: config.token_min_remaining,
-            limits: CacheLimits {
-                // SQLite is one server process: every change to a session goes through it.
-                session_ttl: match store.dialect() {
-                    Dialect::Sqlite => LOCAL_SESSION_TTL,
-                    Dialect::Postgres => SHARED_SESSION_TTL,
-                },
-                ..CacheLimits::default()
-            },
+            limits: CacheLimits::default(),
             mint_limiter: limiters.mints.clone(),
         });
         Ok(Self {

@@ -228,15 +228,7 @@ async fn docs_page_renders_the_api_without_network_assets() {
 #[tokio::test]
 async fn a_made_up_method_never_becomes_a_label() {
     let app = TestApp::spawn().await;
-    let scrape = || async {
-        app.get("/metrics")
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    };
+    let scrape = || async { app.metrics_text().await };
     let method = reqwest::Method::from_bytes("X".repeat(20_000).as_bytes()).unwrap();
     let flood = || async {
         for _ in 0..50 {

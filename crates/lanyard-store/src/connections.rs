@@ -21,8 +21,6 @@ lanyard_core::string_enum! {
         Active = "active",
         /// The installation is suspended: nothing is served until it is resumed.
         Suspended = "suspended",
-        /// The App was uninstalled: nothing is served until the team connects the owner again.
-        Revoked = "revoked",
     }
 }
 

@@ -32,7 +32,7 @@ pub struct Delivery {
 /// What a webhook asks to change.
 #[derive(Debug, Clone)]
 pub enum WebhookChange {
-    /// The App was uninstalled: the installation's connections are revoked, tokens claimed.
+    /// The App was uninstalled: the installation's connections are removed, tokens claimed.
     InstallationDeleted { installation_id: i64 },
     /// Suspended (`true`) or resumed (`false`).
     InstallationSuspended {
@@ -147,7 +147,7 @@ impl Store {
     ) -> StoreResult<Option<Applied>> {
         let connections_sql = format!(
             "SELECT {CONNECTION_COLUMNS} FROM github_connections c \
-             WHERE c.host = $1 AND c.installation_id = $2 AND c.status <> $3"
+             WHERE c.host = $1 AND c.installation_id = $2"
         );
         let tokens_sql = format!(
             "SELECT {TOKEN_COLUMNS} FROM github_tokens t WHERE t.host = $1 \
@@ -192,7 +192,6 @@ impl Store {
                 Some(id) => sqlx::query_as(&connections_sql)
                     .bind(&delivery.host)
                     .bind(id)
-                    .bind(ConnectionStatus::Revoked.as_str())
                     .fetch_all(&mut *tx)
                     .await?,
                 None => Vec::new(),
@@ -201,11 +200,23 @@ impl Store {
                 WebhookChange::Ignored => {}
                 WebhookChange::InstallationDeleted { installation_id } => {
                     for c in &connections {
-                        sqlx::query("UPDATE github_connections SET status = $1 WHERE id = $2")
-                            .bind(ConnectionStatus::Revoked.as_str())
+                        sqlx::query("DELETE FROM github_connections WHERE id = $1")
                             .bind(c.id)
                             .execute(&mut *tx)
                             .await?;
+                        // Live sessions that needed it answer `connection_revoked` from now on,
+                        // even if the owner is connected again.
+                        sqlx::query(
+                            "UPDATE session_scopes SET revoked_at = $1 WHERE revoked_at IS NULL \
+                             AND host = $2 AND owner = $3 \
+                             AND session_id IN (SELECT id FROM sessions WHERE team_id = $4)",
+                        )
+                        .bind(now)
+                        .bind(&c.host)
+                        .bind(c.owner.as_str())
+                        .bind(c.team_id)
+                        .execute(&mut *tx)
+                        .await?;
                         let event = AuditEvent::new(AuditKind::GithubConnectionDeleted, Actor::github())
                             .subject(c.id)
                             .data(serde_json::json!({

@@ -255,6 +255,21 @@ impl TestApp {
         self.client.delete(self.url(path))
     }
 
+    pub fn patch(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client.patch(self.url(path))
+    }
+
+    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.client.request(method, self.url(path))
+    }
+
+    /// The `/metrics` scrape as text.
+    pub async fn metrics_text(&self) -> String {
+        let r = self.get("/metrics").send().await.expect("request");
+        assert!(r.status().is_success(), "/metrics answered {}", r.status());
+        r.text().await.expect("text")
+    }
+
     /// Creates a team (through the same domain call as `lanyard admin create-team`) with a
     /// verified primary user.
     pub async fn create_team(&self, name: &str, tier: Tier) -> TestTeam {

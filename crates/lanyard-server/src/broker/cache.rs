@@ -38,10 +38,11 @@ pub struct CacheLimits {
     pub pending_ttl: Duration,
 }
 
-/// A session is trusted this long when other replicas may change it (a shared database).
-pub const SHARED_SESSION_TTL: Duration = Duration::from_secs(2);
-/// ... and this long when every change goes through this process (SQLite: one server process).
-pub const LOCAL_SESSION_TTL: Duration = Duration::from_secs(60);
+/// A session (with its scopes and connections) is trusted this long before it is read again:
+/// another replica, even one on the same SQLite file, may have stopped it or lost its
+/// connection, and the contract gives every replica 2 s to notice. This process forgets a team's
+/// sessions at once when it changes them itself.
+pub const SESSION_TTL: Duration = Duration::from_secs(2);
 
 impl Default for CacheLimits {
     fn default() -> Self {
@@ -49,7 +50,7 @@ impl Default for CacheLimits {
             tokens: 50_000,
             token_idle: Duration::from_secs(15 * 60),
             sessions: 50_000,
-            session_ttl: SHARED_SESSION_TTL,
+            session_ttl: SESSION_TTL,
             pending: 10_000,
             pending_ttl: Duration::from_secs(60),
         }

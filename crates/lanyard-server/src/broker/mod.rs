@@ -24,23 +24,24 @@ use lanyard_store::{
 
 use crate::crypto::Sealer;
 use crate::ratelimit::RateLimiter;
-use prometheus_client::metrics::counter::Counter;
 
-use crate::metrics::{CacheResult, CacheResultLabel, Label, Metrics, SourceLabel};
+use crate::metrics::{CacheResult, Metrics};
 use crate::redis_conn::RedisHandle;
 
 pub mod cache;
+mod counters;
 pub mod hosts;
 mod lock;
 mod mint;
 mod revoke;
 pub mod scope;
 
-pub use cache::{CacheLimits, CachedToken, LOCAL_SESSION_TTL, SHARED_SESSION_TTL};
+pub use cache::{CacheLimits, CachedToken, SESSION_TTL};
 pub use hosts::GithubHosts;
 pub use scope::{cache_key, ScopeKey};
 
 use cache::{Caches, Cooldown};
+use counters::Counters;
 use lock::CrossReplica;
 use mint::MintRequest;
 
@@ -103,61 +104,6 @@ pub(crate) fn token_aad(id: uuid::Uuid) -> String {
 
 pub fn pat_aad(connection_id: uuid::Uuid) -> String {
     format!("pat:{connection_id}")
-}
-
-/// The broker's counters, resolved once: the hot path bumps an atomic and looks nothing up.
-#[derive(Debug)]
-struct Counters {
-    cache: [Counter; 3],
-    served: [Counter; 2],
-}
-
-impl Counters {
-    fn new(metrics: &Metrics) -> Self {
-        let cache = |result| {
-            metrics
-                .token_cache
-                .get_or_create(&CacheResultLabel {
-                    result: Label(result),
-                })
-                .clone()
-        };
-        let served = |source| {
-            metrics
-                .credentials_served
-                .get_or_create(&SourceLabel {
-                    source: Label(source),
-                })
-                .clone()
-        };
-        Self {
-            cache: [
-                cache(CacheResult::Hit),
-                cache(CacheResult::Miss),
-                cache(CacheResult::Coalesced),
-            ],
-            served: [
-                served(CredentialSource::GithubApp),
-                served(CredentialSource::Pat),
-            ],
-        }
-    }
-
-    fn cache(&self, result: CacheResult) {
-        let i = match result {
-            CacheResult::Hit => 0,
-            CacheResult::Miss => 1,
-            CacheResult::Coalesced => 2,
-        };
-        self.cache[i].inc();
-    }
-
-    fn served(&self, source: CredentialSource) {
-        match source {
-            CredentialSource::GithubApp => self.served[0].inc(),
-            CredentialSource::Pat | CredentialSource::Other => self.served[1].inc(),
-        };
-    }
 }
 
 #[derive(Debug)]
@@ -260,18 +206,19 @@ impl Broker {
             host: scope.host.clone(),
             owner: scope.owner.to_string(),
         };
+        let (host, owner) = (scope.host.clone(), scope.owner.to_string());
+        // Ended at GitHub (an uninstall, or a repository taken out): whatever is bound now.
+        if scope.revoked_at.is_some() {
+            return Err(BrokerError::Revoked { host, owner });
+        }
         let connection = scope.connection().ok_or_else(not_connected)?;
         let scheme = self
             .hosts
             .get(&scope.host)
             .ok_or_else(not_connected)?
             .scheme;
-        let (host, owner) = (scope.host.clone(), scope.owner.to_string());
-        match connection.status {
-            _ if scope.revoked_at.is_some() => return Err(BrokerError::Revoked { host, owner }),
-            ConnectionStatus::Revoked => return Err(BrokerError::Revoked { host, owner }),
-            ConnectionStatus::Suspended => return Err(BrokerError::Suspended { host, owner }),
-            ConnectionStatus::Active => {}
+        if connection.status == ConnectionStatus::Suspended {
+            return Err(BrokerError::Suspended { host, owner });
         }
         let served = match (connection.kind, connection.installation_id) {
             (ConnectionKind::Pat, _) => {

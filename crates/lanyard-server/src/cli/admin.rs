@@ -1,38 +1,48 @@
 //! `lanyard admin …`: operator commands. The operator is trusted: they act on the database
-//! directly, through the same domain functions as the HTTP routes.
+//! directly, through the same domain functions as the admin API (`domain::admin`), audited as
+//! the operator.
 
-use lanyard_core::{Actor, Email, TeamName, Tier};
-use lanyard_store::NewTeam;
+use lanyard_core::{Actor, Label, Tier};
+use lanyard_store::TeamUpdate;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use uuid::Uuid;
 
 use super::AdminCommand;
-use crate::domain::accounts;
-use crate::domain::connections::{self, Connect, Trust};
+use crate::domain::admin::{self, parse_email, parse_external_id, parse_name, parse_tier};
+use crate::domain::admin::{Provision, Provisioned};
+use crate::domain::connections::Connect;
+use crate::http::routes::admin::{AdminTeamView, DeletedTeam, IssuedKey};
+use crate::http::routes::connections::ConnectionView;
 use crate::services::Services;
 
 #[derive(Debug, Serialize)]
 struct CreatedTeamView {
     team_id: Uuid,
-    api_key: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    api_key: Option<String>,
     tier: Tier,
-}
-
-#[derive(Debug, Serialize)]
-struct ConnectionView {
-    connection_id: Uuid,
-    host: String,
-    owner: String,
-    kind: lanyard_store::ConnectionKind,
-    installation_id: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    external_id: Option<String>,
+    /// Printed only as `false` (as the admin API's 200 does): a team with this external id
+    /// existed, and no key was issued.
+    #[serde(skip_serializing_if = "Clone::clone")]
+    created: bool,
 }
 
 /// A parsed operator command: every argument is checked before the database is opened.
 #[derive(Debug)]
 pub(super) enum Action {
-    CreateTeam(NewTeam),
+    CreateTeam(Provision),
+    UpdateTeam { team: Uuid, update: TeamUpdate },
+    IssueKey { team: Uuid, label: Label },
+    DeleteTeam { team: Uuid },
     ConnectGithub { team: Uuid, connect: Connect },
+}
+
+/// `--flag: reason`, for an argument that does not parse.
+fn arg<T, E: std::fmt::Display>(flag: &str, r: Result<T, E>) -> anyhow::Result<T> {
+    r.map_err(|e| anyhow::anyhow!("--{flag}: {e}"))
 }
 
 pub(super) fn parse(command: AdminCommand) -> anyhow::Result<Action> {
@@ -42,23 +52,48 @@ pub(super) fn parse(command: AdminCommand) -> anyhow::Result<Action> {
             tier,
             test_cohort,
             email,
+            external_id,
+            notification_email,
+        } => Action::CreateTeam(Provision {
+            name: arg("name", parse_name(&name))?,
+            tier: arg("tier", parse_tier(&tier))?,
+            external_id: external_id
+                .map(|e| arg("external-id", parse_external_id(&e)))
+                .transpose()?,
+            notification_email: notification_email
+                .map(|e| arg("notification-email", parse_email(&e)))
+                .transpose()?,
+            is_test_cohort: test_cohort,
+            primary_user: email.map(|e| arg("email", parse_email(&e))).transpose()?,
+            actor: Actor::operator(),
+        }),
+        AdminCommand::UpdateTeam {
+            team,
+            name,
+            tier,
+            notification_email,
         } => {
-            let name = TeamName::parse(&name).map_err(|e| anyhow::anyhow!("--name: {e}"))?;
-            let tier: Tier = tier.parse().map_err(|e| anyhow::anyhow!("--tier: {e}"))?;
-            let primary_user = email
-                .map(|e| Email::parse(&e).map_err(|err| anyhow::anyhow!("--email: {err}")))
-                .transpose()?;
-            Action::CreateTeam(NewTeam {
-                name,
-                tier,
-                is_test_cohort: test_cohort,
-                primary_user,
-                external_id: None,
-                notification_email: None,
-                actor: Actor::operator(),
-                extra_audit: vec![],
-            })
+            let update = TeamUpdate {
+                name: name.map(|n| arg("name", parse_name(&n))).transpose()?,
+                tier: tier.map(|t| arg("tier", parse_tier(&t))).transpose()?,
+                notification_email: notification_email
+                    .map(|e| match e.trim() {
+                        "" => Ok(None),
+                        e => arg("notification-email", parse_email(e)).map(Some),
+                    })
+                    .transpose()?,
+            };
+            if update.name.is_none() && update.tier.is_none() && update.notification_email.is_none()
+            {
+                anyhow::bail!("nothing to change: give --name, --tier or --notification-email");
+            }
+            Action::UpdateTeam { team, update }
         }
+        AdminCommand::IssueKey { team, label } => Action::IssueKey {
+            team,
+            label: arg("label", Label::parse(&label))?,
+        },
+        AdminCommand::DeleteTeam { team } => Action::DeleteTeam { team },
         AdminCommand::ConnectGithub {
             team,
             host,
@@ -79,30 +114,63 @@ pub(super) fn parse(command: AdminCommand) -> anyhow::Result<Action> {
     })
 }
 
+/// `--team`: no such team, for a command that names one that does not exist.
+fn team_error(team: Uuid, e: admin::AdminError) -> anyhow::Error {
+    match e {
+        admin::AdminError::NotFound => anyhow::anyhow!("--team: no team {team}"),
+        e => e.into(),
+    }
+}
+
 pub(super) async fn run(svc: &Services, action: Action) -> anyhow::Result<()> {
+    let operator = Actor::operator();
     match action {
-        Action::CreateTeam(input) => {
-            let created = accounts::create_team(svc, &input).await?;
-            print_json(&CreatedTeamView {
-                team_id: created.team.id,
-                api_key: created.api_key.expose_secret().to_string(),
-                tier: created.team.tier,
+        Action::CreateTeam(input) => print_json(&match admin::provision(svc, input).await? {
+            Provisioned::Created { team, api_key } => CreatedTeamView {
+                team_id: team.id,
+                api_key: Some(api_key.expose_secret().to_string()),
+                tier: team.tier,
+                external_id: team.external_id,
+                created: true,
+            },
+            Provisioned::Existing(team) => CreatedTeamView {
+                team_id: team.id,
+                api_key: None,
+                tier: team.tier,
+                external_id: team.external_id,
+                created: false,
+            },
+        }),
+        Action::UpdateTeam { team, update } => {
+            let t = admin::update(svc, team, update, &operator)
+                .await
+                .map_err(|e| team_error(team, e))?;
+            print_json(&AdminTeamView::from(t))
+        }
+        Action::IssueKey { team, label } => {
+            let (record, key) = admin::issue_key(svc, team, label, &operator)
+                .await
+                .map_err(|e| team_error(team, e))?;
+            print_json(&IssuedKey {
+                key_id: record.id,
+                api_key: key.expose_secret().to_string(),
+            })
+        }
+        Action::DeleteTeam { team } => {
+            let deleted = admin::delete(svc, team, &operator)
+                .await
+                .map_err(|e| team_error(team, e))?;
+            print_json(&DeletedTeam {
+                team_id: team,
+                sessions_stopped: deleted.sessions_stopped,
+                team_deleted: true,
             })
         }
         Action::ConnectGithub { team, connect } => {
-            if svc.store().get_team(team).await?.is_none() {
-                anyhow::bail!("--team: no team {team}");
-            }
-            let record =
-                connections::connect(svc, team, connect, Trust::Operator, &Actor::operator())
-                    .await?;
-            print_json(&ConnectionView {
-                connection_id: record.id,
-                host: record.host,
-                owner: record.owner.to_string(),
-                kind: record.kind,
-                installation_id: record.installation_id,
-            })
+            let record = admin::connect(svc, team, connect, &operator)
+                .await
+                .map_err(|e| team_error(team, e))?;
+            print_json(&ConnectionView::from(record))
         }
     }
 }

@@ -109,6 +109,39 @@ pub(crate) enum AdminCommand {
         /// Also create a verified primary user with this email (the git identity agents commit as)
         #[arg(long, value_name = "EMAIL")]
         email: Option<String>,
+        /// The platform's id for the team: if a team has it already, that team is printed with
+        /// "created": false and no new key
+        #[arg(long, value_name = "ID")]
+        external_id: Option<String>,
+        /// Where notifications go (else the primary user)
+        #[arg(long, value_name = "EMAIL")]
+        notification_email: Option<String>,
+    },
+    /// Change a team's name, tier or notification address; prints the team as JSON
+    UpdateTeam {
+        #[arg(long, value_name = "TEAM_ID")]
+        team: uuid::Uuid,
+        #[arg(long)]
+        name: Option<String>,
+        /// anonymous, free, hobby, hobby_plus, pro, team or growth
+        #[arg(long)]
+        tier: Option<String>,
+        /// A new address; an empty value clears it
+        #[arg(long, value_name = "EMAIL")]
+        notification_email: Option<String>,
+    },
+    /// Issue another API key for a team; prints {key_id, api_key} as JSON (shown only once)
+    IssueKey {
+        #[arg(long, value_name = "TEAM_ID")]
+        team: uuid::Uuid,
+        #[arg(long, default_value = "default")]
+        label: String,
+    },
+    /// Delete a team: stops its sessions (revoking their GitHub tokens), deletes its keys and
+    /// connections, keeps its audit. Prints {team_id, sessions_stopped, team_deleted} as JSON
+    DeleteTeam {
+        #[arg(long, value_name = "TEAM_ID")]
+        team: uuid::Uuid,
     },
     /// Bind a GitHub owner (org or user) on a host to a team, by App installation (checked with
     /// GitHub) or by a PAT read from a file. Prints the connection as JSON.

@@ -1,12 +1,18 @@
-//! Teams as a platform provisions them (the admin API): one per project, found again by the
-//! platform's own id, changed, and deleted with every session stopped and its audit kept.
+//! Teams as a platform (the admin API) or the operator (`lanyard admin …`) provisions them: one
+//! per project, found again by the platform's own id, changed, given keys and connections, and
+//! deleted with every session stopped and its audit kept. Both callers are trusted and call
+//! these same functions; only the actor they audit as differs.
 
-use lanyard_core::{Actor, AuditKind, Email, NameError, TeamName, Tier};
-use lanyard_store::{AuditEvent, CreateOutcome, NewTeam, StoreError, TeamRecord, TeamUpdate};
+use lanyard_core::{Actor, AuditKind, Email, Label, NameError, TeamName, Tier};
+use lanyard_store::{
+    ApiKeyRecord, AuditEvent, ConnectionRecord, CreateOutcome, NewTeam, StoreError, TeamRecord,
+    TeamUpdate,
+};
 use secrecy::SecretString;
 use uuid::Uuid;
 
-use crate::domain::accounts::new_api_key;
+use crate::domain::accounts::{self, new_api_key, AccountError};
+use crate::domain::connections::{self, Connect, ConnectionError, Trust};
 use crate::domain::sessions::{self, SessionError};
 use crate::services::Services;
 
@@ -30,6 +36,10 @@ pub enum AdminError {
     #[error(transparent)]
     Session(#[from] SessionError),
     #[error(transparent)]
+    Account(#[from] AccountError),
+    #[error(transparent)]
+    Connection(#[from] ConnectionError),
+    #[error(transparent)]
     Store(#[from] StoreError),
 }
 
@@ -40,6 +50,11 @@ pub struct Provision {
     pub tier: Tier,
     pub external_id: Option<String>,
     pub notification_email: Option<Email>,
+    /// Skipped by billing and email workers (the operator's `--test-cohort`).
+    pub is_test_cohort: bool,
+    /// A verified primary user: the git identity agents commit as (the operator's `--email`).
+    pub primary_user: Option<Email>,
+    pub actor: Actor,
 }
 
 pub fn parse_name(raw: &str) -> Result<TeamName, AdminError> {
@@ -81,11 +96,11 @@ pub async fn provision(svc: &Services, input: Provision) -> Result<Provisioned, 
     let new = NewTeam {
         name: input.name,
         tier: input.tier,
-        is_test_cohort: false,
-        primary_user: None,
+        is_test_cohort: input.is_test_cohort,
+        primary_user: input.primary_user,
         external_id: input.external_id,
         notification_email: input.notification_email,
-        actor: Actor::admin(),
+        actor: input.actor,
         extra_audit: vec![],
     };
     match svc
@@ -116,11 +131,42 @@ pub async fn update(
     svc: &Services,
     team_id: Uuid,
     update: TeamUpdate,
+    actor: &Actor,
 ) -> Result<TeamRecord, AdminError> {
     svc.store()
-        .update_team(team_id, &update, &Actor::admin(), svc.clock().now())
+        .update_team(team_id, &update, actor, svc.clock().now())
         .await?
         .ok_or(AdminError::NotFound)
+}
+
+async fn require_team(svc: &Services, team_id: Uuid) -> Result<TeamRecord, AdminError> {
+    svc.store()
+        .get_team(team_id)
+        .await?
+        .ok_or(AdminError::NotFound)
+}
+
+/// Another API key for the team; the plaintext is returned once.
+pub async fn issue_key(
+    svc: &Services,
+    team_id: Uuid,
+    label: Label,
+    actor: &Actor,
+) -> Result<(ApiKeyRecord, SecretString), AdminError> {
+    require_team(svc, team_id).await?;
+    Ok(accounts::issue_api_key(svc, team_id, label, actor).await?)
+}
+
+/// Binds a connection directly: the caller is trusted, so an installation needs no OAuth proof
+/// (it is still checked with GitHub: its account must be the owner).
+pub async fn connect(
+    svc: &Services,
+    team_id: Uuid,
+    input: Connect,
+    actor: &Actor,
+) -> Result<ConnectionRecord, AdminError> {
+    require_team(svc, team_id).await?;
+    Ok(connections::connect(svc, team_id, input, Trust::Operator, actor).await?)
 }
 
 /// A deleted team and the sessions stopped on the way.
@@ -131,25 +177,20 @@ pub struct Deleted {
 
 /// Stops every live session of the team (revoking at GitHub what only they held), then deletes
 /// the team with its keys, connections and sessions. The audit is kept.
-pub async fn delete(svc: &Services, team_id: Uuid) -> Result<Deleted, AdminError> {
-    let team = svc
-        .store()
-        .get_team(team_id)
-        .await?
-        .ok_or(AdminError::NotFound)?;
-    let actor = Actor::admin();
+pub async fn delete(svc: &Services, team_id: Uuid, actor: &Actor) -> Result<Deleted, AdminError> {
+    let team = require_team(svc, team_id).await?;
     let mut stopped = 0;
     for session in svc.store().list_sessions(team.id, u32::MAX).await? {
         if session.stopped_at.is_some() {
             continue;
         }
-        match sessions::stop(svc, team.id, session.id, &actor).await {
+        match sessions::stop(svc, team.id, session.id, actor).await {
             Ok(_) => stopped += 1,
             Err(SessionError::NotFound) => {}
             Err(e) => return Err(e.into()),
         }
     }
-    let event = AuditEvent::new(AuditKind::TeamDeleted, actor)
+    let event = AuditEvent::new(AuditKind::TeamDeleted, actor.clone())
         .subject(team.id)
         .data(serde_json::json!({
             "name": team.name, "tier": team.tier, "external_id": team.external_id,

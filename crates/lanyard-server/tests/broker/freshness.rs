@@ -37,15 +37,7 @@ async fn many_sessions_and_concurrent_fetches_share_one_mint() {
         "1,000 fetches across 100 sessions of one scope mint once"
     );
     assert_eq!(tokens.len(), 1);
-    let metrics = w
-        .app
-        .get("/metrics")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = w.app.metrics_text().await;
     assert!(
         metrics.contains(r#"lanyard_github_token_cache_total{result="miss"} 1"#),
         "{metrics}"

@@ -10,6 +10,7 @@ use std::time::Duration;
 use lanyard_store::testing::{fresh_postgres_database, postgres_under_test};
 use lanyard_store::DatabaseUrl;
 
+mod admin;
 mod config;
 mod e2e;
 mod logs;

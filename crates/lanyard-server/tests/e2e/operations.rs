@@ -11,14 +11,7 @@ async fn metrics_count_each_outcome_with_the_contract_labels() {
     let real = app.create_team("Real", Tier::Free).await;
     reap(&app, &t, &real.id.to_string()).await;
     reap(&app, &t, &uuid::Uuid::new_v4().to_string()).await;
-    let text = app
-        .get("/metrics")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics_text().await;
     for line in [
         r#"lanyard_e2e_account_total{op="create",result="ok"} 1"#,
         r#"lanyard_e2e_account_total{op="create",result="bad_request"} 1"#,
@@ -78,14 +71,7 @@ async fn the_window_covers_create_and_reap_and_answers_429() {
         &app.public_url(),
     )
     .await;
-    let text = app
-        .get("/metrics")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics_text().await;
     assert!(text.contains(r#"lanyard_e2e_account_total{op="reap",result="rate_limited"} 1"#));
     app.clock.advance(chrono::Duration::minutes(61));
     assert_eq!(
@@ -174,14 +160,7 @@ async fn the_backstop_sweep_reaps_only_stale_test_teams() {
         0,
         "idempotent"
     );
-    let text = app
-        .get("/metrics")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics_text().await;
     assert!(
         text.contains(r#"lanyard_worker_runs_total{worker="test_cohort_sweep",result="ok"}"#),
         "{text}"

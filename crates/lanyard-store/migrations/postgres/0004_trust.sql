@@ -1,7 +1,7 @@
--- Connections follow their installation at GitHub: suspended or revoked (uninstalled), and a
--- PAT's expiry when GitHub reports one.
+-- Connections follow their installation at GitHub: suspended while it is (an uninstalled one is
+-- removed), and a PAT's expiry when GitHub reports one.
 ALTER TABLE github_connections ADD COLUMN status TEXT NOT NULL DEFAULT 'active'
-    CHECK (status IN ('active', 'suspended', 'revoked'));
+    CHECK (status IN ('active', 'suspended'));
 ALTER TABLE github_connections ADD COLUMN pat_expires_at TIMESTAMPTZ;
 CREATE INDEX github_connections_installation ON github_connections (host, installation_id);
 

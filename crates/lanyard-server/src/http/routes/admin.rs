@@ -20,11 +20,10 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::connections::{ConnectionView, CreateConnection};
-use crate::domain::accounts;
 use crate::domain::admin::{self, parse_email, parse_external_id, parse_name, parse_tier};
 use crate::domain::admin::{Provision, Provisioned};
-use crate::domain::connections::{self, Connect, Trust};
-use crate::http::error::{unknown_route, ApiError, ApiResult};
+use crate::domain::connections::Connect;
+use crate::http::error::{unknown_route, ApiResult};
 use crate::http::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::http::observe::CountAsUnmatched;
 use crate::services::Services;
@@ -188,6 +187,9 @@ pub async fn create_team(
             .as_deref()
             .map(parse_email)
             .transpose()?,
+        is_test_cohort: false,
+        primary_user: None,
+        actor: Actor::admin(),
     };
     Ok(match admin::provision(&svc, input).await? {
         Provisioned::Created { team, api_key } => (
@@ -252,7 +254,11 @@ pub async fn change_team(
             .map(|e| e.as_deref().map(parse_email).transpose())
             .transpose()?,
     };
-    Ok(Json(admin::update(&svc, team_id, update).await?.into()))
+    Ok(Json(
+        admin::update(&svc, team_id, update, &Actor::admin())
+            .await?
+            .into(),
+    ))
 }
 
 /// Issue another API key for a team.
@@ -270,11 +276,8 @@ pub async fn issue_key(
     ApiJson(body): ApiJson<IssueKey>,
 ) -> ApiResult<(StatusCode, Json<IssuedKey>)> {
     let label = super::api_keys::parse_label(body.label.as_deref())?;
-    if svc.store().get_team(team_id).await?.is_none() {
-        return Err(ApiError::not_found());
-    }
     let (record, secret): (_, SecretString) =
-        accounts::issue_api_key(&svc, team_id, label, &Actor::admin()).await?;
+        admin::issue_key(&svc, team_id, label, &Actor::admin()).await?;
     Ok((
         StatusCode::CREATED,
         Json(IssuedKey {
@@ -303,11 +306,7 @@ pub async fn connect(
     ApiJson(body): ApiJson<CreateConnection>,
 ) -> ApiResult<(StatusCode, Json<ConnectionView>)> {
     let input = Connect::parse(&body.host, &body.owner, body.installation_id, body.pat)?;
-    if svc.store().get_team(team_id).await?.is_none() {
-        return Err(ApiError::not_found());
-    }
-    let record =
-        connections::connect(&svc, team_id, input, Trust::Operator, &Actor::admin()).await?;
+    let record = admin::connect(&svc, team_id, input, &Actor::admin()).await?;
     Ok((StatusCode::CREATED, Json(record.into())))
 }
 
@@ -321,7 +320,7 @@ pub async fn delete_team(
     State(svc): State<Services>,
     ApiPath(team_id): ApiPath<Uuid>,
 ) -> ApiResult<Json<DeletedTeam>> {
-    let deleted = admin::delete(&svc, team_id).await?;
+    let deleted = admin::delete(&svc, team_id, &Actor::admin()).await?;
     Ok(Json(DeletedTeam {
         team_id,
         sessions_stopped: deleted.sessions_stopped,

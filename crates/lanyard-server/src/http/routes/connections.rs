@@ -49,8 +49,8 @@ pub struct ConnectionView {
     pub kind: ConnectionKind,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub installation_id: Option<i64>,
-    /// `active`, `suspended` (the installation is suspended at GitHub) or `revoked` (the App
-    /// was uninstalled).
+    /// `active`, or `suspended` while the installation is suspended at GitHub. (An uninstalled
+    /// App's connections are removed.)
     #[schema(value_type = String, example = "active")]
     pub status: ConnectionStatus,
     /// When the PAT expires, if GitHub reported it.

@@ -5,7 +5,9 @@
 //! - credential-path throughput divided by `/healthz` throughput,
 //! - the credential path's p50 and p99 latency,
 //! - upstream mints per 1,000 fetches across 1,000 sessions,
-//! - the server's resident memory with 10,000 live sessions.
+//! - the server's resident memory with 10,000 live sessions,
+//! - one team's cached credential path alone and while another team floods the server with
+//!   requests its limits refuse.
 //!
 //! Run it with `scripts/bench.sh` (it builds both binaries in release mode first). All traffic
 //! goes to 127.0.0.1, and every loop is bounded.
@@ -13,10 +15,17 @@
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use lanyard_core::SystemClock;
 use lanyard_testkit::fake_github::{app_private_key_path, FakeGithub};
+
+mod flood;
+mod load;
+mod setup;
+
+use load::load;
+use setup::{create_team, credential_targets, fetch_each, sessions};
 
 const REQUESTS: usize = 10_000;
 /// Rounds of /healthz then the credential path, alternating, so drift hits both alike.
@@ -69,208 +78,6 @@ fn rss_kib(pid: u32) -> u64 {
         })
         .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
         .unwrap_or(0)
-}
-
-struct Load {
-    per_second: f64,
-    p50: Duration,
-    p99: Duration,
-    /// The server's CPU time per request: steadier than throughput on a shared machine.
-    cpu_per_request: Duration,
-}
-
-/// CPU time the process has used, summed over its threads (`/proc/PID/task/*/schedstat`, ns).
-fn cpu_time(pid: u32) -> Duration {
-    let mut total = 0u64;
-    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
-        .into_iter()
-        .flatten()
-        .flatten()
-    {
-        if let Ok(text) = std::fs::read_to_string(task.path().join("schedstat")) {
-            total += text
-                .split_whitespace()
-                .next()
-                .and_then(|n| n.parse::<u64>().ok())
-                .unwrap_or(0);
-        }
-    }
-    Duration::from_nanos(total)
-}
-
-/// `REQUESTS` GETs, `CONCURRENCY` at a time, cycling through `targets` of (path, bearer).
-async fn load(
-    client: &reqwest::Client,
-    base: &str,
-    pid: u32,
-    targets: Arc<Vec<(String, Option<String>)>>,
-) -> Load {
-    let cpu_before = cpu_time(pid);
-    let started = Instant::now();
-    let mut tasks = tokio::task::JoinSet::new();
-    for worker in 0..CONCURRENCY {
-        let client = client.clone();
-        let base = base.to_string();
-        let targets = targets.clone();
-        tasks.spawn(async move {
-            let mut latencies = Vec::with_capacity(REQUESTS / CONCURRENCY);
-            let mut i = worker;
-            while i < REQUESTS {
-                let (path, bearer) = &targets[i % targets.len()];
-                let t = Instant::now();
-                let mut req = client.get(format!("{base}{path}"));
-                if let Some(b) = bearer {
-                    req = req.bearer_auth(b);
-                }
-                let r = req.send().await.expect("request");
-                assert!(r.status().is_success(), "{path}: {}", r.status());
-                let _ = r.bytes().await;
-                latencies.push(t.elapsed());
-                i += CONCURRENCY;
-            }
-            latencies
-        });
-    }
-    let mut all = Vec::with_capacity(REQUESTS);
-    while let Some(l) = tasks.join_next().await {
-        all.extend(l.expect("worker"));
-    }
-    let elapsed = started.elapsed();
-    let cpu = cpu_time(pid).saturating_sub(cpu_before);
-    all.sort_unstable();
-    Load {
-        cpu_per_request: cpu / u32::try_from(all.len()).unwrap_or(u32::MAX),
-        per_second: all.len() as f64 / elapsed.as_secs_f64(),
-        p50: all[all.len() / 2],
-        p99: all[all.len() * 99 / 100],
-    }
-}
-
-/// A growth-tier team with its App installation bound, both through the operator's CLI (the
-/// same commands in every version of Lanyard, so an older build can be measured alike).
-/// Returns the team's API key.
-fn create_team(
-    bin: &PathBuf,
-    data: &str,
-    env: &[(&str, String)],
-    name: &str,
-    host: &str,
-) -> String {
-    let out = Command::new(bin)
-        .args([
-            "admin",
-            "create-team",
-            "--name",
-            name,
-            "--tier",
-            "growth",
-            "--data-dir",
-            data,
-        ])
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .stderr(Stdio::null())
-        .output()
-        .expect("create-team");
-    assert!(out.status.success());
-    let team: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let team_id = team["team_id"].as_str().unwrap();
-    let out = Command::new(bin)
-        .args([
-            "admin",
-            "connect-github",
-            "--team",
-            team_id,
-            "--host",
-            host,
-            "--owner",
-            "acme",
-            "--installation-id",
-            "1",
-            "--data-dir",
-            data,
-        ])
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .stderr(Stdio::null())
-        .output()
-        .expect("connect-github");
-    assert!(out.status.success(), "connect-github failed");
-    team["api_key"].as_str().unwrap().to_string()
-}
-
-async fn sessions(
-    client: &reqwest::Client,
-    base: &str,
-    key: &str,
-    repo: &str,
-    n: usize,
-) -> Vec<(String, String)> {
-    let mut out = Vec::with_capacity(n);
-    let mut tasks = tokio::task::JoinSet::new();
-    for chunk in 0..8 {
-        let client = client.clone();
-        let base = base.to_string();
-        let key = key.to_string();
-        let repo = repo.to_string();
-        let count = n / 8 + usize::from(chunk < n % 8);
-        tasks.spawn(async move {
-            let mut mine = Vec::with_capacity(count);
-            for _ in 0..count {
-                let r = client
-                    .post(format!("{base}/v1/sessions"))
-                    .bearer_auth(&key)
-                    .json(&serde_json::json!({"repos": [repo]}))
-                    .send()
-                    .await
-                    .expect("create session");
-                let body: serde_json::Value = r.json().await.unwrap();
-                mine.push((
-                    body["session_id"]
-                        .as_str()
-                        .expect("session created")
-                        .to_string(),
-                    body["runner_token"].as_str().unwrap().to_string(),
-                ));
-            }
-            mine
-        });
-    }
-    while let Some(s) = tasks.join_next().await {
-        out.extend(s.unwrap());
-    }
-    out
-}
-
-/// Fetches every target once, 64 at a time.
-async fn fetch_each(client: &reqwest::Client, base: &str, targets: &[(String, Option<String>)]) {
-    for chunk in targets.chunks(64) {
-        let mut batch = tokio::task::JoinSet::new();
-        for (path, bearer) in chunk.iter().cloned() {
-            let client = client.clone();
-            let url = format!("{base}{path}");
-            batch.spawn(async move {
-                let mut req = client.get(url);
-                if let Some(b) = bearer {
-                    req = req.bearer_auth(b);
-                }
-                assert!(req.send().await.unwrap().status().is_success());
-            });
-        }
-        while batch.join_next().await.is_some() {}
-    }
-}
-
-fn credential_targets(sessions: &[(String, String)]) -> Arc<Vec<(String, Option<String>)>> {
-    Arc::new(
-        sessions
-            .iter()
-            .map(|(sid, runner)| {
-                (
-                    format!("/v1/sessions/{sid}/credentials/github"),
-                    Some(runner.clone()),
-                )
-            })
-            .collect(),
-    )
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -327,7 +134,7 @@ async fn main() {
     let base = server.base.clone();
     let rss_idle = rss_kib(pid);
 
-    let key = create_team(&bin, &data_dir, &env, "Bench A", &fake.host);
+    let key = create_team(&bin, &data_dir, &env, "Bench A", "growth", &fake.host);
     let repo = fake.repo_url("acme", "widgets");
 
     eprintln!("creating {SESSIONS_FOR_MINTS} sessions…");
@@ -375,6 +182,10 @@ async fn main() {
     let cpu_ratio = cpu_ratios[ROUNDS / 2];
     let (health, creds) = rounds.swap_remove(ROUNDS / 2);
 
+    eprintln!("measuring the credential path alone and while another team floods…");
+    let flood_key = create_team(&bin, &data_dir, &env, "Flood", "free", &fake.host);
+    let flood = flood::measure(&client, &base, pid, targets.clone(), &flood_key, &repo).await;
+
     eprintln!(
         "creating {} more sessions and fetching once each…",
         SESSIONS_FOR_MEMORY - SESSIONS_FOR_MINTS
@@ -384,7 +195,14 @@ async fn main() {
     let mut team = 1;
     while remaining > 0 {
         team += 1;
-        let key = create_team(&bin, &data_dir, &env, &format!("Bench {team}"), &fake.host);
+        let key = create_team(
+            &bin,
+            &data_dir,
+            &env,
+            &format!("Bench {team}"),
+            "growth",
+            &fake.host,
+        );
         let n = remaining.min(4_000);
         all.extend(sessions(&client, &base, &key, &repo, n).await);
         remaining -= n;
@@ -440,6 +258,24 @@ async fn main() {
         "{:<58} {:>11.1} MB",
         "server RSS with 10,000 live sessions",
         rss_loaded as f64 / 1024.0
+    );
+    println!(
+        "{:<58} {:>14.0}",
+        "flood: another team's requests per second", flood.flood_per_second
+    );
+    println!(
+        "{:<58} {:>13.1}%",
+        "flood: share refused with 429",
+        flood.flood_limited_share * 100.0
+    );
+    println!(
+        "{:<58} {:>14.2}",
+        "credential path under flood / alone, throughput (median)",
+        flood.flooded.per_second / flood.alone.per_second
+    );
+    println!(
+        "{:<58} {:>6.2?} / {:>6.2?}",
+        "credential path p99 alone / under flood", flood.alone.p99, flood.flooded.p99
     );
     println!("{:<58} {:>14}", "total upstream mints", fake.mint_count());
     let log_bytes = std::fs::metadata(&log_path).map_or(0, |m| m.len());
