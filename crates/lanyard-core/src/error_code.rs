@@ -34,6 +34,7 @@ crate::string_enum! {
         InvalidLabel = "invalid_label",
         UnsupportedMediaType = "unsupported_media_type",
         PayloadTooLarge = "payload_too_large",
+        RequestTimeout = "request_timeout",
         InvalidRepoUrl = "invalid_repo_url",
         InvalidPermissions = "invalid_permissions",
         InvalidTtl = "invalid_ttl",
@@ -149,6 +150,15 @@ impl ErrorCode {
                 Customer {
                     action: "Tell the user the request body is too large; send a smaller body \
                              within the limits at {docs}.",
+                },
+                None,
+            ),
+            ErrorCode::RequestTimeout => (
+                408,
+                "The request, body included, took longer than the server allows.",
+                Customer {
+                    action: "Tell the user the request to Lanyard took too long to arrive or be \
+                             answered; retry it, as described at {docs}.",
                 },
                 None,
             ),

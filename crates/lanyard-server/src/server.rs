@@ -11,12 +11,15 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::config::Config;
+use crate::http::serve::serve;
 use crate::services::Services;
 
 /// A running server.
 #[derive(Debug)]
 pub struct RunningServer {
     pub addr: SocketAddr,
+    /// The separate metrics listener's address, when `LANYARD_METRICS_LISTEN` is set.
+    pub metrics_addr: Option<SocketAddr>,
     pub public_url: String,
     pub services: Services,
     shutdown: Option<oneshot::Sender<()>>,
@@ -72,23 +75,46 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Runn
             tracing::warn!(error = %e, "redis is not answering yet; /readyz will report it");
         }
     }
+    let metrics_listener = match services.config().metrics_listen {
+        Some(at) => Some(
+            TcpListener::bind(at)
+                .await
+                .with_context(|| format!("cannot listen for metrics on {at}"))?,
+        ),
+        None => None,
+    };
+    let metrics_addr = metrics_listener
+        .as_ref()
+        .map(TcpListener::local_addr)
+        .transpose()?;
     let app = crate::http::router(services.clone());
+    let limits = services.config().http;
     let (tx, rx) = oneshot::channel::<()>();
-    let (stop_workers, workers_stopped) = tokio::sync::watch::channel(false);
-    let workers = tokio::spawn(crate::workers::run_all(services.clone(), workers_stopped));
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let workers = tokio::spawn(crate::workers::run_all(services.clone(), stopped.clone()));
+    let metrics = metrics_listener.map(|listener| {
+        let router = crate::http::metrics_router(services.clone());
+        tokio::spawn(serve(listener, router, limits, stopped.clone()))
+    });
     let task = tokio::spawn(async move {
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = rx.await;
-            })
-            .await;
-        let _ = stop_workers.send(true);
+        let stopping = async move {
+            let _ = rx.await;
+            let _ = stop.send(true);
+        };
+        let (served, ()) = tokio::join!(serve(listener, app, limits, stopped), stopping);
+        if let Some(metrics) = metrics {
+            let _ = metrics.await;
+        }
         let _ = workers.await;
         served
     });
+    if let Some(at) = metrics_addr {
+        tracing::info!(address = %at, "metrics listening on http://{at}/metrics");
+    }
     tracing::info!(address = %addr, public_url = %public_url, "lanyard listening on http://{addr}");
     Ok(RunningServer {
         addr,
+        metrics_addr,
         public_url,
         services,
         shutdown: Some(tx),

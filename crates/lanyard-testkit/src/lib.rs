@@ -239,6 +239,17 @@ impl TestApp {
         self.services().public_url().to_string()
     }
 
+    /// The separate metrics listener's `/metrics`, when `LANYARD_METRICS_LISTEN` is set.
+    pub fn metrics_url(&self) -> Option<String> {
+        let server = self.server.as_ref().expect("server is running");
+        server.metrics_addr.map(|a| format!("http://{a}/metrics"))
+    }
+
+    /// The listening address, for raw TCP clients.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.server.as_ref().expect("server is running").addr
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base_url)
     }

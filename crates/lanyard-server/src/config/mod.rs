@@ -27,6 +27,30 @@ mod tests;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATA_DIR: &str = "./.lanyard";
 pub const DEFAULT_TOKEN_MIN_REMAINING: Duration = Duration::from_secs(15 * 60);
+
+/// Limits on the server's sockets: what a slow or greedy client can hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpLimits {
+    /// The longest a connection may take to send a request's head, counted from when it opens or
+    /// from its previous response: it is also how long a kept-alive connection may sit idle.
+    pub header_timeout: Duration,
+    /// The longest a request may take, its body included, before it is answered 408.
+    pub request_timeout: Duration,
+    /// Connections served at once; further ones wait in the listen backlog.
+    pub max_connections: usize,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        Self {
+            header_timeout: Duration::from_secs(10),
+            // Above the longest GitHub call (5 s to connect, 20 s to answer) with room for a
+            // mint that waits on another replica's.
+            request_timeout: Duration::from_secs(60),
+            max_connections: 1024,
+        }
+    }
+}
 /// A shared secret shorter than this is refused.
 pub const MIN_SECRET_BYTES: usize = 32;
 
@@ -80,6 +104,9 @@ pub struct Config {
     pub allowed_return_origins: Vec<String>,
     pub token_min_remaining: Duration,
     pub log_format: LogFormat,
+    /// A separate listener for `/metrics`; the main one then answers it as an unknown route.
+    pub metrics_listen: Option<SocketAddr>,
+    pub http: HttpLimits,
     pub github: Vec<GithubHost>,
 }
 
@@ -151,6 +178,7 @@ impl Config {
     }
 
     fn validate(layer: Layer) -> Result<Self, ConfigError> {
+        let http = http_limits(&layer)?;
         let listen_raw = layer.listen.unwrap_or_else(|| DEFAULT_LISTEN.into());
         let listen = listen_raw.trim().parse::<SocketAddr>().map_err(|_| {
             ConfigError::invalid(
@@ -251,6 +279,18 @@ impl Config {
                 ))
             }
         };
+        let metrics_listen = layer
+            .metrics_listen
+            .filter(|s| !s.trim().is_empty())
+            .map(|raw| {
+                raw.trim().parse::<SocketAddr>().map_err(|_| {
+                    ConfigError::invalid(
+                        "metrics_listen (LANYARD_METRICS_LISTEN)",
+                        format!("{raw:?} is not an IP:port address, like 127.0.0.1:9090"),
+                    )
+                })
+            })
+            .transpose()?;
         let github = layer
             .github
             .unwrap_or_default()
@@ -270,9 +310,60 @@ impl Config {
             allowed_return_origins,
             token_min_remaining,
             log_format,
+            metrics_listen,
+            http,
             github,
         })
     }
+}
+
+/// A duration setting between 1 s and 1 h.
+fn bounded_duration(
+    key: &'static str,
+    raw: Option<&str>,
+    default: Duration,
+) -> Result<Duration, ConfigError> {
+    let Some(raw) = raw else {
+        return Ok(default);
+    };
+    let d = parse_duration(raw).map_err(|e| ConfigError::invalid(key, e.to_string()))?;
+    if d < Duration::from_secs(1) || d > Duration::from_secs(3600) {
+        return Err(ConfigError::invalid(
+            key,
+            format!("{} must be between 1s and 1h", format_duration(d)),
+        ));
+    }
+    Ok(d)
+}
+
+fn http_limits(layer: &Layer) -> Result<HttpLimits, ConfigError> {
+    let defaults = HttpLimits::default();
+    let max_connections = match layer.http_max_connections.as_ref().map(ToString::to_string) {
+        None => defaults.max_connections,
+        Some(raw) => raw
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=1_000_000).contains(n))
+            .ok_or_else(|| {
+                ConfigError::invalid(
+                    "http_max_connections (LANYARD_HTTP_MAX_CONNECTIONS)",
+                    format!("{raw:?} is not a whole number from 1 to 1000000"),
+                )
+            })?,
+    };
+    Ok(HttpLimits {
+        header_timeout: bounded_duration(
+            "http_header_timeout (LANYARD_HTTP_HEADER_TIMEOUT)",
+            layer.http_header_timeout.as_deref(),
+            defaults.header_timeout,
+        )?,
+        request_timeout: bounded_duration(
+            "http_request_timeout (LANYARD_HTTP_REQUEST_TIMEOUT)",
+            layer.http_request_timeout.as_deref(),
+            defaults.request_timeout,
+        )?,
+        max_connections,
+    })
 }
 
 fn check_secret_length(key: &'static str, secret: &SecretString) -> Result<(), ConfigError> {

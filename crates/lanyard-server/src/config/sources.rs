@@ -30,7 +30,28 @@ pub(super) struct Layer {
     pub allowed_return_origins: Option<String>,
     pub token_min_remaining: Option<String>,
     pub log_format: Option<String>,
+    pub metrics_listen: Option<String>,
+    pub http_header_timeout: Option<String>,
+    pub http_request_timeout: Option<String>,
+    pub http_max_connections: Option<NumberOrText>,
     pub github: Option<Vec<GithubLayer>>,
+}
+
+/// A count as TOML writes it (`512`), or as text, as the environment gives every value.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub(super) enum NumberOrText {
+    Number(u64),
+    Text(String),
+}
+
+impl std::fmt::Display for NumberOrText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NumberOrText::Number(n) => write!(f, "{n}"),
+            NumberOrText::Text(t) => f.write_str(t.trim()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -102,6 +123,22 @@ pub const SETTINGS: &[Setting] = &[
     },
     Setting {
         key: "log_format",
+        secret: false,
+    },
+    Setting {
+        key: "metrics_listen",
+        secret: false,
+    },
+    Setting {
+        key: "http_header_timeout",
+        secret: false,
+    },
+    Setting {
+        key: "http_request_timeout",
+        secret: false,
+    },
+    Setting {
+        key: "http_max_connections",
         secret: false,
     },
 ];

@@ -21,6 +21,7 @@ pub mod error;
 pub mod extract;
 pub mod observe;
 pub mod routes;
+pub mod serve;
 
 use error::{unknown_route, ApiError};
 use extract::BODY_LIMIT;
@@ -82,10 +83,19 @@ pub fn router(svc: Services) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(Extension(docs))
+        .layer(middleware::from_fn_with_state(svc.clone(), serve::deadline))
         .layer(middleware::from_fn_with_state(
             (svc.clone(), labels),
             observe::observe,
         ))
+        .with_state(svc)
+}
+
+/// The router of the separate metrics listener (`LANYARD_METRICS_LISTEN`): `/metrics` alone.
+pub fn metrics_router(svc: Services) -> Router {
+    Router::new()
+        .route("/metrics", axum::routing::get(routes::ops::scrape))
+        .fallback(|| async { axum::http::StatusCode::NOT_FOUND })
         .with_state(svc)
 }
 

@@ -10,7 +10,8 @@ use lanyard_core::ErrorCode;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::http::error::ApiError;
+use crate::http::error::{unknown_route, ApiError};
+use crate::http::observe::CountAsUnmatched;
 use crate::services::Services;
 use lanyard_core::wire::ErrorEnvelope as ErrorBody;
 
@@ -90,11 +91,23 @@ pub async fn readyz(State(state): State<Services>) -> Result<Json<Readiness>, Ap
     }
 }
 
-/// Metrics in the Prometheus (OpenMetrics) text format.
+/// Metrics in the Prometheus (OpenMetrics) text format. With `LANYARD_METRICS_LISTEN` set they
+/// are served only there, and this route answers like an unknown one.
 #[utoipa::path(get, path = "/metrics", tag = "ops", responses(
     (status = 200, description = "OpenMetrics text", content_type = "application/openmetrics-text"),
+    (status = 404, description = "`not_found`: metrics are served on a separate listener", body = ErrorBody),
 ))]
 pub async fn metrics(State(state): State<Services>) -> Response {
+    if state.config().metrics_listen.is_some() {
+        let mut response = unknown_route().into_response();
+        response.extensions_mut().insert(CountAsUnmatched);
+        return response;
+    }
+    scrape(State(state)).await
+}
+
+/// The scrape itself, on whichever listener serves it.
+pub async fn scrape(State(state): State<Services>) -> Response {
     state.publish_gauges();
     (
         [(
