@@ -69,6 +69,18 @@ struct AppClaims {
 pub struct Installation {
     pub id: u64,
     pub account_login: String,
+    pub account_kind: AccountKind,
+    /// GitHub reports a `suspended_at`.
+    pub suspended: bool,
+}
+
+/// The kind of account an installation is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountKind {
+    User,
+    /// An organization, or anything GitHub does not call a user (enterprise accounts): the
+    /// stricter case, where ownership means being an admin.
+    Organization,
 }
 
 /// A freshly minted installation token.
@@ -110,14 +122,32 @@ impl fmt::Debug for GithubHost {
 }
 
 #[derive(Deserialize)]
-struct InstallationBody {
+pub(crate) struct InstallationBody {
     id: u64,
     account: Account,
+    #[serde(default)]
+    suspended_at: Option<String>,
 }
 
 #[derive(Deserialize)]
 struct Account {
     login: String,
+    #[serde(rename = "type", default)]
+    kind: Option<String>,
+}
+
+impl From<InstallationBody> for Installation {
+    fn from(body: InstallationBody) -> Self {
+        Installation {
+            id: body.id,
+            account_kind: match body.account.kind.as_deref() {
+                Some("User") => AccountKind::User,
+                _ => AccountKind::Organization,
+            },
+            account_login: body.account.login,
+            suspended: body.suspended_at.is_some(),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -235,10 +265,7 @@ impl GithubHost {
             .await
             .map_err(transport_error)?;
         let body: InstallationBody = parse(response).await?;
-        Ok(Installation {
-            id: body.id,
-            account_login: body.account.login,
-        })
+        Ok(body.into())
     }
 
     /// `POST /app/installations/{id}/access_tokens`, scoped to repository names and permissions.

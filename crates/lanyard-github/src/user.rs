@@ -7,7 +7,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use crate::error::{parse, status_error, transport_error};
-use crate::{GithubError, GithubHost, Installation};
+use crate::{GithubError, GithubHost, Installation, InstallationBody};
 
 /// Installations are listed 100 to a page, and at most this many pages are read: a user who can
 /// see more than 3,000 installations must bind through the operator instead.
@@ -31,13 +31,13 @@ struct OAuthToken {
 
 #[derive(Deserialize)]
 struct InstallationPage {
-    installations: Vec<InstallationEntry>,
+    installations: Vec<InstallationBody>,
 }
 
 #[derive(Deserialize)]
-struct InstallationEntry {
-    id: u64,
-    account: Login,
+struct Membership {
+    state: String,
+    role: String,
 }
 
 #[derive(Deserialize)]
@@ -57,6 +57,18 @@ pub fn parse_token_expiration(raw: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_str(raw, "%Y-%m-%d %H:%M:%S %z")
         .ok()
         .map(|d| d.with_timezone(&Utc))
+}
+
+/// An organization login for a URL path: GitHub logins are ASCII letters, digits and hyphens,
+/// so anything else is percent-encoded rather than trusted.
+fn urlencoding(login: &str) -> String {
+    login
+        .bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 impl GithubHost {
@@ -115,10 +127,7 @@ impl GithubHost {
                 .map_err(transport_error)?;
             let body: InstallationPage = parse(response).await?;
             let last = body.installations.len() < PER_PAGE as usize;
-            all.extend(body.installations.into_iter().map(|i| Installation {
-                id: i.id,
-                account_login: i.account.login,
-            }));
+            all.extend(body.installations.into_iter().map(Installation::from));
             if last {
                 break;
             }
@@ -126,7 +135,32 @@ impl GithubHost {
         Ok(all)
     }
 
-    /// `GET {api}/user` with a PAT: whose it is, and when it expires if GitHub says.
+    /// `GET {api}/user/memberships/orgs/{org}` with a user token: whether the user is an active
+    /// admin of the organization. Not a member (404), or a token that may not ask (403): `false`.
+    /// (A GitHub App needs the organization permission *Members: read* to ask.)
+    pub async fn is_org_admin(
+        &self,
+        user_token: &SecretString,
+        org: &str,
+    ) -> Result<bool, GithubError> {
+        let response = self
+            .request(
+                reqwest::Method::GET,
+                &format!("/user/memberships/orgs/{}", urlencoding(org)),
+            )
+            .bearer_auth(user_token.expose_secret())
+            .send()
+            .await
+            .map_err(transport_error)?;
+        if matches!(response.status().as_u16(), 403 | 404) {
+            return Ok(false);
+        }
+        let membership: Membership = parse(response).await?;
+        Ok(membership.state == "active" && membership.role == "admin")
+    }
+
+    /// `GET {api}/user` with a user token or a PAT: whose it is, and when it expires if GitHub
+    /// says.
     pub async fn check_pat(&self, pat: &SecretString) -> Result<PatCheck, GithubError> {
         let response = self
             .request(reqwest::Method::GET, "/user")

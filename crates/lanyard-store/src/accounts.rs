@@ -5,6 +5,7 @@ use lanyard_core::{Actor, AuditKind, Email, Label, TeamName, Tier};
 use uuid::Uuid;
 
 use crate::audit::insert_audit;
+use crate::BeginWrite;
 use crate::{on_pool, AuditEvent, Store, StoreError, StoreResult};
 
 /// A team. Columns are selected with [`TEAM_COLUMNS`], so the record maps the same way alone
@@ -146,7 +147,7 @@ impl Store {
                 "external_id": team.external_id,
             }));
         on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             sqlx::query(
                 "INSERT INTO teams (id, name, tier, is_test_cohort, external_id, notification_email, \
                  created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -236,7 +237,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> StoreResult<bool> {
         on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let deleted = sqlx::query("DELETE FROM teams WHERE id = $1 AND is_test_cohort = $2")
                 .bind(team_id)
                 .bind(true)
@@ -290,7 +291,7 @@ impl Store {
         };
         let event = key_created(record.id, key, actor);
         on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             insert_api_key!(&mut *tx, record.id, team_id, key, now)?;
             insert_audit!(&mut *tx, team_id, &event, now)?;
             tx.commit().await?;
@@ -321,7 +322,7 @@ impl Store {
     ) -> StoreResult<bool> {
         let event = AuditEvent::new(AuditKind::ApiKeyRevoked, actor.clone()).subject(key_id);
         on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let changed = sqlx::query(
                 "UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND team_id = $3 AND revoked_at IS NULL",
             )

@@ -6,6 +6,7 @@ use lanyard_core::{Actor, AuditKind};
 use uuid::Uuid;
 
 use crate::audit::insert_audit;
+use crate::BeginWrite;
 use crate::{on_pool, AuditEvent, Store, StoreResult};
 
 lanyard_core::string_enum! {
@@ -88,7 +89,7 @@ impl Store {
                 "installation_id": new.installation_id,
             }));
         on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let inserted = sqlx::query(
                 "INSERT INTO github_connections (id, team_id, host, owner, kind, installation_id, \
                  pat_ciphertext, status, pat_expires_at, created_at) \
@@ -138,7 +139,7 @@ impl Store {
     ) -> StoreResult<bool> {
         let event = AuditEvent::new(AuditKind::GithubConnectionDeleted, actor.clone()).subject(id);
         on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let deleted = sqlx::query("DELETE FROM github_connections WHERE id = $1 AND team_id = $2")
                 .bind(id)
                 .bind(team_id)
@@ -188,7 +189,24 @@ impl Store {
     /// Binds an installation to the team for its account: a new connection, or the team's
     /// existing one for that owner made an active App connection again. Audited
     /// `github.connection.created` with how it was proved.
+    ///
+    /// Two binds of one owner racing (two browser tabs finishing the flow) both succeed: the
+    /// one that loses the insert retries as an update.
     pub async fn bind_installation(
+        &self,
+        new: &ConnectionRecord,
+        proof: Proof,
+        actor: &Actor,
+    ) -> StoreResult<ConnectionRecord> {
+        match self.bind_installation_once(new, proof, actor).await {
+            Err(crate::StoreError::Database(e)) if is_unique_violation(&e) => {
+                self.bind_installation_once(new, proof, actor).await
+            }
+            other => other,
+        }
+    }
+
+    async fn bind_installation_once(
         &self,
         new: &ConnectionRecord,
         proof: Proof,
@@ -199,7 +217,7 @@ impl Store {
              WHERE c.team_id = $1 AND c.host = $2 AND c.owner = $3"
         );
         on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let existing: Option<ConnectionRecord> = sqlx::query_as(&select)
                 .bind(new.team_id)
                 .bind(&new.host)
@@ -270,7 +288,7 @@ impl Store {
             .subject(id)
             .data(serde_json::json!({ "pat_expires_at": expires_at }));
         on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let changed = sqlx::query(
                 "UPDATE github_connections SET pat_ciphertext = $1, pat_expires_at = $2, status = $3 \
                  WHERE id = $4 AND team_id = $5 AND kind = $6",

@@ -33,7 +33,7 @@ pub use sessions::{
     NewScope, NewSession, QuotaExceeded, RunnerSession, ScopeRecord, SessionRecord, SessionStatus,
     StopOutcome,
 };
-pub use teams::{CreateOutcome, TeamUpdate};
+pub use teams::{CreateOutcome, TeamDeletion, TeamUpdate};
 pub use tokens::{ScopeLock, TokenRecord};
 pub use trust::{Applied, Delivery, InstallState, WebhookChange};
 pub use url::{DatabaseUrl, DatabaseUrlError, Dialect};
@@ -48,6 +48,37 @@ macro_rules! on_pool {
     };
 }
 pub(crate) use on_pool;
+
+/// Beginning a transaction that will write. On SQLite it takes the write lock at `BEGIN`
+/// (`BEGIN IMMEDIATE`), so two writers queue behind the busy timeout instead of one failing
+/// when it upgrades a stale read snapshot; Postgres needs nothing special.
+pub(crate) trait BeginWrite {
+    type Db: sqlx::Database;
+    fn begin_write(
+        &self,
+    ) -> impl std::future::Future<Output = Result<sqlx::Transaction<'static, Self::Db>, sqlx::Error>>
+           + Send;
+}
+
+impl BeginWrite for sqlx::SqlitePool {
+    type Db = sqlx::Sqlite;
+    fn begin_write(
+        &self,
+    ) -> impl std::future::Future<Output = Result<sqlx::Transaction<'static, Self::Db>, sqlx::Error>>
+           + Send {
+        self.begin_with("BEGIN IMMEDIATE")
+    }
+}
+
+impl BeginWrite for sqlx::PgPool {
+    type Db = sqlx::Postgres;
+    fn begin_write(
+        &self,
+    ) -> impl std::future::Future<Output = Result<sqlx::Transaction<'static, Self::Db>, sqlx::Error>>
+           + Send {
+        self.begin()
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -15,7 +15,9 @@ use uuid::Uuid;
 use crate::accounts::TEAM_COLUMNS;
 use crate::audit::insert_audit;
 use crate::connections::CONNECTION_COLUMNS;
+use crate::tokens::claim_token;
 use crate::tokens::TOKEN_COLUMNS;
+use crate::BeginWrite;
 use crate::{on_pool, AuditEvent, ConnectionRecord, Store, StoreResult, TeamRecord, TokenRecord};
 
 /// A session. Columns are selected with [`SESSION_COLUMNS`] (prefixed `s_`).
@@ -181,7 +183,7 @@ impl Store {
                 "expires_at": record.expires_at,
             }));
         on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             sqlx::query("UPDATE teams SET sessions_created = sessions_created + 1 WHERE id = $1")
                 .bind(new.team_id)
                 .execute(&mut *tx)
@@ -306,7 +308,7 @@ impl Store {
                  WHERE sc.cache_key = t.cache_key AND o.id <> $1 AND o.stopped_at IS NULL AND o.expires_at > $3)"
         );
         on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             // Write first: takes SQLite's write lock and the Postgres row lock up front.
             let stopped = sqlx::query("UPDATE sessions SET stopped_at = $3 WHERE id = $1 AND team_id = $2 AND stopped_at IS NULL")
                 .bind(id)
@@ -329,18 +331,13 @@ impl Store {
                 insert_audit!(&mut *tx, team_id, &event, now)?;
                 revoke = sqlx::query_as(&orphaned).bind(id).bind(team_id).bind(now).fetch_all(&mut *tx).await?;
                 for token in &revoke {
-                    sqlx::query("UPDATE github_tokens SET revoked_at = $1 WHERE id = $2")
-                        .bind(now)
-                        .bind(token.id)
-                        .execute(&mut *tx)
-                        .await?;
-                    let event = AuditEvent::new(AuditKind::CredentialRevoked, actor.clone())
-                        .subject(token.id)
-                        .data(serde_json::json!({
-                            "host": token.host, "installation_id": token.installation_id,
-                            "reason": "last holder stopped", "session_id": id,
-                        }));
-                    insert_audit!(&mut *tx, team_id, &event, now)?;
+                    claim_token!(
+                        tx,
+                        token,
+                        actor.clone(),
+                        serde_json::json!({"reason": "last holder stopped", "session_id": id}),
+                        now
+                    );
                 }
             }
             tx.commit().await?;

@@ -8,6 +8,9 @@ use uuid::Uuid;
 use crate::accounts::TEAM_COLUMNS;
 use crate::audit::insert_audit;
 use crate::connections::is_unique_violation;
+use crate::tokens::{claim_token, TOKEN_COLUMNS};
+use crate::BeginWrite;
+use crate::TokenRecord;
 use crate::{on_pool, AuditEvent, CreatedTeam, NewApiKey, NewTeam, Store, StoreResult, TeamRecord};
 
 /// The result of creating a team with an external id.
@@ -16,6 +19,13 @@ pub enum CreateOutcome {
     Created(CreatedTeam),
     /// A team with this external id already exists; nothing was created.
     Existing(TeamRecord),
+}
+
+/// What deleting a team did: the sessions it ended, and the tokens to revoke at GitHub.
+#[derive(Debug)]
+pub struct TeamDeletion {
+    pub sessions_stopped: usize,
+    pub revoke: Vec<TokenRecord>,
 }
 
 /// Changes to a team; `None` leaves a field as it is.
@@ -99,7 +109,7 @@ impl Store {
                 "notification_email_changed": update.notification_email.is_some(),
             }));
         on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let changed = sqlx::query(
                 "UPDATE teams SET name = COALESCE($2, name), tier = COALESCE($3, tier), \
                  notification_email = CASE WHEN $4 THEN $5 ELSE notification_email END WHERE id = $1",
@@ -122,27 +132,72 @@ impl Store {
         })
     }
 
-    /// Deletes a team with its users, keys, connections, sessions and tokens (by cascade),
-    /// writing `audit` in the same transaction; audit records are kept. Stop its sessions and
-    /// revoke their tokens first. Returns whether a team was deleted.
+    /// Deletes a team in one transaction: its live sessions end (each audited
+    /// `session.stopped`), every token it still holds is claimed for revocation, its keys,
+    /// connections and sessions go with it, and `audit` (its `data` gains `sessions_stopped`)
+    /// is written last. The audit log keeps every record. `None` if there is no such team.
+    ///
+    /// Nothing the team could do meanwhile escapes: its keys and sessions stop working at the
+    /// commit, and a token its team could still mint after it cannot be stored.
     pub async fn delete_team(
         &self,
         team_id: Uuid,
         audit: &AuditEvent,
         now: DateTime<Utc>,
-    ) -> StoreResult<bool> {
+    ) -> StoreResult<Option<TeamDeletion>> {
+        let tokens = format!(
+            "SELECT {TOKEN_COLUMNS} FROM github_tokens t \
+             WHERE t.team_id = $1 AND t.revoked_at IS NULL AND t.expires_at > $2"
+        );
         on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
-            let deleted = sqlx::query("DELETE FROM teams WHERE id = $1")
+            let mut tx = pool.begin_write().await?;
+            let exists: Option<Uuid> = sqlx::query_scalar("SELECT id FROM teams WHERE id = $1")
+                .bind(team_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if exists.is_none() {
+                return Ok(None);
+            }
+            let live: Vec<Uuid> = sqlx::query_scalar(
+                "UPDATE sessions SET stopped_at = $2 \
+                 WHERE team_id = $1 AND stopped_at IS NULL AND expires_at > $2 RETURNING id",
+            )
+            .bind(team_id)
+            .bind(now)
+            .fetch_all(&mut *tx)
+            .await?;
+            for session in &live {
+                let event = AuditEvent::new(AuditKind::SessionStopped, audit.actor.clone())
+                    .subject(*session)
+                    .data(serde_json::json!({"reason": "team deleted"}));
+                insert_audit!(&mut *tx, team_id, &event, now)?;
+            }
+            let revoke: Vec<TokenRecord> = sqlx::query_as(&tokens)
+                .bind(team_id)
+                .bind(now)
+                .fetch_all(&mut *tx)
+                .await?;
+            for token in &revoke {
+                claim_token!(
+                    tx,
+                    token,
+                    audit.actor.clone(),
+                    serde_json::json!({"reason": "team deleted"}),
+                    now
+                );
+            }
+            sqlx::query("DELETE FROM teams WHERE id = $1")
                 .bind(team_id)
                 .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            if deleted == 1 {
-                insert_audit!(&mut *tx, team_id, audit, now)?;
-            }
+                .await?;
+            let mut event = audit.clone();
+            event.data["sessions_stopped"] = live.len().into();
+            insert_audit!(&mut *tx, team_id, &event, now)?;
             tx.commit().await?;
-            Ok(deleted == 1)
+            Ok(Some(TeamDeletion {
+                sessions_stopped: live.len(),
+                revoke,
+            }))
         })
     }
 }

@@ -8,6 +8,7 @@ use sqlx::types::Json;
 use uuid::Uuid;
 
 use crate::audit::insert_audit;
+use crate::BeginWrite;
 use crate::{on_pool, AuditEvent, Pool, Store, StoreResult};
 
 /// A cached installation token (encrypted).
@@ -38,6 +39,28 @@ impl std::fmt::Debug for TokenRecord {
             .finish_non_exhaustive()
     }
 }
+
+/// Claims a token for revocation on `$tx`: marks it revoked and audits `credential.revoked` by
+/// `$actor`, with the token's host and installation added to `$data` (an object). The caller
+/// revokes it at GitHub once the transaction commits.
+macro_rules! claim_token {
+    ($tx:expr, $token:expr, $actor:expr, $data:expr, $now:expr) => {{
+        let token: &$crate::TokenRecord = $token;
+        sqlx::query("UPDATE github_tokens SET revoked_at = $1 WHERE id = $2")
+            .bind($now)
+            .bind(token.id)
+            .execute(&mut *$tx)
+            .await?;
+        let mut data: serde_json::Value = $data;
+        data["host"] = token.host.clone().into();
+        data["installation_id"] = token.installation_id.into();
+        let event = $crate::AuditEvent::new(lanyard_core::AuditKind::CredentialRevoked, $actor)
+            .subject(token.id)
+            .data(data);
+        $crate::audit::insert_audit!(&mut *$tx, token.team_id, &event, $now)?;
+    }};
+}
+pub(crate) use claim_token;
 
 pub(crate) const TOKEN_COLUMNS: &str = "t.id, t.team_id, t.cache_key, t.host, \
      t.installation_id, t.ciphertext, t.repositories, t.permissions, t.created_at, t.expires_at";
@@ -71,7 +94,7 @@ impl Store {
                 "expires_at": token.expires_at,
             }));
         on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             sqlx::query(
                 "INSERT INTO github_tokens (id, team_id, cache_key, host, installation_id, \
                  ciphertext, repositories, permissions, created_at, expires_at) \
@@ -100,7 +123,7 @@ impl Store {
         match &self.pool {
             Pool::Sqlite(_) => Ok(ScopeLock { _tx: None }),
             Pool::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
+                let mut tx = pool.begin_write().await?;
                 sqlx::query("SELECT pg_advisory_xact_lock($1)")
                     .bind(lock_id)
                     .execute(&mut *tx)

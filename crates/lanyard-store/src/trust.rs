@@ -9,7 +9,9 @@ use uuid::Uuid;
 
 use crate::audit::insert_audit;
 use crate::connections::{ConnectionStatus, CONNECTION_COLUMNS};
+use crate::tokens::claim_token;
 use crate::tokens::TOKEN_COLUMNS;
+use crate::BeginWrite;
 use crate::{on_pool, AuditEvent, ConnectionRecord, Store, StoreResult, TokenRecord};
 
 /// A started installation flow: which team, on which host, and where to send the user after.
@@ -27,6 +29,8 @@ pub struct Delivery {
     pub host: String,
     pub id: String,
     pub event: String,
+    /// SHA-256 of the raw body, hex: the same signed body twice is one delivery.
+    pub body_sha256: String,
 }
 
 /// What a webhook asks to change.
@@ -69,24 +73,6 @@ struct ScopeRow {
     repositories: Vec<String>,
 }
 
-/// Claims a token for revocation on `$tx`: marks it revoked and audits it.
-macro_rules! claim_token {
-    ($tx:expr, $token:expr, $reason:expr, $now:expr) => {{
-        let token: &TokenRecord = $token;
-        sqlx::query("UPDATE github_tokens SET revoked_at = $1 WHERE id = $2")
-            .bind($now)
-            .bind(token.id)
-            .execute(&mut *$tx)
-            .await?;
-        let event = AuditEvent::new(AuditKind::CredentialRevoked, Actor::github())
-            .subject(token.id)
-            .data(serde_json::json!({
-                "host": token.host, "installation_id": token.installation_id, "reason": $reason,
-            }));
-        insert_audit!(&mut *$tx, token.team_id, &event, $now)?;
-    }};
-}
-
 impl Store {
     /// Records a started installation flow. Expired states are pruned on the way.
     pub async fn create_install_state(
@@ -96,7 +82,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
         on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             sqlx::query("DELETE FROM install_states WHERE expires_at < $1")
                 .bind(now - chrono::Duration::days(1))
                 .execute(&mut *tx)
@@ -162,18 +148,19 @@ impl Store {
              AND t.revoked_at IS NULL AND t.expires_at > $2"
         );
         on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             sqlx::query("DELETE FROM webhook_deliveries WHERE received_at < $1")
                 .bind(now - chrono::Duration::days(7))
                 .execute(&mut *tx)
                 .await?;
             let inserted = sqlx::query(
-                "INSERT INTO webhook_deliveries (host, delivery_id, event, received_at) \
-                 VALUES ($1, $2, $3, $4) ON CONFLICT (host, delivery_id) DO NOTHING",
+                "INSERT INTO webhook_deliveries (host, delivery_id, event, body_sha256, received_at) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
             )
             .bind(&delivery.host)
             .bind(&delivery.id)
             .bind(&delivery.event)
+            .bind(&delivery.body_sha256)
             .bind(now)
             .execute(&mut *tx)
             .await?
@@ -234,7 +221,7 @@ impl Store {
                         .fetch_all(&mut *tx)
                         .await?;
                     for token in &tokens {
-                        claim_token!(tx, token, "the App was uninstalled", now);
+                        claim_token!(tx, token, Actor::github(), serde_json::json!({"reason": "the App was uninstalled"}), now);
                     }
                     applied.revoke = tokens;
                 }
@@ -294,7 +281,7 @@ impl Store {
                             .fetch_all(&mut *tx)
                             .await?;
                         for token in &tokens {
-                            claim_token!(tx, token, "a repository left the installation", now);
+                            claim_token!(tx, token, Actor::github(), serde_json::json!({"reason": "a repository left the installation"}), now);
                         }
                         applied.revoke.extend(tokens);
                     }

@@ -13,7 +13,6 @@ use uuid::Uuid;
 
 use crate::domain::accounts::{self, new_api_key, AccountError};
 use crate::domain::connections::{self, Connect, ConnectionError, Trust};
-use crate::domain::sessions::{self, SessionError};
 use crate::services::Services;
 
 /// An external id: the platform's key for the team.
@@ -33,8 +32,6 @@ pub enum AdminError {
     InvalidEmail,
     #[error("no such team")]
     NotFound,
-    #[error(transparent)]
-    Session(#[from] SessionError),
     #[error(transparent)]
     Account(#[from] AccountError),
     #[error(transparent)]
@@ -175,36 +172,24 @@ pub struct Deleted {
     pub sessions_stopped: usize,
 }
 
-/// Stops every live session of the team (revoking at GitHub what only they held), then deletes
-/// the team with its keys, connections and sessions. The audit is kept.
+/// Deletes the team in one transaction: its live sessions end, its keys, connections and
+/// sessions go, and every token it still held is revoked at GitHub after the commit. The audit
+/// is kept.
 pub async fn delete(svc: &Services, team_id: Uuid, actor: &Actor) -> Result<Deleted, AdminError> {
     let team = require_team(svc, team_id).await?;
-    let mut stopped = 0;
-    for session in svc.store().list_sessions(team.id, u32::MAX).await? {
-        if session.stopped_at.is_some() {
-            continue;
-        }
-        match sessions::stop(svc, team.id, session.id, actor).await {
-            Ok(_) => stopped += 1,
-            Err(SessionError::NotFound) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
     let event = AuditEvent::new(AuditKind::TeamDeleted, actor.clone())
         .subject(team.id)
         .data(serde_json::json!({
             "name": team.name, "tier": team.tier, "external_id": team.external_id,
-            "sessions_stopped": stopped,
         }));
-    let deleted = svc
+    let deletion = svc
         .store()
         .delete_team(team.id, &event, svc.clock().now())
-        .await?;
+        .await?
+        .ok_or(AdminError::NotFound)?;
     svc.broker().forget_team(team.id);
-    if !deleted {
-        return Err(AdminError::NotFound);
-    }
+    svc.broker().revoke(deletion.revoke).await;
     Ok(Deleted {
-        sessions_stopped: stopped,
+        sessions_stopped: deletion.sessions_stopped,
     })
 }

@@ -11,7 +11,7 @@ use base64::Engine;
 use chrono::{DateTime, Utc};
 use lanyard_core::github::{echo, Owner};
 use lanyard_core::Actor;
-use lanyard_github::GithubError;
+use lanyard_github::{AccountKind, GithubError};
 use lanyard_store::{
     ConnectionKind, ConnectionRecord, ConnectionStatus, InstallState, Proof, StoreError,
 };
@@ -73,7 +73,8 @@ pub struct Started {
 
 /// Checks `return_to` against the allowed origins (by default the public URL's own).
 fn check_return_to(svc: &Services, return_to: &str) -> Result<String, InstallError> {
-    if return_to.len() > MAX_RETURN_TO_LEN {
+    // Printable ASCII only (a URL's own alphabet): it goes back out in a Location header.
+    if return_to.len() > MAX_RETURN_TO_LEN || !return_to.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(InstallError::InvalidReturnTo);
     }
     let origin = origin_of(return_to).ok_or(InstallError::InvalidReturnTo)?;
@@ -151,6 +152,9 @@ pub struct Setup {
 pub enum Completed {
     Bound {
         connection: ConnectionRecord,
+        /// The Lanyard team it is now bound to, named on the page so the person who installed
+        /// the App sees whose it became.
+        team_name: String,
         return_to: Option<String>,
     },
     /// An owner must approve the installation first: nothing was bound.
@@ -189,7 +193,8 @@ async fn redeem(svc: &Services, state: Option<&str>) -> Result<InstallState, Ins
     Ok(row)
 }
 
-/// Completes the flow: binds the installation if the authorising user can see it.
+/// Completes the flow: binds the installation if the authorising user can see it and owns its
+/// account (is that user, or an admin of that organization).
 pub async fn complete(svc: &Services, setup: Setup) -> Result<Completed, InstallError> {
     let state = redeem(svc, setup.state.as_deref()).await?;
     if setup.setup_action.as_deref() == Some("request") {
@@ -226,6 +231,24 @@ pub async fn complete(svc: &Services, setup: Setup) -> Result<Completed, Install
         .into_iter()
         .find(|i| i.id == installation_id)
         .ok_or(InstallError::NotOwned)?;
+    // Seeing an installation is not owning it: GitHub lists it to anyone with read access to
+    // one of its repositories. The user must be the account itself, or an admin of the
+    // organization.
+    let owns = match installation.account_kind {
+        AccountKind::User => match host.client.check_pat(&user_token).await {
+            Ok(user) => user.login.eq_ignore_ascii_case(&installation.account_login),
+            Err(GithubError::Rejected { .. }) => false,
+            Err(e) => return Err(InstallError::Github(e)),
+        },
+        AccountKind::Organization => host
+            .client
+            .is_org_admin(&user_token, &installation.account_login)
+            .await
+            .map_err(InstallError::Github)?,
+    };
+    if !owns {
+        return Err(InstallError::NotOwned);
+    }
     let owner = Owner::parse(&installation.account_login).map_err(|_| InstallError::NotOwned)?;
     let installation_id = i64::try_from(installation.id).map_err(|_| InstallError::NotOwned)?;
     let record = ConnectionRecord {
@@ -249,8 +272,15 @@ pub async fn complete(svc: &Services, setup: Setup) -> Result<Completed, Install
         .bind_installation(&record, Proof::Oauth, &actor)
         .await?;
     svc.broker().forget_team(state.team_id);
+    let team_name = svc
+        .store()
+        .get_team(state.team_id)
+        .await?
+        .map(|t| t.name)
+        .unwrap_or_default();
     Ok(Completed::Bound {
         connection,
+        team_name,
         return_to: state.return_to,
     })
 }

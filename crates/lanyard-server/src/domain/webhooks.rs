@@ -12,6 +12,9 @@ use lanyard_store::{Delivery, StoreError, WebhookChange};
 use serde::de::{self, Deserializer};
 use serde::Deserialize;
 
+use lanyard_github::GithubError;
+
+use crate::broker::hosts::Host;
 use crate::metrics::{Label, WebhookEvent, WebhookLabels, WebhookResult};
 use crate::services::Services;
 
@@ -147,6 +150,38 @@ fn change_of(event: WebhookEvent, body: &[u8]) -> Result<WebhookChange, WebhookE
     })
 }
 
+/// A suspension or resumption is applied only if GitHub still says so: a signed delivery
+/// replayed later (an old `suspend` after the `unsuspend`) changes nothing. When GitHub cannot
+/// be asked, the signed payload is trusted.
+async fn confirmed(host: &Host, change: WebhookChange) -> WebhookChange {
+    let WebhookChange::InstallationSuspended {
+        installation_id,
+        suspended,
+    } = change
+    else {
+        return change;
+    };
+    let Ok(id) = u64::try_from(installation_id) else {
+        return WebhookChange::Ignored;
+    };
+    match host.client.installation(id).await {
+        Ok(now) if now.suspended == suspended => change,
+        Ok(_) | Err(GithubError::Rejected { .. }) => {
+            tracing::info!(
+                host = %host.client.host(),
+                installation = id,
+                suspended,
+                "a suspension webhook GitHub no longer agrees with was ignored"
+            );
+            WebhookChange::Ignored
+        }
+        Err(e) => {
+            tracing::warn!(host = %host.client.host(), installation = id, error = %e, "cannot confirm a suspension webhook with GitHub; applying the signed payload");
+            change
+        }
+    }
+}
+
 /// Verifies, de-duplicates and applies one delivery, then revokes what it claimed at GitHub
 /// and makes every replica's cached sessions of the affected teams be read afresh.
 pub async fn receive(svc: &Services, incoming: Incoming<'_>) -> Result<Received, WebhookError> {
@@ -198,12 +233,16 @@ async fn handle(
         .map(str::trim)
         .filter(|d| !d.is_empty() && d.len() <= MAX_DELIVERY_ID)
         .ok_or(WebhookError::MissingDelivery)?;
-    let change = change_of(event, incoming.body)?;
+    let change = confirmed(host, change_of(event, incoming.body)?).await;
     let ignored = matches!(change, WebhookChange::Ignored);
     let delivery = Delivery {
         host: host.client.host().to_string(),
         id: delivery_id.to_string(),
         event: event.as_str().to_string(),
+        body_sha256: {
+            use sha2::Digest;
+            hex::encode(sha2::Sha256::digest(incoming.body))
+        },
     };
     let Some(applied) = svc
         .store()

@@ -103,9 +103,20 @@ async fn not_found() -> ApiError {
     unknown_route()
 }
 
-async fn method_not_allowed() -> ApiError {
+/// 405, except under `/admin/` without the admin token, where even a route's existence is
+/// hidden: there the answer is the unknown route's.
+async fn method_not_allowed(
+    axum::extract::State(svc): axum::extract::State<Services>,
+    uri: axum::http::Uri,
+    headers: axum::http::HeaderMap,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if uri.path().starts_with("/admin/") && !routes::admin::authorized(&svc, &headers) {
+        return routes::admin::hidden();
+    }
     ApiError::new(
         ErrorCode::MethodNotAllowed,
         "This route does not accept that method.",
     )
+    .into_response()
 }

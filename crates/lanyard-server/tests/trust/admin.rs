@@ -35,6 +35,10 @@ fn admin_routes(team: uuid::Uuid) -> Vec<(Method, String)> {
             format!("/admin/v1/teams/{team}/github/connections"),
         ),
         (Method::PUT, "/admin/v1/anything".into()),
+        // Methods a route does not take: no 405 (nor its Allow header) gives the route away.
+        (Method::GET, format!("/admin/v1/teams/{team}")),
+        (Method::PUT, "/admin/v1/teams".into()),
+        (Method::GET, format!("/admin/v1/teams/{team}/api-keys")),
     ]
 }
 

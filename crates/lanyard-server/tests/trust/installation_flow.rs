@@ -16,6 +16,7 @@ async fn a_team_binds_an_installation_its_user_can_see() {
         page.contains("acme") && page.contains("connected"),
         "{page}"
     );
+    assert!(page.contains("Trusting"), "the page names the team: {page}");
 
     let connections = w.connections().await;
     assert_eq!(connections.len(), 1);
@@ -43,7 +44,7 @@ async fn a_team_binds_an_installation_its_user_can_see() {
 #[tokio::test]
 async fn a_user_who_cannot_see_the_installation_binds_nothing() {
     let w = world().await;
-    for (user, installation) in [("mallory", "1001"), ("alice", "1002")] {
+    for (user, installation) in [("mallory", "1001"), ("alice", "1002"), ("carol", "1001")] {
         let state = w.state(None).await;
         let r = w.complete(&state, user, installation).await;
         assert_eq!(r.status(), 403, "{user} on {installation}");
@@ -66,6 +67,38 @@ async fn a_user_who_cannot_see_the_installation_binds_nothing() {
         .await;
     assert_eq!(r.status(), 403);
     assert!(w.connections().await.is_empty());
+}
+
+#[tokio::test]
+async fn two_tabs_finishing_the_flow_at_once_bind_one_connection() {
+    let w = world().await;
+    let (a, b) = (w.state(None).await, w.state(None).await);
+    let (ra, rb) = tokio::join!(
+        w.complete(&a, "alice", "1001"),
+        w.complete(&b, "alice", "1001")
+    );
+    assert_eq!((ra.status().as_u16(), rb.status().as_u16()), (200, 200));
+    assert_eq!(w.connections().await.len(), 1);
+}
+
+#[tokio::test]
+async fn an_installation_on_a_user_account_binds_only_for_that_user() {
+    let w = world().await;
+    w.fake.add_installation(1003, "dave", &["dotfiles"]);
+    w.fake.add_user("dave", &[1003]);
+    w.fake.add_collaborator("erin", &[1003]);
+    let state = w.state(None).await;
+    let r = w.complete(&state, "erin", "1003").await;
+    assert_eq!(
+        r.status(),
+        403,
+        "a collaborator on dave's repositories is not dave"
+    );
+    assert!(w.connections().await.is_empty());
+    let state = w.state(None).await;
+    let r = w.complete(&state, "dave", "1003").await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(w.connections().await[0]["owner"], "dave");
 }
 
 #[tokio::test]
@@ -171,6 +204,10 @@ async fn return_to_must_be_on_an_allowed_origin_and_gets_the_connection_id() {
         "javascript:alert(1)",
         "//platform.example.test/x",
         "https://user@platform.example.test/x",
+        // Allowed origin, but a header-breaking path: refused at the start, not after binding.
+        "https://platform.example.test/a\r\nSet-Cookie: x=1",
+        "https://platform.example.test/a b",
+        "https://platform.example.test/caf\u{e9}",
     ] {
         let r = w
             .start_flow(serde_json::json!({"host": w.fake.host, "return_to": foreign}))

@@ -22,7 +22,8 @@ pub(crate) struct World {
 }
 
 /// A fake GitHub with two installations (acme: widgets and gadgets; globex: tools), a user who
-/// administers acme's (alice) and one who administers nothing (mallory), and a server on it.
+/// administers acme (alice), one who only sees acme's installation (carol) and one who sees
+/// nothing (mallory), and a server on it.
 pub(crate) async fn world_with(
     configure: impl FnOnce(lanyard_testkit::TestAppBuilder) -> lanyard_testkit::TestAppBuilder,
 ) -> World {
@@ -32,6 +33,9 @@ pub(crate) async fn world_with(
     fake.add_installation(1002, "globex", &["tools"]);
     fake.add_user("alice", &[1001]);
     fake.add_user("mallory", &[]);
+    // Carol has read access to one of acme's repositories: GitHub lists the installation to
+    // her, but she does not own it.
+    fake.add_collaborator("carol", &[1001]);
     let app = configure(TestApp::builder().clock(&clock).github(&fake))
         .spawn()
         .await;

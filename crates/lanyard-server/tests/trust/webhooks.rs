@@ -160,14 +160,18 @@ async fn an_uninstall_ends_serving_on_every_replica_and_revokes_its_tokens() {
 }
 
 #[tokio::test]
-async fn a_redelivery_changes_nothing() {
+async fn a_redelivery_or_a_replayed_body_changes_nothing() {
     let w = world().await;
     w.bind_acme().await;
+    w.fake.suspend_installation(1001, true);
     assert_eq!(w.acme("suspend", "d-suspend").await, 200);
+    w.fake.suspend_installation(1001, false);
     assert_eq!(w.acme("unsuspend", "d-unsuspend").await, 200);
     assert_eq!(w.connections().await[0]["status"], "active");
     // GitHub redelivers the suspension (a retry, or a replay from its UI): it is not applied again.
     assert_eq!(w.acme("suspend", "d-suspend").await, 200);
+    // Nor is the same signed body under a made-up delivery id.
+    assert_eq!(w.acme("suspend", "d-replayed").await, 200);
     assert_eq!(w.connections().await[0]["status"], "active");
     let suspensions = w
         .audit()
@@ -179,8 +183,26 @@ async fn a_redelivery_changes_nothing() {
     assert_eq!(
         w.metric(r#"lanyard_github_webhooks_total{event="installation",result="duplicate"}"#)
             .await,
-        Some(1.0)
+        Some(2.0)
     );
+}
+
+#[tokio::test]
+async fn a_suspension_github_does_not_confirm_is_ignored() {
+    let w = world().await;
+    w.bind_acme().await;
+    // GitHub says the installation is not suspended (the event is stale, or out of order).
+    assert_eq!(w.acme("suspend", "d-stale").await, 204);
+    assert_eq!(w.connections().await[0]["status"], "active");
+    // While GitHub cannot be asked, the signed payload is trusted.
+    w.fake.fail_with(503, None);
+    let payload = installation_event("suspend", 1001, "acme");
+    let mut payload_b = payload.clone();
+    payload_b["installation"]["updated_at"] = 1_764_000_200.into();
+    let r = w.deliver("installation", "d-unconfirmed", &payload_b).await;
+    assert_eq!(r.status(), 200);
+    w.fake.recover();
+    assert_eq!(w.connections().await[0]["status"], "suspended");
 }
 
 #[tokio::test]
@@ -335,6 +357,7 @@ async fn a_huge_or_unreadable_delivery_is_refused_without_a_5xx() {
         .unwrap();
     assert_eq!(r.status(), 400);
     w.bind_acme().await;
+    w.fake.suspend_installation(1001, true);
     assert_eq!(w.acme("suspend", "d-garbled").await, 200);
     assert_eq!(w.connections().await[0]["status"], "suspended");
 }

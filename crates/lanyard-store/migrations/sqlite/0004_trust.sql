@@ -30,7 +30,10 @@ CREATE TABLE webhook_deliveries (
     host TEXT NOT NULL,
     delivery_id TEXT NOT NULL,
     event TEXT NOT NULL,
+    -- A signed body seen before is a replay, whatever delivery id it arrives with.
+    body_sha256 TEXT NOT NULL,
     received_at TEXT NOT NULL,
     PRIMARY KEY (host, delivery_id)
 );
 CREATE INDEX webhook_deliveries_received ON webhook_deliveries (received_at);
+CREATE UNIQUE INDEX webhook_deliveries_body ON webhook_deliveries (host, body_sha256);

@@ -105,14 +105,30 @@ pub(super) async fn installation(
     if let Err(message) = verify_app_jwt(&state, &headers) {
         return github_error(StatusCode::UNAUTHORIZED, message);
     }
+    let kind = state
+        .users
+        .lock()
+        .unwrap()
+        .account_type(&state_account(&state, id));
     match state.installations.lock().unwrap().get(&id) {
         Some(i) => Json(serde_json::json!({
-            "id": id, "account": {"login": i.account, "type": "Organization"}, "app_id": APP_ID,
+            "id": id, "account": {"login": i.account, "type": kind}, "app_id": APP_ID,
             "suspended_at": i.suspended.then(|| state.clock.now().to_rfc3339()),
         }))
         .into_response(),
         None => github_error(StatusCode::NOT_FOUND, "Not Found"),
     }
+}
+
+/// The account an installation is on (empty when there is no such installation).
+fn state_account(state: &FakeState, id: u64) -> String {
+    state
+        .installations
+        .lock()
+        .unwrap()
+        .get(&id)
+        .map(|i| i.account.clone())
+        .unwrap_or_default()
 }
 
 #[derive(Debug, Default, Deserialize)]

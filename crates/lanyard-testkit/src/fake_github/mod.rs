@@ -165,6 +165,10 @@ impl FakeGithub {
             .route("/api/v3/installation/token", delete(revoke))
             .route("/api/v3/user", get(user))
             .route("/api/v3/user/installations", get(user_installations))
+            .route(
+                "/api/v3/user/memberships/orgs/{org}",
+                get(users::membership),
+            )
             .route("/login/oauth/access_token", post(exchange))
             .fallback(git)
             .with_state(state.clone());
@@ -264,9 +268,32 @@ impl FakeGithub {
         );
     }
 
-    /// A GitHub user who can see these installations (the ones they administer).
-    pub fn add_user(&self, login: &str, visible_installations: &[u64]) {
-        self.state.users.lock().unwrap().visible.insert(
+    /// A GitHub user who administers the accounts of these installations (an organization
+    /// owner), and so can see them.
+    pub fn add_user(&self, login: &str, administered_installations: &[u64]) {
+        let accounts = {
+            let installations = self.state.installations.lock().unwrap();
+            administered_installations
+                .iter()
+                .filter_map(|id| installations.get(id))
+                .map(|i| i.account.to_ascii_lowercase())
+                .collect()
+        };
+        let mut users = self.state.users.lock().unwrap();
+        users.admins.insert(login.to_string(), accounts);
+        users.visible.insert(
+            login.to_string(),
+            administered_installations.iter().copied().collect(),
+        );
+    }
+
+    /// A GitHub user who can see these installations without administering their accounts
+    /// (an outside collaborator with read access to one repository, say): GitHub lists them in
+    /// `/user/installations` all the same.
+    pub fn add_collaborator(&self, login: &str, visible_installations: &[u64]) {
+        let mut users = self.state.users.lock().unwrap();
+        users.admins.entry(login.to_string()).or_default();
+        users.visible.insert(
             login.to_string(),
             visible_installations.iter().copied().collect(),
         );

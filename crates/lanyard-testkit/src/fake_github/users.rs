@@ -30,6 +30,28 @@ pub(super) struct Users {
     pub codes: HashMap<String, (String, bool)>,
     /// user token → login.
     pub tokens: HashMap<String, String>,
+    /// login → the accounts (lower-case) the user administers.
+    pub admins: HashMap<String, BTreeSet<String>>,
+}
+
+impl Users {
+    /// The login a user token belongs to.
+    fn login(&self, token: &str) -> Option<String> {
+        self.tokens.get(token).cloned()
+    }
+
+    /// `User` when the account is a user's own, else `Organization`.
+    pub(super) fn account_type(&self, account: &str) -> &'static str {
+        let is_user = self
+            .visible
+            .keys()
+            .any(|login| login.eq_ignore_ascii_case(account));
+        if is_user {
+            "User"
+        } else {
+            "Organization"
+        }
+    }
 }
 
 /// A PAT: whose repositories it reaches, and when it expires if it does.
@@ -96,20 +118,11 @@ pub(super) async fn user_installations(
     if let Some(r) = injected(&state).await {
         return r;
     }
-    let Some(login) = state
-        .users
-        .lock()
-        .unwrap()
-        .tokens
-        .get(&bearer(&headers))
-        .cloned()
-    else {
+    let users = state.users.lock().unwrap();
+    let Some(login) = users.login(&bearer(&headers)) else {
         return github_error(StatusCode::UNAUTHORIZED, "Bad credentials");
     };
-    let visible: Vec<u64> = state
-        .users
-        .lock()
-        .unwrap()
+    let visible: Vec<u64> = users
         .visible
         .get(&login)
         .map(|s| s.iter().copied().collect())
@@ -119,12 +132,14 @@ pub(super) async fn user_installations(
         .iter()
         .filter_map(|id| installations.get(id).map(|i| (id, i)))
         .map(|(id, i)| {
+            let kind = users.account_type(&i.account);
             serde_json::json!({
-                "id": id, "app_id": APP_ID, "target_type": "Organization",
-                "account": {"login": i.account, "id": id + 10_000, "type": "Organization"},
+                "id": id, "app_id": APP_ID, "target_type": kind,
+                "account": {"login": i.account, "id": id + 10_000, "type": kind},
             })
         })
         .collect();
+    drop(users);
     let per_page = paging.per_page.unwrap_or(30).clamp(1, 100);
     let page = paging.page.unwrap_or(1).max(1);
     let slice: Vec<_> = all
@@ -134,6 +149,43 @@ pub(super) async fn user_installations(
         .cloned()
         .collect();
     Json(serde_json::json!({"total_count": all.len(), "installations": slice})).into_response()
+}
+
+/// `GET /user/memberships/orgs/{org}` for a user token: `admin` for the organization's admins,
+/// `member` for anyone else who can see one of its installations, 404 for the rest.
+pub(super) async fn membership(
+    State(state): State<Arc<FakeState>>,
+    axum::extract::Path(org): axum::extract::Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(r) = injected(&state).await {
+        return r;
+    }
+    let users = state.users.lock().unwrap();
+    let Some(login) = users.login(&bearer(&headers)) else {
+        return github_error(StatusCode::UNAUTHORIZED, "Bad credentials");
+    };
+    let org_lower = org.to_ascii_lowercase();
+    let admin = users
+        .admins
+        .get(&login)
+        .is_some_and(|a| a.contains(&org_lower));
+    let installations = state.installations.lock().unwrap();
+    let member = users.visible.get(&login).is_some_and(|ids| {
+        ids.iter().any(|id| {
+            installations
+                .get(id)
+                .is_some_and(|i| i.account.eq_ignore_ascii_case(&org))
+        })
+    });
+    if !admin && !member {
+        return github_error(StatusCode::NOT_FOUND, "Not Found");
+    }
+    Json(serde_json::json!({
+        "state": "active", "role": if admin { "admin" } else { "member" },
+        "organization": {"login": org}, "user": {"login": login},
+    }))
+    .into_response()
 }
 
 /// `GET /user` for a user token or a PAT. An expired PAT is refused, as GitHub refuses it.

@@ -253,7 +253,6 @@ impl From<AdminError> for ApiError {
             | AdminError::InvalidEmail => ApiError::new(ErrorCode::InvalidTeam, sentence(&e)),
             AdminError::InvalidTier => ApiError::new(ErrorCode::InvalidTier, sentence(&e)),
             AdminError::NotFound => ApiError::not_found(),
-            AdminError::Session(s) => s.into(),
             AdminError::Account(a) => a.into(),
             AdminError::Connection(c) => c.into(),
             AdminError::Store(s) => s.into(),

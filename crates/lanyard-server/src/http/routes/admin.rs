@@ -28,10 +28,9 @@ use crate::http::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::http::observe::CountAsUnmatched;
 use crate::services::Services;
 
-/// Lets a request through only with the admin token; otherwise answers like an unknown route.
-pub async fn guard(State(svc): State<Services>, request: Request, next: Next) -> Response {
-    let presented = request
-        .headers()
+/// Whether the request carries the configured admin token (compared in constant time).
+pub fn authorized(svc: &Services, headers: &axum::http::HeaderMap) -> bool {
+    let presented = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| {
@@ -39,25 +38,32 @@ pub async fn guard(State(svc): State<Services>, request: Request, next: Next) ->
                 .or_else(|| v.strip_prefix("bearer "))
         })
         .map(str::trim);
-    let allowed = match (&svc.config().admin_token, presented) {
+    match (&svc.config().admin_token, presented) {
         (Some(expected), Some(presented)) => {
             constant_time_eq(presented.as_bytes(), expected.expose_secret().as_bytes())
         }
         _ => false,
-    };
-    if allowed {
-        return next.run(request).await;
     }
+}
+
+/// The answer to an admin call without the token: exactly an unknown route's, counted as one.
+pub fn hidden() -> Response {
     let mut response = unknown_route().into_response();
     response.extensions_mut().insert(CountAsUnmatched);
     response
 }
 
+/// Lets a request through only with the admin token; otherwise answers like an unknown route.
+pub async fn guard(State(svc): State<Services>, request: Request, next: Next) -> Response {
+    if authorized(&svc, request.headers()) {
+        return next.run(request).await;
+    }
+    hidden()
+}
+
 /// The guard when no services are at hand: nothing gets through.
 pub async fn closed(_request: Request, _next: Next) -> Response {
-    let mut response = unknown_route().into_response();
-    response.extensions_mut().insert(CountAsUnmatched);
-    response
+    hidden()
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -175,6 +175,7 @@ pub async fn setup(
         },
         Ok(Completed::Bound {
             connection,
+            team_name,
             return_to,
         }) => match return_to {
             Some(to) => redirect(&with_connection_id(&to, connection.id)),
@@ -182,8 +183,10 @@ pub async fn setup(
                 StatusCode::OK,
                 "GitHub connected",
                 &format!(
-                    "{} on {} is now connected to your team. You can close this page.",
-                    connection.owner, connection.host
+                    "{} on {} is now connected to the Lanyard team \u{201c}{team_name}\u{201d}. \
+                     If you did not mean to connect it to that team, uninstall the App from {} \
+                     on GitHub. You can close this page.",
+                    connection.owner, connection.host, connection.owner
                 ),
                 None,
             ),
