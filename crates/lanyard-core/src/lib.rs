@@ -3,6 +3,7 @@
 //! Nothing here does I/O. The registries ([`ErrorCode`], [`AuditKind`], [`Tier`]) are enums with
 //! exhaustive matches, so adding an entry forces every table that describes it to be filled in.
 
+pub mod api_url;
 pub mod audit;
 pub mod clock;
 pub mod duration;
@@ -16,6 +17,7 @@ pub mod tier;
 pub mod wire;
 pub mod worker;
 
+pub use api_url::{ApiUrl, ApiUrlError};
 pub use audit::{Actor, ActorKind, AuditKind};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use duration::{format_duration, parse_duration, DurationParseError};

@@ -89,7 +89,7 @@ async fn main() {
         .await;
     let dir = tempfile::TempDir::new().unwrap();
     let token: PathBuf = dir.path().join("token");
-    std::fs::write(&token, &runner_token).unwrap();
+    lanyard_testkit::write_private(&token, &runner_token);
 
     // Start-up: until the child has run its first command.
     let mut direct = Vec::new();

@@ -7,6 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use lanyard_core::github::Scheme;
 use lanyard_core::wire::{CredentialSource, ErrorEnvelope, GithubCredential};
+use lanyard_core::{ApiUrl, ApiUrlError};
 use secrecy::SecretString;
 
 /// One fetched credential. `Debug` never shows the token.
@@ -58,13 +59,38 @@ pub enum FetchError {
     Other(u16, String),
 }
 
+/// Why the server will never serve this session again: the runner stops the agent on each, with
+/// its own exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndCause {
+    /// 410: the session was stopped or expired.
+    SessionEnded,
+    /// 401: the runner token was revoked, or its team is gone.
+    TokenRefused,
+    /// 404: the session is not this token's, or no longer exists.
+    SessionGone,
+}
+
+impl EndCause {
+    /// The runner's exit status for this cause (documented in `run --help`).
+    pub fn exit_code(self) -> i32 {
+        match self {
+            EndCause::SessionEnded => crate::EXIT_SESSION_ENDED,
+            EndCause::TokenRefused => crate::EXIT_TOKEN_REFUSED,
+            EndCause::SessionGone => crate::EXIT_SESSION_GONE,
+        }
+    }
+}
+
 impl FetchError {
     /// Errors that no retry will fix: the runner stops on them.
-    pub fn is_fatal(&self) -> bool {
-        matches!(
-            self,
-            FetchError::SessionEnded(_) | FetchError::Unauthorized(_) | FetchError::NotFound
-        )
+    pub fn end_cause(&self) -> Option<EndCause> {
+        match self {
+            FetchError::SessionEnded(_) => Some(EndCause::SessionEnded),
+            FetchError::Unauthorized(_) => Some(EndCause::TokenRefused),
+            FetchError::NotFound => Some(EndCause::SessionGone),
+            _ => None,
+        }
     }
 }
 
@@ -77,19 +103,23 @@ pub struct ApiClient {
 }
 
 impl ApiClient {
-    pub fn new(api: &str, session: &str, token_file: PathBuf) -> Self {
+    /// A client for Lanyard at `api`: `https://`, or `http://` to loopback only, and it follows
+    /// no redirects, so the runner token is never sent anywhere else.
+    pub fn new(api: &str, session: &str, token_file: PathBuf) -> Result<Self, ApiUrlError> {
+        let api = ApiUrl::parse(api)?;
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(30))
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("lanyard-runner/", env!("CARGO_PKG_VERSION")))
             .build()
             .expect("an HTTP client with default TLS settings builds");
-        Self {
+        Ok(Self {
             http,
-            api: api.trim_end_matches('/').to_string(),
+            api: api.to_string(),
             session: session.to_string(),
             token_file,
-        }
+        })
     }
 
     pub fn api(&self) -> &str {
@@ -101,8 +131,20 @@ impl ApiClient {
     }
 
     fn runner_token(&self) -> Result<String, FetchError> {
-        let text = std::fs::read_to_string(&self.token_file)
-            .map_err(|e| FetchError::TokenFile(format!("{}: {e}", self.token_file.display())))?;
+        use std::os::unix::fs::PermissionsExt;
+        let file = &self.token_file;
+        let meta = std::fs::metadata(file)
+            .map_err(|e| FetchError::TokenFile(format!("{}: {e}", file.display())))?;
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(FetchError::TokenFile(format!(
+                "{} is readable or writable by others (mode {mode:04o}); run chmod 600 {}",
+                file.display(),
+                file.display()
+            )));
+        }
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| FetchError::TokenFile(format!("{}: {e}", file.display())))?;
         let token = text.trim();
         if token.is_empty() {
             return Err(FetchError::TokenFile(format!(

@@ -12,7 +12,7 @@ use rand::Rng;
 use secrecy::SecretString;
 use tokio::sync::{watch, Notify};
 
-use crate::client::{ApiClient, FetchError, Fetched};
+use crate::client::{ApiClient, EndCause, FetchError, Fetched};
 use crate::policy::Policy;
 
 /// What is known about one credential. The token never leaves through `status`.
@@ -33,7 +33,20 @@ struct Cred {
     owner: String,
     scheme: Scheme,
     state: Mutex<CredState>,
+    /// One refresh of this credential at a time; the others never wait on it.
+    refreshing: tokio::sync::Mutex<()>,
 }
+
+/// The server's word that the session is over, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ended {
+    pub cause: EndCause,
+    pub message: String,
+}
+
+/// How long a refusal is given to turn out transient (a token file caught mid-rewrite) before
+/// the runner believes it.
+const CONFIRM_REFUSAL: Duration = Duration::from_millis(500);
 
 /// A token handed out, with its expiry.
 #[derive(Clone)]
@@ -85,9 +98,7 @@ pub struct Engine {
     policy: Policy,
     creds: Vec<Arc<Cred>>,
     wake: Notify,
-    ended: watch::Sender<Option<String>>,
-    /// Only one refresh is in flight at a time, across all credentials.
-    refreshing: tokio::sync::Mutex<()>,
+    ended: watch::Sender<Option<Ended>>,
 }
 
 fn jitter_unit() -> f64 {
@@ -132,6 +143,7 @@ impl Engine {
                         failures: 0,
                         next_refresh,
                     }),
+                    refreshing: tokio::sync::Mutex::new(()),
                 })
             })
             .collect();
@@ -143,7 +155,6 @@ impl Engine {
             creds,
             wake: Notify::new(),
             ended,
-            refreshing: tokio::sync::Mutex::new(()),
         }))
     }
 
@@ -151,8 +162,8 @@ impl Engine {
         self.policy
     }
 
-    /// Resolves once the server says the session has ended, with its message.
-    pub fn ended(&self) -> watch::Receiver<Option<String>> {
+    /// Resolves once the server says the session is over, with the cause and its message.
+    pub fn ended(&self) -> watch::Receiver<Option<Ended>> {
         self.ended.subscribe()
     }
 
@@ -166,14 +177,31 @@ impl Engine {
         cred.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Refreshes one credential now (or waits for the refresh already in flight).
+    fn ended_message(&self) -> Option<String> {
+        self.ended.borrow().as_ref().map(|e| e.message.clone())
+    }
+
+    /// Fetches one credential. A refusal that would end the session is asked once more after a
+    /// short pause (re-reading the token file), so a file caught mid-rotation ends nothing.
+    async fn fetch(&self, cred: &Cred) -> Result<Fetched, FetchError> {
+        let first = self.client.fetch(Some(&cred.host), Some(&cred.owner)).await;
+        match &first {
+            Err(e) if e.end_cause().is_some() => {
+                tokio::time::sleep(CONFIRM_REFUSAL).await;
+                self.client.fetch(Some(&cred.host), Some(&cred.owner)).await
+            }
+            _ => first,
+        }
+    }
+
+    /// Refreshes one credential now (or waits for the refresh of it already in flight).
     async fn refresh(&self, cred: &Cred) {
         let started_at = self.clock.now();
-        let _guard = self.refreshing.lock().await;
+        let _guard = cred.refreshing.lock().await;
         if Self::lock(cred).last_refresh > started_at {
             return; // another caller refreshed it while we waited
         }
-        let result = self.client.fetch(Some(&cred.host), Some(&cred.owner)).await;
+        let result = self.fetch(cred).await;
         let now = self.clock.now();
         match result {
             Ok(Fetched {
@@ -192,10 +220,14 @@ impl Engine {
                 s.next_refresh = self.policy.after_success(now, expires_at, jitter_unit());
                 tracing::debug!(host = %cred.host, owner = %cred.owner, ?expires_at, "refreshed credential");
             }
-            Err(FetchError::SessionEnded(message)) => {
-                tracing::warn!(host = %cred.host, owner = %cred.owner, "the server says the session has ended");
-                Self::lock(cred).last_error = Some(format!("session ended: {message}"));
-                self.ended.send_replace(Some(message));
+            Err(e) if e.end_cause().is_some() => {
+                let cause = e.end_cause().unwrap_or(EndCause::SessionEnded);
+                tracing::warn!(host = %cred.host, owner = %cred.owner, ?cause, error = %e, "the server will not serve this session again");
+                Self::lock(cred).last_error = Some(e.to_string());
+                self.ended.send_replace(Some(Ended {
+                    cause,
+                    message: e.to_string(),
+                }));
             }
             Err(e) => {
                 let mut s = Self::lock(cred);
@@ -275,26 +307,38 @@ impl Engine {
         }
     }
 
-    /// A token for this host/owner that meets the refresh policy: refreshed first if it is due.
-    /// While refreshing fails, the current token is served as long as it is still valid.
+    /// A token for this host/owner that meets the refresh policy (for scripts): refreshed first
+    /// if it is due. While refreshing fails, the current token is served as long as it is valid.
     pub async fn token(
         &self,
         host: Option<&str>,
         owner: Option<&str>,
     ) -> Result<Handout, EngineError> {
-        if let Some(message) = self.ended.borrow().clone() {
+        let cred = self.find(host, owner)?;
+        self.serve(&cred, true).await
+    }
+
+    /// Hands out `cred`'s token. A due refresh is waited for only when `wait_if_due`, or when the
+    /// token held has expired; otherwise the background loop is woken to do it.
+    async fn serve(&self, cred: &Cred, wait_if_due: bool) -> Result<Handout, EngineError> {
+        if let Some(message) = self.ended_message() {
             return Err(EngineError::Ended(message));
         }
-        let cred = self.find(host, owner)?;
-        let due = Self::lock(&cred).next_refresh <= self.clock.now();
+        let now = self.clock.now();
+        let (due, valid) = {
+            let s = Self::lock(cred);
+            (s.next_refresh <= now, s.expires_at.is_none_or(|e| e > now))
+        };
+        if due && (wait_if_due || !valid) {
+            self.refresh(cred).await;
+        }
         if due {
-            self.refresh(&cred).await;
             self.wake.notify_one();
         }
-        if let Some(message) = self.ended.borrow().clone() {
+        if let Some(message) = self.ended_message() {
             return Err(EngineError::Ended(message));
         }
-        let s = Self::lock(&cred);
+        let s = Self::lock(cred);
         if s.expires_at.is_some_and(|e| e <= self.clock.now()) {
             return Err(EngineError::Expired(
                 s.last_error.clone().unwrap_or_default(),
@@ -309,12 +353,23 @@ impl Engine {
         })
     }
 
-    /// For git: the credential of `host` whose owner is `owner`, or the host's only one.
-    pub async fn for_git(&self, host: &str, owner: Option<&str>) -> Result<Handout, EngineError> {
-        match owner {
-            Some(o) => self.token(Some(host), Some(o)).await,
-            None => self.token(Some(host), None).await,
+    /// For git: the credential of `host` whose owner is `owner`, or the host's only one, and only
+    /// over the host's own scheme (an `https` host's token never goes to `protocol=http`). git
+    /// never waits on a refresh while a valid token is held: the background loop does it.
+    pub async fn for_git(
+        &self,
+        host: &str,
+        owner: Option<&str>,
+        protocol: Option<&str>,
+    ) -> Result<Handout, EngineError> {
+        let cred = self.find(Some(host), owner)?;
+        if protocol != Some(cred.scheme.as_str()) {
+            return Err(EngineError::NoCredential(format!(
+                "{}://{host}",
+                protocol.unwrap_or("(no protocol)")
+            )));
         }
+        self.serve(&cred, false).await
     }
 
     /// `erase`: git was refused with this credential; refresh it now.

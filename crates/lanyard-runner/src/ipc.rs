@@ -74,8 +74,12 @@ async fn answer(request: Option<SocketRequest>, engine: &Engine) -> SocketReply 
                 message: "malformed request".into(),
             }
         }
-        Some(SocketRequest::Get { host, owner, .. }) => engine
-            .for_git(&host, owner.as_deref())
+        Some(SocketRequest::Get {
+            host,
+            owner,
+            protocol,
+        }) => engine
+            .for_git(&host, owner.as_deref(), protocol.as_deref())
             .await
             .map(token_reply),
         Some(SocketRequest::Token { host, owner }) => engine

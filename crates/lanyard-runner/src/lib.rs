@@ -13,5 +13,11 @@ pub mod supervise;
 
 /// Exit status when the runner could not start (bad token, unknown session, unreachable server).
 pub const EXIT_START_FAILED: i32 = 3;
-/// Exit status when the server ended the session and the agent was stopped.
+/// Exit status when the server ended the session (410) and the agent was stopped.
 pub const EXIT_SESSION_ENDED: i32 = 4;
+/// Exit status when the server refused the runner token after start (401: revoked, or the team
+/// is gone) and the agent was stopped.
+pub const EXIT_TOKEN_REFUSED: i32 = 5;
+/// Exit status when the server no longer knows the session after start (404) and the agent was
+/// stopped.
+pub const EXIT_SESSION_GONE: i32 = 6;

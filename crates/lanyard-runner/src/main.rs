@@ -9,11 +9,12 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use lanyard_core::{parse_duration, SystemClock};
 use lanyard_runner::client::ApiClient;
+use lanyard_runner::client::EndCause;
 use lanyard_runner::engine::Engine;
 use lanyard_runner::ipc;
 use lanyard_runner::policy::Policy;
 use lanyard_runner::supervise::{self, Outcome};
-use lanyard_runner::{EXIT_SESSION_ENDED, EXIT_START_FAILED};
+use lanyard_runner::EXIT_START_FAILED;
 use tokio::sync::watch;
 
 #[derive(Debug, Parser)]
@@ -49,7 +50,14 @@ struct Session {
 #[derive(Debug, Subcommand)]
 enum Cmd {
     /// Run CMD with credentials kept fresh; exits with CMD's exit code
-    /// (3: could not start, 4: the session ended at the server and CMD was stopped)
+    #[command(after_help = "Exit status:\n  \
+        CMD's own exit status when CMD exits (128+N when signal N ended it)\n  \
+        3    the runner could not start: bad token, unknown session, Lanyard unreachable\n  \
+        4    the session ended at the server (410: stopped or expired); CMD was stopped\n  \
+        5    the server refused the runner token after start (401: revoked, or the team is gone); CMD was stopped\n  \
+        6    the server no longer knows the session after start (404); CMD was stopped\n  \
+        127  CMD could not be run\n\n\
+        When CMD is stopped it gets SIGTERM, then SIGKILL to its whole process group after --grace.")]
     Run {
         #[command(flatten)]
         session: Session,
@@ -143,7 +151,7 @@ fn session_client(s: &Session) -> Result<ApiClient, String> {
         .token_file
         .clone()
         .ok_or("--token-file (or LANYARD_RUNNER_TOKEN_FILE) is required")?;
-    Ok(ApiClient::new(&api, &session, token_file))
+    ApiClient::new(&api, &session, token_file).map_err(|e| format!("--api: {e}"))
 }
 
 async fn run(cli: Cli) -> i32 {
@@ -256,9 +264,19 @@ async fn supervise_in(
         }
         Ok(child) => match supervise::supervise(child, engine.ended(), grace).await {
             Ok(Outcome::Exited(status)) => supervise::exit_code(status),
-            Ok(Outcome::SessionEnded { message, .. }) => {
-                eprintln!("lanyard-runner: session {session_id} ended at the server ({message}); the agent was stopped");
-                EXIT_SESSION_ENDED
+            Ok(Outcome::SessionEnded { ended, .. }) => {
+                let why = match ended.cause {
+                    EndCause::SessionEnded => "ended at the server",
+                    EndCause::TokenRefused => {
+                        "lost its runner token (revoked, or the team is gone)"
+                    }
+                    EndCause::SessionGone => "is no longer known to the server",
+                };
+                eprintln!(
+                    "lanyard-runner: session {session_id} {why}: {}; the agent was stopped",
+                    ended.message
+                );
+                ended.cause.exit_code()
             }
             Err(e) => {
                 eprintln!("lanyard-runner: lost the agent process: {e}");

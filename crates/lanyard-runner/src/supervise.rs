@@ -13,6 +13,8 @@ use tokio::process::{Child, Command};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
 
+use crate::engine::Ended;
+
 /// Writes the `gh` shim into `bin_dir`: it re-enters this binary, which fetches a fresh token and
 /// runs the real `gh` found further down `PATH`.
 pub fn write_gh_shim(bin_dir: &Path, runner_exe: &Path) -> std::io::Result<()> {
@@ -80,6 +82,9 @@ pub const SCRUBBED: &[&str] = &[
 #[derive(Debug)]
 pub struct Agent {
     child: Child,
+    /// Saved at spawn: once the child is reaped, `Child::id` is `None`, but its group (led by
+    /// that id) may still hold grandchildren that must be killed.
+    pid: Option<i32>,
     own_group: bool,
 }
 
@@ -98,16 +103,25 @@ pub fn spawn(cmd: &[String], env: &[(String, OsString)]) -> std::io::Result<Agen
     for (k, v) in env {
         command.env(k, v);
     }
+    let child = command.spawn()?;
+    let pid = child.id().and_then(|p| i32::try_from(p).ok());
     Ok(Agent {
-        child: command.spawn()?,
+        child,
+        pid,
         own_group,
     })
 }
 
+/// Signals the agent, or its whole process group when it has one. Without a group, a reaped
+/// child is never signalled (its pid may belong to someone else by now).
 fn send(agent: &Agent, sig: Signal) {
-    if let Some(pid) = agent.child.id().and_then(|p| i32::try_from(p).ok()) {
-        let target = if agent.own_group { -pid } else { pid };
-        let _ = kill(Pid::from_raw(target), sig);
+    let Some(pid) = agent.pid.filter(|p| *p > 0) else {
+        return;
+    };
+    if agent.own_group {
+        let _ = kill(Pid::from_raw(-pid), sig);
+    } else if agent.child.id().is_some() {
+        let _ = kill(Pid::from_raw(pid), sig);
     }
 }
 
@@ -123,17 +137,18 @@ pub fn exit_code(status: ExitStatus) -> i32 {
 #[derive(Debug)]
 pub enum Outcome {
     Exited(ExitStatus),
+    /// The server will not serve the session again; the agent was stopped.
     SessionEnded {
-        message: String,
+        ended: Ended,
         status: Option<ExitStatus>,
     },
 }
 
 /// Waits for the child, forwarding SIGINT and SIGTERM to it. When the session ends, sends it
-/// SIGTERM, then SIGKILL after `grace`.
+/// SIGTERM, then SIGKILL after `grace`, and SIGKILL to whatever is left in its process group.
 pub async fn supervise(
     mut agent: Agent,
-    mut ended: watch::Receiver<Option<String>>,
+    mut ended: watch::Receiver<Option<Ended>>,
     grace: Duration,
 ) -> std::io::Result<Outcome> {
     let mut sigint = signal(SignalKind::interrupt())?;
@@ -146,7 +161,7 @@ pub async fn supervise(
             changed = ended.changed() => {
                 let message = ended.borrow().clone();
                 match (changed, message) {
-                    (Ok(()), Some(message)) => {
+                    (Ok(()), Some(ended)) => {
                         send(&agent, Signal::SIGTERM);
                         let status = match tokio::time::timeout(grace, agent.child.wait()).await {
                             Ok(status) => status.ok(),
@@ -159,7 +174,7 @@ pub async fn supervise(
                         if agent.own_group {
                             send(&agent, Signal::SIGKILL);
                         }
-                        return Ok(Outcome::SessionEnded { message, status });
+                        return Ok(Outcome::SessionEnded { ended, status });
                     }
                     (Ok(()), None) => {}
                     // The engine is gone; keep waiting for the child alone.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use chrono::Duration;
 use lanyard_core::{Clock, ManualClock, Tier};
-use lanyard_runner::client::ApiClient;
+use lanyard_runner::client::{ApiClient, EndCause};
 use lanyard_runner::engine::{Engine, EngineError};
 use lanyard_runner::policy::Policy;
 use lanyard_testkit::fake_github::FakeGithub;
@@ -27,9 +27,9 @@ async fn refreshes_by_interval_and_expiry_and_survives_failures() {
         .await;
     let dir = tempfile::TempDir::new().unwrap();
     let token_file = dir.path().join("token");
-    std::fs::write(&token_file, &runner_token).unwrap();
+    lanyard_testkit::write_private(&token_file, &runner_token);
 
-    let client = ApiClient::new(&app.base_url, &sid, token_file.clone());
+    let client = ApiClient::new(&app.base_url, &sid, token_file.clone()).unwrap();
     let engine = Engine::start(client, Arc::new(clock.clone()), Policy::default())
         .await
         .unwrap();
@@ -60,19 +60,42 @@ async fn refreshes_by_interval_and_expiry_and_survives_failures() {
     assert!(renewed.expires_at.unwrap() - clock.now() >= Duration::minutes(55));
     assert_eq!(fake.mint_count(), 2);
 
-    // A rotated, bad runner token makes refreshes fail: the failure shows in status, backoff
-    // applies, and the current token is still served while it is valid.
-    std::fs::write(
-        &token_file,
-        "lrt_0000000000000000000000000000000000000000xx",
-    )
-    .unwrap();
+    // git never waits on a due refresh while the token it would get is valid: it gets the
+    // current one and the background loop (not running here) is left to refresh.
     clock.advance(Duration::seconds(70));
+    let before = engine.status()[0].last_refresh;
+    let host = fake.host.clone();
+    let git = engine
+        .for_git(&host, Some("acme"), Some("http"))
+        .await
+        .unwrap();
+    assert_eq!(git.token.expose_secret(), renewed.token.expose_secret());
+    assert_eq!(engine.status()[0].last_refresh, before, "git did not wait");
+    // Only over the host's own scheme.
+    assert!(matches!(
+        engine.for_git(&host, Some("acme"), Some("https")).await,
+        Err(EngineError::NoCredential(_))
+    ));
+    assert!(matches!(
+        engine.for_git(&host, Some("acme"), None).await,
+        Err(EngineError::NoCredential(_))
+    ));
+
+    // A token file caught empty mid-rotation makes refreshes fail: the failure shows in status,
+    // backoff applies, and the current token is still served while it is valid.
+    std::fs::write(&token_file, "").unwrap();
     let during = engine.token(None, None).await.unwrap();
     assert_eq!(during.token.expose_secret(), renewed.token.expose_secret());
     let s = &engine.status()[0];
     assert_eq!(s.consecutive_failures, 1);
-    assert!(s.last_error.as_deref().unwrap().contains("refused"));
+    assert!(
+        s.last_error.as_deref().unwrap().contains("is empty"),
+        "{s:?}"
+    );
+    assert!(
+        engine.ended().borrow().is_none(),
+        "a transient failure ends nothing"
+    );
     let backoff = s.next_refresh - clock.now();
     assert!(
         backoff <= Duration::milliseconds(1100),
@@ -102,6 +125,55 @@ async fn refreshes_by_interval_and_expiry_and_survives_failures() {
     let s = &engine.status()[0];
     assert_eq!(s.consecutive_failures, 0);
     assert!(s.last_error.is_none());
+
+    // A refused runner token (revoked, or another one) is permanent: the engine ends with the
+    // cause, and serves nothing more.
+    std::fs::write(
+        &token_file,
+        "lrt_0000000000000000000000000000000000000000xx",
+    )
+    .unwrap();
+    clock.advance(Duration::minutes(2));
+    assert!(matches!(
+        engine.token(None, None).await,
+        Err(EngineError::Ended(_))
+    ));
+    let ended = engine.ended().borrow().clone().expect("ended");
+    assert_eq!(ended.cause, EndCause::TokenRefused);
+    assert_eq!(ended.cause.exit_code(), 5);
+    assert!(ended.message.contains("401"), "{}", ended.message);
+}
+
+#[tokio::test]
+async fn a_session_that_vanishes_ends_the_engine_with_its_own_cause() {
+    let clock = ManualClock::starting_now();
+    let fake = FakeGithub::start(Arc::new(clock.clone())).await;
+    fake.add_installation(4, "acme", &["widgets"]);
+    let app = TestApp::builder().clock(&clock).github(&fake).spawn().await;
+    let team = app.create_team("Gone", Tier::Pro).await;
+    assert_eq!(
+        app.connect_installation(&team, &fake.host, "acme", 4)
+            .await
+            .status(),
+        201
+    );
+    let repo = [fake.repo_url("acme", "widgets")];
+    let (sid, runner_token) = app.start_session(&team, &repo).await;
+    let (_, other_token) = app.start_session(&team, &repo).await;
+    let dir = tempfile::TempDir::new().unwrap();
+    let token_file = dir.path().join("token");
+    lanyard_testkit::write_private(&token_file, &runner_token);
+    let client = ApiClient::new(&app.base_url, &sid, token_file.clone()).unwrap();
+    let engine = Engine::start(client, Arc::new(clock.clone()), Policy::default())
+        .await
+        .unwrap();
+    // Another session's token on this session's route: 404, as if the session were gone.
+    std::fs::write(&token_file, &other_token).unwrap();
+    clock.advance(Duration::minutes(2));
+    assert!(engine.token(None, None).await.is_err());
+    let ended = engine.ended().borrow().clone().expect("ended");
+    assert_eq!(ended.cause, EndCause::SessionGone);
+    assert_eq!(ended.cause.exit_code(), 6);
 }
 
 #[tokio::test]
@@ -123,8 +195,8 @@ async fn a_pat_is_refreshed_by_interval_only() {
         .start_session(&team, &[fake.repo_url("solo", "notes")])
         .await;
     let dir = tempfile::TempDir::new().unwrap();
-    std::fs::write(dir.path().join("t"), &runner_token).unwrap();
-    let client = ApiClient::new(&app.base_url, &sid, dir.path().join("t"));
+    lanyard_testkit::write_private(dir.path().join("t"), &runner_token);
+    let client = ApiClient::new(&app.base_url, &sid, dir.path().join("t")).unwrap();
     let engine = Engine::start(client, Arc::new(clock.clone()), Policy::default())
         .await
         .unwrap();

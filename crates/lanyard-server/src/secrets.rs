@@ -5,7 +5,7 @@
 
 use std::fs::{self, OpenOptions};
 use std::io::{ErrorKind, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use rand::{distributions::Alphanumeric, Rng, RngCore};
@@ -94,10 +94,10 @@ fn load_or_create(
             Ok(SecretString::from(value))
         }
         Err(e) if e.kind() == ErrorKind::AlreadyExists => {
-            let mode = fs::metadata(&path).map_err(io)?.permissions().mode();
-            if mode & 0o077 != 0 {
-                tracing::warn!(file = %path.display(), mode = format!("{mode:o}"), "secret file is readable by others; chmod 600 it");
-            }
+            crate::config::require_private(&path).map_err(|message| ConfigError::Invalid {
+                key: "data_dir (LANYARD_DATA_DIR)",
+                message,
+            })?;
             let value = fs::read_to_string(&path).map_err(io)?;
             Ok(SecretString::from(value.trim().to_string()))
         }
@@ -110,6 +110,7 @@ mod tests {
     use super::*;
     use crate::config::Flags;
     use std::collections::BTreeMap;
+    use std::os::unix::fs::PermissionsExt;
 
     fn config_in(dir: &Path) -> Config {
         let flags = Flags {

@@ -86,14 +86,37 @@ struct Inner {
     limiters: Limiters,
 }
 
-/// Creates the data dir, private to this user, if it is missing.
+/// Creates the data dir, private to this user, if it is missing; tightens an existing one that
+/// others may enter to 0700, or stops saying why it cannot.
 pub fn ensure_data_dir(config: &Config) -> anyhow::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let dir = &config.data_dir;
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
-        .create(&config.data_dir)
-        .with_context(|| format!("cannot create the data dir {}", config.data_dir.display()))
+        .create(dir)
+        .with_context(|| format!("cannot create the data dir {}", dir.display()))?;
+    let mode = std::fs::metadata(dir)
+        .with_context(|| format!("cannot inspect the data dir {}", dir.display()))?
+        .permissions()
+        .mode()
+        & 0o7777;
+    // A shared directory such as /tmp (sticky) is never made private: that would break others.
+    anyhow::ensure!(
+        mode & 0o1000 == 0,
+        "the data dir {} is a shared directory (mode {mode:04o}); point LANYARD_DATA_DIR at a directory of Lanyard's own",
+        dir.display()
+    );
+    if mode & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).with_context(|| {
+            format!(
+                "the data dir {} is open to others (mode {mode:04o}) and cannot be tightened to 0700; fix its owner or mode",
+                dir.display()
+            )
+        })?;
+        tracing::warn!(dir = %dir.display(), was = format!("{mode:04o}"), "the data dir was open to others; tightened it to 0700");
+    }
+    Ok(())
 }
 
 /// Opens the store and applies migrations (idempotent).

@@ -34,7 +34,7 @@ pub use sessions::{
     StopOutcome,
 };
 pub use teams::{CreateOutcome, TeamDeletion, TeamUpdate};
-pub use tokens::{ScopeLock, TokenRecord};
+pub use tokens::{ScopeLock, Stored, TokenRecord};
 pub use trust::{Applied, Delivery, InstallState, WebhookChange};
 pub use url::{DatabaseUrl, DatabaseUrlError, Dialect};
 
@@ -97,7 +97,19 @@ pub enum StoreError {
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         match e {
-            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::Io(_)
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed => StoreError::Unavailable(e),
+            // Postgres refusing or ending the connection: connection exceptions (class 08), a
+            // server shutting down or starting (57P01-57P03), too many connections (53300).
+            sqlx::Error::Database(ref db)
+                if db.code().is_some_and(|c| {
+                    c.starts_with("08") || c.starts_with("57P") || c == "53300"
+                }) =>
+            {
                 StoreError::Unavailable(e)
             }
             sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => {

@@ -15,8 +15,8 @@ use uuid::Uuid;
 use crate::accounts::TEAM_COLUMNS;
 use crate::audit::insert_audit;
 use crate::connections::CONNECTION_COLUMNS;
-use crate::tokens::claim_token;
 use crate::tokens::TOKEN_COLUMNS;
+use crate::tokens::{claim_token, lock_holders};
 use crate::BeginWrite;
 use crate::{on_pool, AuditEvent, ConnectionRecord, Store, StoreResult, TeamRecord, TokenRecord};
 
@@ -254,6 +254,42 @@ impl Store {
         }))
     }
 
+    /// One scope of a session as the store has it now (its session, and the scope joined with
+    /// the team's connection), for a replica whose cached view turned out stale. `None` when the
+    /// session or the scope is gone.
+    pub async fn fresh_scope(
+        &self,
+        session_id: Uuid,
+        team_id: Uuid,
+        cache_key: &str,
+    ) -> StoreResult<Option<(SessionRecord, ScopeRecord)>> {
+        let session_sql =
+            format!("SELECT {SESSION_COLUMNS} FROM sessions s WHERE s.id = $1 AND s.team_id = $2");
+        let scope_sql = format!(
+            "SELECT sc.host, sc.owner, sc.cache_key, sc.repositories, sc.revoked_at, {CONNECTION_COLUMNS} \
+             FROM session_scopes sc LEFT JOIN github_connections c \
+             ON c.team_id = $2 AND c.host = sc.host AND c.owner = sc.owner \
+             WHERE sc.session_id = $1 AND sc.cache_key = $3"
+        );
+        Ok(on_pool!(self, pool => {
+            let session: Option<SessionRecord> = sqlx::query_as(&session_sql)
+                .bind(session_id)
+                .bind(team_id)
+                .fetch_optional(pool)
+                .await?;
+            match session {
+                None => None,
+                Some(session) => sqlx::query_as::<_, ScopeRecord>(&scope_sql)
+                    .bind(session_id)
+                    .bind(team_id)
+                    .bind(cache_key)
+                    .fetch_optional(pool)
+                    .await?
+                    .map(|scope| (session, scope)),
+            }
+        }))
+    }
+
     /// The session behind a runner token's lookup id, with its team, and its scopes each joined
     /// with the team's connection for its owner. Two queries.
     pub async fn runner_session(&self, lookup: &str) -> StoreResult<Option<RunnerSession>> {
@@ -327,6 +363,15 @@ impl Store {
             };
             let mut revoke: Vec<TokenRecord> = Vec::new();
             if stopped == 1 {
+                // Decide who still holds each scope only once no other stop or mint of the
+                // same scopes is deciding too.
+                let keys: Vec<String> = sqlx::query_scalar(
+                    "SELECT cache_key FROM session_scopes WHERE session_id = $1",
+                )
+                .bind(id)
+                .fetch_all(&mut *tx)
+                .await?;
+                lock_holders!(self, tx, keys.iter().map(String::as_str));
                 let event = AuditEvent::new(AuditKind::SessionStopped, actor.clone()).subject(id);
                 insert_audit!(&mut *tx, team_id, &event, now)?;
                 revoke = sqlx::query_as(&orphaned).bind(id).bind(team_id).bind(now).fetch_all(&mut *tx).await?;

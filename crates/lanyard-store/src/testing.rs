@@ -8,6 +8,34 @@ use sqlx::{Connection, Executor, PgConnection};
 
 use crate::DatabaseUrl;
 
+/// Runs `$body` with `$conn` bound to one fresh connection to `$url` (either backend), and
+/// closes it.
+macro_rules! with_connection {
+    ($url:expr, $conn:ident => $body:expr) => {
+        match $url.dialect() {
+            crate::Dialect::Sqlite => {
+                let options: sqlx::sqlite::SqliteConnectOptions =
+                    $url.expose().parse().expect("sqlite URL");
+                let mut $conn =
+                    sqlx::SqliteConnection::connect_with(&options.create_if_missing(true))
+                        .await
+                        .expect("connect to sqlite");
+                let out = $body;
+                let _ = $conn.close().await;
+                out
+            }
+            crate::Dialect::Postgres => {
+                let mut $conn = PgConnection::connect($url.expose())
+                    .await
+                    .expect("connect to postgres");
+                let out = $body;
+                let _ = $conn.close().await;
+                out
+            }
+        }
+    };
+}
+
 /// Name prefix of per-test databases, so CI can drop leftovers.
 pub const TEST_DATABASE_PREFIX: &str = "lanyard_t_";
 
@@ -48,30 +76,12 @@ pub async fn databases_under_test(dir: &std::path::Path) -> Vec<DatabaseUrl> {
 /// Runs a SQL script on the database at `url` over its own connection (to set up states the
 /// store itself would never write, such as a legacy schema).
 pub async fn execute_script(url: &DatabaseUrl, sql: &str) {
-    match url.dialect() {
-        crate::Dialect::Sqlite => {
-            let options: sqlx::sqlite::SqliteConnectOptions =
-                url.expose().parse().expect("sqlite URL");
-            let mut conn = sqlx::SqliteConnection::connect_with(&options.create_if_missing(true))
-                .await
-                .expect("connect to sqlite");
-            sqlx::raw_sql(sql)
-                .execute(&mut conn)
-                .await
-                .expect("script runs");
-            let _ = conn.close().await;
-        }
-        crate::Dialect::Postgres => {
-            let mut conn = PgConnection::connect(url.expose())
-                .await
-                .expect("connect to postgres");
-            sqlx::raw_sql(sql)
-                .execute(&mut conn)
-                .await
-                .expect("script runs");
-            let _ = conn.close().await;
-        }
-    }
+    with_connection!(url, conn => {
+        sqlx::raw_sql(sql)
+            .execute(&mut conn)
+            .await
+            .expect("script runs");
+    });
 }
 
 /// Replaces the database name in a postgres URL, keeping credentials and query parameters.
@@ -150,4 +160,49 @@ mod tests {
             "postgres://h/x?sslmode=disable"
         );
     }
+}
+
+/// One stored GitHub token as a crash test inspects it.
+#[derive(Debug, Clone)]
+pub struct TokenRow {
+    pub id: uuid::Uuid,
+    pub ciphertext: Vec<u8>,
+    pub cache_key: String,
+    /// Claimed for revocation (the revocation at GitHub is pending or done).
+    pub revoked: bool,
+    /// An unstopped session still holds an unrevoked scope with this cache key.
+    pub held: bool,
+}
+
+const TOKEN_ROWS: &str = "SELECT t.id, t.ciphertext, t.cache_key, \
+     t.revoked_at IS NOT NULL AS revoked, \
+     EXISTS (SELECT 1 FROM session_scopes sc JOIN sessions s ON s.id = sc.session_id \
+       WHERE sc.cache_key = t.cache_key AND sc.revoked_at IS NULL AND s.stopped_at IS NULL) AS held \
+     FROM github_tokens t";
+
+/// Every stored token, with whether it is claimed for revocation and whether it is held.
+pub async fn token_rows(url: &DatabaseUrl) -> Vec<TokenRow> {
+    type Row = (uuid::Uuid, Vec<u8>, String, bool, bool);
+    let rows: Vec<Row> = with_connection!(url, conn => {
+        sqlx::query_as(TOKEN_ROWS).fetch_all(&mut conn).await.expect("token rows")
+    });
+    rows.into_iter()
+        .map(|(id, ciphertext, cache_key, revoked, held)| TokenRow {
+            id,
+            ciphertext,
+            cache_key,
+            revoked,
+            held,
+        })
+        .collect()
+}
+
+/// The single number a counting query returns (`SELECT COUNT(*) ...`), on either backend.
+pub async fn count(url: &DatabaseUrl, sql: &str) -> i64 {
+    with_connection!(url, conn => {
+        sqlx::query_scalar(sql)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    })
 }

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use lanyard_core::{Actor, AuditKind};
+
 use sqlx::types::Json;
 use uuid::Uuid;
 
@@ -62,6 +63,56 @@ macro_rules! claim_token {
 }
 pub(crate) use claim_token;
 
+/// Whether a live session holds a scope: `$1` the cache key, `$2` now.
+const LIVE_HOLDER: &str = "SELECT EXISTS (SELECT 1 FROM session_scopes sc \
+     JOIN sessions s ON s.id = sc.session_id WHERE sc.cache_key = $1 AND sc.revoked_at IS NULL \
+     AND s.stopped_at IS NULL AND s.expires_at > $2)";
+
+/// What became of a minted token on storing it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stored {
+    /// A live session holds its scope: serve it.
+    Held,
+    /// Nobody holds its scope any more: it is claimed for revocation; revoke it, never serve it.
+    Orphaned,
+}
+
+/// The advisory-lock namespace of holder decisions (the two-key form, apart from the one-key
+/// mint locks).
+pub(crate) const HOLDERS_LOCK_SPACE: i32 = 0x4c_41_4e; // "LAN"
+
+/// A cache key as the second key of a holder lock: FNV-1a, folded to 32 bits.
+pub(crate) fn holder_lock_key(cache_key: &str) -> i32 {
+    let mut hash: u32 = 0x811c_9dc5;
+    for b in cache_key.bytes() {
+        hash ^= u32::from(b);
+        hash = hash.wrapping_mul(0x0100_0193);
+    }
+    i32::from_ne_bytes(hash.to_ne_bytes())
+}
+
+/// Takes, in `$tx`, the lock on who holds each scope in `$keys` (cache keys): on Postgres a
+/// transaction-level advisory lock per key, taken in sorted order so two transactions never
+/// deadlock; on SQLite nothing, since its write transactions (`BEGIN IMMEDIATE`) already run
+/// one at a time.
+macro_rules! lock_holders {
+    ($store:expr, $tx:expr, $keys:expr) => {{
+        if $store.dialect() == $crate::Dialect::Postgres {
+            let mut keys: Vec<i32> = $keys.map($crate::tokens::holder_lock_key).collect();
+            keys.sort_unstable();
+            keys.dedup();
+            for key in keys {
+                sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
+                    .bind($crate::tokens::HOLDERS_LOCK_SPACE)
+                    .bind(key)
+                    .execute(&mut *$tx)
+                    .await?;
+            }
+        }
+    }};
+}
+pub(crate) use lock_holders;
+
 pub(crate) const TOKEN_COLUMNS: &str = "t.id, t.team_id, t.cache_key, t.host, \
      t.installation_id, t.ciphertext, t.repositories, t.permissions, t.created_at, t.expires_at";
 
@@ -84,8 +135,20 @@ impl Store {
         }))
     }
 
-    /// Stores a freshly minted token with its `credential.minted` record.
-    pub async fn insert_token(&self, token: &TokenRecord, actor: &Actor) -> StoreResult<()> {
+    /// Stores a freshly minted token with its `credential.minted` record, if a live session
+    /// still holds its scope. If none does (every holder stopped while GitHub minted), the token
+    /// is stored already claimed for revocation (audited `credential.revoked`) and the caller
+    /// must revoke it at GitHub rather than serve it.
+    ///
+    /// The holder check and the insert are one transaction, serialised with every other
+    /// decision about the scope's holders (see [`lock_holders`]), so a stop either sees this
+    /// token and revokes it, or this sees the stop.
+    pub async fn insert_token(
+        &self,
+        token: &TokenRecord,
+        actor: &Actor,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Stored> {
         let event = AuditEvent::new(AuditKind::CredentialMinted, actor.clone())
             .subject(token.id)
             .data(serde_json::json!({
@@ -95,6 +158,12 @@ impl Store {
             }));
         on_pool!(self, pool => {
             let mut tx = pool.begin_write().await?;
+            lock_holders!(self, tx, std::iter::once(token.cache_key.as_str()));
+            let held: bool = sqlx::query_scalar(LIVE_HOLDER)
+                .bind(&token.cache_key)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await?;
             sqlx::query(
                 "INSERT INTO github_tokens (id, team_id, cache_key, host, installation_id, \
                  ciphertext, repositories, permissions, created_at, expires_at) \
@@ -113,9 +182,29 @@ impl Store {
             .execute(&mut *tx)
             .await?;
             insert_audit!(&mut *tx, token.team_id, &event, token.created_at)?;
+            if !held {
+                claim_token!(
+                    tx,
+                    token,
+                    actor.clone(),
+                    serde_json::json!({"reason": "no live session holds its scope any more"}),
+                    now
+                );
+            }
             tx.commit().await?;
-            Ok(())
+            Ok(if held { Stored::Held } else { Stored::Orphaned })
         })
+    }
+
+    /// Whether a token may no longer be served: revoked, or gone with its team.
+    pub async fn token_revoked(&self, id: Uuid) -> StoreResult<bool> {
+        let live: Option<bool> = on_pool!(self, pool => {
+            sqlx::query_scalar("SELECT revoked_at IS NULL FROM github_tokens WHERE id = $1")
+                .bind(id)
+                .fetch_optional(pool)
+                .await?
+        });
+        Ok(live != Some(true))
     }
 
     /// Takes the cross-replica mint lock for a scope (see [`ScopeLock`]).

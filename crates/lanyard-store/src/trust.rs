@@ -9,8 +9,8 @@ use uuid::Uuid;
 
 use crate::audit::insert_audit;
 use crate::connections::{ConnectionStatus, CONNECTION_COLUMNS};
-use crate::tokens::claim_token;
 use crate::tokens::TOKEN_COLUMNS;
+use crate::tokens::{claim_token, lock_holders};
 use crate::BeginWrite;
 use crate::{on_pool, AuditEvent, ConnectionRecord, Store, StoreResult, TokenRecord};
 
@@ -193,6 +193,16 @@ impl Store {
                             .await?;
                         // Live sessions that needed it answer `connection_revoked` from now on,
                         // even if the owner is connected again.
+                        let keys: Vec<String> = sqlx::query_scalar(
+                            "SELECT DISTINCT cache_key FROM session_scopes WHERE host = $1 \
+                             AND owner = $2 AND session_id IN (SELECT id FROM sessions WHERE team_id = $3)",
+                        )
+                        .bind(&c.host)
+                        .bind(c.owner.as_str())
+                        .bind(c.team_id)
+                        .fetch_all(&mut *tx)
+                        .await?;
+                        lock_holders!(self, tx, keys.iter().map(String::as_str));
                         sqlx::query(
                             "UPDATE session_scopes SET revoked_at = $1 WHERE revoked_at IS NULL \
                              AND host = $2 AND owner = $3 \
@@ -274,6 +284,7 @@ impl Store {
                             keys.insert(scope.cache_key.clone());
                         }
                     }
+                    lock_holders!(self, tx, keys.iter().map(String::as_str));
                     for key in keys {
                         let tokens: Vec<TokenRecord> = sqlx::query_as(&key_tokens_sql)
                             .bind(&key)

@@ -4,6 +4,7 @@
 //! fresh database: SQLite by default, Postgres when `TEST_DATABASE_URL` is set, and with Redis when
 //! `TEST_REDIS_URL` is set. Time comes from a [`ManualClock`] the test can move.
 
+pub mod chaos;
 pub mod coverage;
 mod envelope;
 pub mod fake_github;
@@ -385,4 +386,14 @@ impl TestApp {
         .await
         .expect("request")
     }
+}
+
+/// Writes a secret file as Lanyard and its runner require it: readable by its owner only (0600),
+/// whatever the umask.
+pub fn write_private(path: impl AsRef<std::path::Path>, contents: impl AsRef<[u8]>) {
+    use std::os::unix::fs::PermissionsExt;
+    let path = path.as_ref();
+    std::fs::write(path, contents).expect("write the secret file");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .expect("make the secret file private");
 }

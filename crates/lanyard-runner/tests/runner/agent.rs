@@ -7,7 +7,7 @@ async fn a_bad_runner_token_or_unreachable_server_fails_fast() {
     let w = world(&[]).await;
     let (sid, file) = w.session(&["widgets"]).await;
     let bad = w.dir.path().join("bad-token");
-    std::fs::write(&bad, "lrt_0000000000000000000000000000000000000000xx").unwrap();
+    lanyard_testkit::write_private(&bad, "lrt_0000000000000000000000000000000000000000xx");
     let started = Instant::now();
     let o = output(
         w.runner(&sid, &bad, &[], "echo should-not-run"),
@@ -40,6 +40,28 @@ async fn a_bad_runner_token_or_unreachable_server_fails_fast() {
     let o = output(unreachable, Duration::from_secs(20)).await;
     assert_eq!(o.status.code(), Some(3));
     assert!(text(&o).contains("cannot reach Lanyard"), "{}", text(&o));
+    let mut clear_text = tokio::process::Command::new(RUNNER);
+    clear_text
+        .args([
+            "run",
+            "--api",
+            "http://lanyard.example.com",
+            "--session",
+            &sid,
+            "--token-file",
+        ])
+        .arg(&file)
+        .args(["--", "true"]);
+    let o = output(clear_text, Duration::from_secs(20)).await;
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("only to a loopback host"), "{}", text(&o));
+    // A token file that others can read is refused, with the fix.
+    let open = w.dir.path().join("open-token");
+    std::fs::copy(&file, &open).unwrap();
+    std::fs::set_permissions(&open, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let o = output(w.runner(&sid, &open, &[], "true"), Duration::from_secs(20)).await;
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(text(&o).contains("chmod 600"), "{}", text(&o));
     let missing = w.dir.path().join("no-such-file");
     let o = output(
         w.runner(&sid, &missing, &[], "true"),
@@ -100,12 +122,13 @@ async fn helper_token_and_status_inside_the_child() {
         r#"set -u
 printf 'protocol=http\nhost={host}\npath=acme/widgets.git\nunknown=key\n\n' | "$RUNNER" git-credential get > {o}/get
 printf 'protocol=http\nhost=other.example\npath=acme/x.git\n\n' | "$RUNNER" git-credential get > {o}/other
+printf 'protocol=https\nhost={host}\npath=acme/widgets.git\n\n' | "$RUNNER" git-credential get > {o}/other-scheme
 printf 'protocol=http\nhost={host}\n\n' | "$RUNNER" git-credential store; echo $? > {o}/store
 printf 'protocol=http\nnonsense\n' | "$RUNNER" git-credential get 2> {o}/malformed-err; echo $? > {o}/malformed
 "$RUNNER" token > {o}/token
 "$RUNNER" status > {o}/status
 "$RUNNER" status --json > {o}/status.json
-echo "lrt_0000000000000000000000000000000000000000xx" > {token_file}
+: > {token_file}
 printf 'protocol=http\nhost={host}\npath=acme/widgets.git\n\n' | "$RUNNER" git-credential erase
 "$RUNNER" status --json > {o}/status-after-rotation.json
 printf 'protocol=http\nhost={host}\npath=acme/widgets.git\n\n' | "$RUNNER" git-credential get > {o}/get-after
@@ -138,6 +161,11 @@ env > {o}/env
         .unwrap();
     assert!(expiry > chrono::Utc::now().timestamp() + 15 * 60);
     assert_eq!(read("other"), "", "hosts outside the session get no answer");
+    assert_eq!(
+        read("other-scheme"),
+        "",
+        "an http host's token never goes over another scheme"
+    );
     assert_eq!(read("store").trim(), "0");
     assert_eq!(read("malformed").trim(), "1");
     assert!(read("malformed-err").contains("line 2 is not key=value"));
@@ -149,12 +177,15 @@ env > {o}/env
         "{status}"
     );
     assert!(!status.contains(&token), "status never prints a token");
-    // The rotated (bad) token file is re-read on the forced refresh: the failure shows in
-    // status, and the still-valid token keeps being served.
+    // The token file, caught empty mid-rotation, is re-read on the forced refresh: the failure
+    // shows in status, and the still-valid token keeps being served.
     let after: serde_json::Value =
         serde_json::from_str(&read("status-after-rotation.json")).unwrap();
     assert!(
-        after[0]["last_error"].as_str().unwrap().contains("refused"),
+        after[0]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("is empty"),
         "{after}"
     );
     assert_eq!(after[0]["consecutive_failures"], 1);
@@ -240,6 +271,10 @@ fn help_explains_every_command() {
         "[default: 60s]",
         "[default: 5m]",
         "[default: 10s]",
+        "Exit status",
+        "4    the session ended at the server (410",
+        "5    the server refused the runner token after start (401",
+        "6    the server no longer knows the session after start (404",
     ] {
         assert!(text.contains(needle), "run --help lacks {needle}:\n{text}");
     }

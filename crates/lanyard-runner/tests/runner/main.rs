@@ -1,6 +1,7 @@
 //! `lanyard-runner` end to end: the real binary, the real server, the fake GitHub and real git.
 
 mod agent;
+mod faults;
 mod soak;
 
 use std::path::{Path, PathBuf};
@@ -53,7 +54,7 @@ impl World {
             .collect();
         let (sid, runner_token) = self.app.start_session(&self.team, &urls).await;
         let file = self.dir.path().join(format!("token-{sid}"));
-        std::fs::write(&file, format!("{runner_token}\n")).unwrap();
+        lanyard_testkit::write_private(&file, format!("{runner_token}\n"));
         (sid, file)
     }
 

@@ -6,6 +6,7 @@
 //! cooldown still holds, is judged on the injected clock by the caller.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -32,6 +33,9 @@ pub struct CacheLimits {
     /// How long a runner token's session is trusted from memory. Changes made through this
     /// process forget it at once; one made on another replica takes effect within this delay.
     pub session_ttl: Duration,
+    /// How long a session read earlier is still served while the store cannot answer (an
+    /// outage writes no stop either): credentials already cached keep flowing.
+    pub session_stale: Duration,
     /// Cooldowns, refresh markers and in-flight mints.
     pub pending: u64,
     /// The longest a cooldown, refresh marker or flight entry is kept.
@@ -44,6 +48,16 @@ pub struct CacheLimits {
 /// sessions at once when it changes them itself.
 pub const SESSION_TTL: Duration = Duration::from_secs(2);
 
+/// See [`CacheLimits::session_stale`].
+pub const SESSION_STALE: Duration = Duration::from_secs(5 * 60);
+
+/// A runner token's session as read from the store, and when.
+#[derive(Debug, Clone)]
+pub struct CachedSession {
+    pub session: Arc<RunnerSession>,
+    pub loaded: std::time::Instant,
+}
+
 impl Default for CacheLimits {
     fn default() -> Self {
         Self {
@@ -51,6 +65,7 @@ impl Default for CacheLimits {
             token_idle: Duration::from_secs(15 * 60),
             sessions: 50_000,
             session_ttl: SESSION_TTL,
+            session_stale: SESSION_STALE,
             pending: 10_000,
             pending_ttl: Duration::from_secs(60),
         }
@@ -69,6 +84,23 @@ pub struct CachedToken {
     /// The credential response for this token, rendered on first use: every session served this
     /// token shares its scope (the cache key), so the body is the same for all of them.
     pub rendered: OnceLock<Box<[u8]>>,
+    /// Its row in the store, when it has one: served from memory, it is re-read every
+    /// [`RECHECK`] so that a revocation on another replica reaches this one.
+    pub stored_id: Option<uuid::Uuid>,
+    /// When it was last confirmed unrevoked, in ms of [`process_millis`].
+    checked_ms: AtomicU64,
+}
+
+/// How long a stored token is served from memory before its row is read again: a stop on
+/// another replica reaches this one within this (and a session re-read, 2 s) at most.
+pub const RECHECK: Duration = Duration::from_secs(1);
+
+/// Milliseconds since this process first asked: real time, like the caches' own clocks, not
+/// the injected one (a revocation on another replica happens in real time).
+fn process_millis() -> u64 {
+    static EPOCH: OnceLock<std::time::Instant> = OnceLock::new();
+    let elapsed = EPOCH.get_or_init(std::time::Instant::now).elapsed();
+    u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
 }
 
 impl std::fmt::Debug for CachedToken {
@@ -97,7 +129,29 @@ impl CachedToken {
             repositories,
             permissions,
             rendered: OnceLock::new(),
+            stored_id: None,
+            checked_ms: AtomicU64::new(process_millis()),
         }
+    }
+
+    /// The token as stored under `id`.
+    pub fn stored_as(mut self, id: uuid::Uuid) -> Self {
+        self.stored_id = Some(id);
+        self
+    }
+
+    /// The stored id to re-read now, if this token is due a check and this caller is the one to
+    /// make it (the others keep serving meanwhile).
+    pub fn claim_recheck(&self) -> Option<uuid::Uuid> {
+        let id = self.stored_id?;
+        let now = process_millis();
+        let last = self.checked_ms.load(Ordering::Relaxed);
+        let due = now.saturating_sub(last) >= RECHECK.as_millis() as u64;
+        (due && self
+            .checked_ms
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok())
+        .then_some(id)
     }
 }
 
@@ -131,24 +185,27 @@ pub struct Cooldown {
 pub struct Caches {
     pub tokens: Cache<ScopeKey, Arc<CachedToken>>,
     /// By runner-token lookup id.
-    pub sessions: Cache<Arc<str>, Arc<RunnerSession>>,
+    pub sessions: Cache<Arc<str>, CachedSession>,
     pub cooldowns: Cache<ScopeKey, Cooldown>,
     /// Scopes whose refresh one caller has claimed; the others serve the current token meanwhile.
     pub refreshing: Cache<ScopeKey, ()>,
     /// In-flight mints, for single-flight: one per scope at a time on this replica.
     pub flights: moka::future::Cache<ScopeKey, Arc<CachedToken>>,
+    /// How long a cached session is trusted before it is read again.
+    pub session_ttl: Duration,
 }
 
 impl Caches {
     pub fn new(limits: CacheLimits) -> Self {
         Self {
+            session_ttl: limits.session_ttl,
             tokens: Cache::builder()
                 .max_capacity(limits.tokens)
                 .time_to_idle(limits.token_idle)
                 .build(),
             sessions: Cache::builder()
                 .max_capacity(limits.sessions)
-                .time_to_live(limits.session_ttl)
+                .time_to_live(limits.session_stale.max(limits.session_ttl))
                 .support_invalidation_closures()
                 .build(),
             cooldowns: Cache::builder()

@@ -10,6 +10,7 @@ use crate::metrics::{CacheResult, CacheResultLabel, Label, Metrics, SourceLabel}
 pub(super) struct Counters {
     cache: [Counter; 3],
     served: [Counter; 2],
+    stale_sessions: Counter,
 }
 
 impl Counters {
@@ -40,6 +41,7 @@ impl Counters {
                 served(CredentialSource::GithubApp),
                 served(CredentialSource::Pat),
             ],
+            stale_sessions: metrics.stale_sessions_served.clone(),
         }
     }
 
@@ -50,6 +52,10 @@ impl Counters {
             CacheResult::Coalesced => 2,
         };
         self.cache[i].inc();
+    }
+
+    pub(super) fn stale_session(&self) {
+        self.stale_sessions.inc();
     }
 
     pub(super) fn served(&self, source: CredentialSource) {

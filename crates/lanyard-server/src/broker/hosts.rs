@@ -44,6 +44,8 @@ pub struct Host {
 }
 
 fn read_secret(what: &str, host: &str, path: &Path) -> anyhow::Result<SecretString> {
+    crate::config::require_private(path)
+        .map_err(|e| anyhow::anyhow!("the {what} for {host}: {e}"))?;
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the {what} {} for {host}", path.display()))?;
     let secret = text.trim();
@@ -67,6 +69,9 @@ impl GithubHosts {
         for h in config {
             let app = match (h.app_id, &h.private_key_file) {
                 (Some(app_id), Some(path)) => {
+                    crate::config::require_private(path).map_err(|e| {
+                        anyhow::anyhow!("the GitHub App private key for {}: {e}", h.host)
+                    })?;
                     let pem = std::fs::read(path).with_context(|| {
                         format!(
                             "cannot read the GitHub App private key {} for {}",

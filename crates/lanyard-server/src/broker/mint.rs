@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use lanyard_core::github::PermissionSet;
 use lanyard_core::Actor;
 use lanyard_github::GithubError;
-use lanyard_store::TokenRecord;
+use lanyard_store::{Stored, TokenRecord};
 use uuid::Uuid;
 
 use super::cache::CachedToken;
@@ -49,13 +49,16 @@ impl Broker {
             .sealer
             .open(&record.ciphertext, &token_aad(record.id))
             .map_err(|e| BrokerError::Internal(e.to_string()))?;
-        let token = Arc::new(CachedToken::new(
-            token,
-            record.created_at,
-            record.expires_at,
-            record.repositories,
-            record.permissions,
-        ));
+        let token = Arc::new(
+            CachedToken::new(
+                token,
+                record.created_at,
+                record.expires_at,
+                record.repositories,
+                record.permissions,
+            )
+            .stored_as(record.id),
+        );
         let now = self.clock.now();
         if token.fresh(now, self.floor) {
             self.caches.tokens.insert(key.clone(), token.clone());
@@ -107,6 +110,7 @@ impl Broker {
         self.lock.release(req.key, lock).await;
         match (result, fallback) {
             (Ok(done), _) => Ok(done),
+            (Err(e @ BrokerError::HolderEnded), _) => Err(e),
             (Err(e), fallback) => {
                 self.cool_down(&req, &e);
                 match fallback {
@@ -137,7 +141,7 @@ impl Broker {
         }
     }
 
-    async fn mint(&self, req: MintRequest<'_>) -> Result<Arc<CachedToken>, GithubError> {
+    async fn mint(&self, req: MintRequest<'_>) -> Result<Arc<CachedToken>, BrokerError> {
         let host = self
             .hosts
             .get(req.host)
@@ -191,11 +195,14 @@ impl Broker {
         ));
         if !token.servable(now, self.floor) {
             tracing::error!(host = %req.host, "GitHub minted a token that lives less than token_min_remaining; lower LANYARD_TOKEN_MIN_REMAINING");
+            // Never served, so never left live.
+            let _ = host.client.revoke(&token.token).await;
             return Err(GithubError::Unavailable {
                 status: None,
                 retry_after: None,
                 message: "minted token is shorter-lived than the configured floor".into(),
-            });
+            }
+            .into());
         }
         let id = Uuid::new_v4();
         let record = TokenRecord {
@@ -210,14 +217,31 @@ impl Broker {
             created_at: now,
             expires_at: token.expires_at,
         };
-        if let Err(e) = self
+        // A token exists at GitHub only with a live holder, or on its way to being revoked.
+        match self
             .store
-            .insert_token(&record, &Actor::runner(req.session_id))
+            .insert_token(&record, &Actor::runner(req.session_id), now)
             .await
         {
-            // Still serve it: the mint happened. Revocation then relies on GitHub's expiry.
-            tracing::error!(error = %e, "could not store a minted token");
+            Ok(Stored::Held) => {}
+            Ok(Stored::Orphaned) => {
+                tracing::info!(host = %req.host, "every holder of the scope stopped during the mint; the new token is revoked");
+                self.revoke(vec![record]).await;
+                return Err(BrokerError::HolderEnded);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "could not store a minted token; revoking it");
+                self.revoke(vec![record]).await;
+                return Err(BrokerError::Unavailable {
+                    retry_after: Some(1),
+                });
+            }
         }
+        let token = Arc::new(
+            Arc::into_inner(token)
+                .expect("not shared yet")
+                .stored_as(id),
+        );
         self.caches.tokens.insert(req.key.clone(), token.clone());
         Ok(token)
     }

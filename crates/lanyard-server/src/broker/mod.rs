@@ -62,6 +62,13 @@ pub enum BrokerError {
     Suspended { host: String, owner: String },
     #[error("the personal access token for {owner} on {host} has expired")]
     PatExpired { host: String, owner: String },
+    /// Every session holding the scope ended while its token was minted (it was revoked).
+    #[error("this session has ended")]
+    HolderEnded,
+    /// The cached token turned out revoked elsewhere: the caller's view of the session is stale
+    /// and is read afresh (never leaves the broker).
+    #[error("the cached token was revoked elsewhere")]
+    Stale,
     #[error("the team has made as many upstream mints this hour as its tier allows")]
     RateLimited { retry_after: u32 },
     #[error(transparent)]
@@ -98,7 +105,8 @@ pub struct Served {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
-pub(crate) fn token_aad(id: uuid::Uuid) -> String {
+/// The associated data a stored token is sealed with: its row id.
+pub fn token_aad(id: uuid::Uuid) -> String {
     format!("token:{id}")
 }
 
@@ -152,22 +160,42 @@ impl Broker {
         }
     }
 
-    /// The session behind a presented runner token, if the token is valid. Cached briefly.
+    /// The session behind a presented runner token, if the token is valid. Trusted from memory
+    /// for [`SESSION_TTL`], then read again; while the store cannot answer, the last reading is
+    /// served for up to [`cache::SESSION_STALE`] (no stop can be written meanwhile either).
     pub async fn runner_session(
         &self,
         presented: &PresentedSecret,
     ) -> Result<Option<Arc<RunnerSession>>, StoreError> {
         let lookup = presented.lookup.as_str();
-        let session = match self.caches.sessions.get(lookup) {
-            Some(s) => s,
-            None => {
-                let Some(loaded) = self.store.runner_session(lookup).await? else {
+        let cached = self.caches.sessions.get(lookup);
+        let session = match cached {
+            Some(c) if c.loaded.elapsed() < self.caches.session_ttl => c.session,
+            stale => match self.store.runner_session(lookup).await {
+                Ok(Some(loaded)) => {
+                    let loaded = Arc::new(loaded);
+                    self.caches.sessions.insert(
+                        lookup.into(),
+                        cache::CachedSession {
+                            session: loaded.clone(),
+                            loaded: std::time::Instant::now(),
+                        },
+                    );
+                    loaded
+                }
+                Ok(None) => {
+                    self.caches.sessions.invalidate(lookup);
                     return Ok(None);
-                };
-                let loaded = Arc::new(loaded);
-                self.caches.sessions.insert(lookup.into(), loaded.clone());
-                loaded
-            }
+                }
+                Err(e) => match stale {
+                    Some(c) => {
+                        tracing::warn!(error = %e, "the store cannot answer; serving the session as last read");
+                        self.counters.stale_session();
+                        c.session
+                    }
+                    None => return Err(e),
+                },
+            },
         };
         Ok(presented.matches(&session.runner_hash).then_some(session))
     }
@@ -183,7 +211,7 @@ impl Broker {
         if let Err(e) = self
             .caches
             .sessions
-            .invalidate_entries_if(move |_, s| s.team.id == team_id)
+            .invalidate_entries_if(move |_, s| s.session.team.id == team_id)
         {
             tracing::error!(error = %e, "cannot forget the team's sessions; they expire with the cache");
         }
@@ -196,8 +224,42 @@ impl Broker {
         }
     }
 
-    /// The credential for one scope of a session.
+    /// The credential for one scope of a session. When the scope's cached token turns out to
+    /// have been revoked by another replica, the session and scope are read afresh from the
+    /// store, so the answer is why (stopped, uninstalled, suspended, disconnected), and a new
+    /// token is minted only if none of those holds.
     pub async fn credential(
+        &self,
+        session: &RunnerSession,
+        scope: &ScopeRecord,
+    ) -> Result<Served, BrokerError> {
+        match self.credential_as_cached(session, scope).await {
+            Err(BrokerError::Stale) => {}
+            other => return other,
+        }
+        // Requests after this one read the team's sessions afresh too.
+        self.forget_team(session.team.id);
+        let Some((fresh_session, fresh_scope)) = self
+            .store
+            .fresh_scope(session.session.id, session.team.id, &scope.cache_key)
+            .await?
+        else {
+            return Err(BrokerError::HolderEnded);
+        };
+        if fresh_session.status(self.clock.now()) != lanyard_store::SessionStatus::Active {
+            return Err(BrokerError::HolderEnded);
+        }
+        let fresh = RunnerSession {
+            session: fresh_session,
+            ..session.clone()
+        };
+        match self.credential_as_cached(&fresh, &fresh_scope).await {
+            Err(BrokerError::Stale) => Err(BrokerError::HolderEnded),
+            other => other,
+        }
+    }
+
+    async fn credential_as_cached(
         &self,
         session: &RunnerSession,
         scope: &ScopeRecord,
@@ -280,7 +342,14 @@ impl Broker {
 
     async fn app_token(&self, req: MintRequest<'_>) -> Result<Arc<CachedToken>, BrokerError> {
         let now = self.clock.now();
-        let cached = self.caches.tokens.get(req.key);
+        let cached = match self.caches.tokens.get(req.key) {
+            Some(t) => Some(
+                self.still_live(req.key, t)
+                    .await
+                    .ok_or(BrokerError::Stale)?,
+            ),
+            None => None,
+        };
         if let Some(t) = cached.as_ref().filter(|t| t.fresh(now, self.floor)) {
             self.counters.cache(CacheResult::Hit);
             return Ok(t.clone());
@@ -310,6 +379,29 @@ impl Broker {
             });
         }
         self.flight(req).await
+    }
+
+    /// A token from memory, unless re-reading its row (once a [`cache::RECHECK`]) finds it
+    /// revoked, by a stop on another replica say. While the store cannot answer, it is served.
+    async fn still_live(
+        &self,
+        key: &ScopeKey,
+        token: Arc<CachedToken>,
+    ) -> Option<Arc<CachedToken>> {
+        let Some(id) = token.claim_recheck() else {
+            return Some(token);
+        };
+        match self.store.token_revoked(id).await {
+            Ok(false) => Some(token),
+            Ok(true) => {
+                self.caches.tokens.invalidate(key);
+                None
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot re-read a cached token's row; serving it");
+                Some(token)
+            }
+        }
     }
 
     /// Refreshes the scope once on this replica however many callers ask at the same moment.

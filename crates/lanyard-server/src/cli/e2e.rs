@@ -1,5 +1,7 @@
 //! `lanyard e2e create|reap`: CI's client for guarded test accounts.
 
+use lanyard_core::ApiUrl;
+
 use super::E2eCommand;
 
 pub(super) async fn run(command: E2eCommand) -> anyhow::Result<()> {
@@ -27,6 +29,19 @@ pub(super) async fn run(command: E2eCommand) -> anyhow::Result<()> {
     }
 }
 
+/// A client for Lanyard's own API at `api`: `https://`, or `http://` to loopback only; it follows
+/// no redirects (a secret header is never sent on to another place) and gives up after a minute.
+pub(super) fn lanyard_client(api: &str) -> anyhow::Result<(reqwest::Client, ApiUrl)> {
+    let api = ApiUrl::parse(api).map_err(|e| anyhow::anyhow!("--api: {e}"))?;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(std::time::Duration::from_secs(10))
+        .timeout(std::time::Duration::from_secs(60))
+        .user_agent(concat!("lanyard/", env!("CARGO_PKG_VERSION")))
+        .build()?;
+    Ok((client, api))
+}
+
 /// Sends an e2e call and prints the response body; a non-2xx answer is an error.
 async fn call(
     api: Option<String>,
@@ -41,8 +56,8 @@ async fn call(
     let api = api
         .or_else(|| std::env::var("LANYARD_PUBLIC_URL").ok())
         .unwrap_or_else(|| "http://127.0.0.1:8080".into());
-    let api = api.trim_end_matches('/');
-    let client = reqwest::Client::new();
+    let (client, api) = lanyard_client(&api)?;
+    let api = api.as_str();
     let response = request(&client, api)
         .header("x-e2e-token", token)
         .send()
@@ -53,6 +68,7 @@ async fn call(
     println!("{body}");
     match status.as_u16() {
         200..=299 => Ok(()),
+        300..=399 => anyhow::bail!("{api} answered {status} (a redirect); Lanyard's clients follow none: give the final URL with --api"),
         404 => anyhow::bail!("{api} answered 404: the e2e surface is disabled there, or LANYARD_E2E_ACCOUNT_TOKEN is wrong"),
         code => anyhow::bail!("{api} answered {code}"),
     }

@@ -16,7 +16,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 pub use github::{origin_of, GithubHost};
 use github::{parse_origins, validate_github};
-pub use sources::{env_name, known_variables, Setting, SETTINGS};
+pub use sources::{env_name, known_variables, require_private, Setting, SETTINGS};
 use sources::{EnvSource, Layer};
 
 mod github;

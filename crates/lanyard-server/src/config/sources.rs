@@ -228,7 +228,29 @@ impl EnvSource {
     }
 }
 
+/// Refuses a secret file that anyone but its owner may read or write (looser than 0600), with a
+/// message that says how to fix it. A file that cannot be inspected is left to the read that
+/// follows, which names the problem.
+pub fn require_private(path: &Path) -> Result<(), String> {
+    let Ok(meta) = std::fs::metadata(path) else {
+        return Ok(());
+    };
+    let mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(format!(
+            "{} holds a secret but its mode is {mode:04o}, readable or writable by others; run chmod 600 {}",
+            path.display(),
+            path.display()
+        ));
+    }
+    Ok(())
+}
+
 fn read_secret_file(key: &'static str, name: &str, path: &Path) -> Result<String, ConfigError> {
+    require_private(path).map_err(|message| ConfigError::Invalid {
+        key,
+        message: format!("{name}_FILE: {message}"),
+    })?;
     let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Invalid {
         key,
         message: format!("{name}_FILE: cannot read {}: {e}", path.display()),

@@ -204,12 +204,22 @@ fn secrets_can_come_from_files_but_not_from_both() {
     let dir = tempfile::TempDir::new().unwrap();
     let jwt = dir.path().join("jwt");
     std::fs::write(&jwt, "j".repeat(40) + "\n").unwrap();
+    let private = |path: &std::path::Path| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    };
+    // Readable by others: refused, with the fix.
+    let e = env(&[("LANYARD_JWT_SECRET_FILE", jwt.to_str().unwrap())]);
+    let refused = Config::load(&Flags::default(), &e).unwrap_err().to_string();
+    assert!(refused.contains("chmod 600"), "{refused}");
+    private(&jwt);
     let e = env(&[("LANYARD_JWT_SECRET_FILE", jwt.to_str().unwrap())]);
     let c = Config::load(&Flags::default(), &e).unwrap().config;
     assert_eq!(c.jwt_secret.unwrap().expose_secret(), "j".repeat(40));
 
     let url = dir.path().join("db");
     std::fs::write(&url, "postgres://u:pw@db/lanyard").unwrap();
+    private(&url);
     let e = env(&[("LANYARD_DATABASE_URL_FILE", url.to_str().unwrap())]);
     let c = Config::load(&Flags::default(), &e).unwrap().config;
     assert_eq!(c.database_url.expose(), "postgres://u:pw@db/lanyard");

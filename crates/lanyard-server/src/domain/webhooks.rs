@@ -109,7 +109,8 @@ fn signature_ok(secret: &[u8], body: &[u8], header: Option<&str>) -> bool {
 }
 
 /// Reads what a delivery asks for. Unknown events and actions change nothing.
-fn change_of(event: WebhookEvent, body: &[u8]) -> Result<WebhookChange, WebhookError> {
+/// Reads what a delivery of `event` asks Lanyard to change (its signature already checked).
+pub fn read_change(event: WebhookEvent, body: &[u8]) -> Result<WebhookChange, WebhookError> {
     if event == WebhookEvent::Other {
         return Ok(WebhookChange::Ignored);
     }
@@ -233,7 +234,7 @@ async fn handle(
         .map(str::trim)
         .filter(|d| !d.is_empty() && d.len() <= MAX_DELIVERY_ID)
         .ok_or(WebhookError::MissingDelivery)?;
-    let change = confirmed(host, change_of(event, incoming.body)?).await;
+    let change = confirmed(host, read_change(event, incoming.body)?).await;
     let ignored = matches!(change, WebhookChange::Ignored);
     let delivery = Delivery {
         host: host.client.host().to_string(),
@@ -300,13 +301,13 @@ mod tests {
         let textual =
             br#"{"action":"removed","installation":{"id":"42","created_at":"2026-11-01T09:00:00Z"},
             "repositories_removed":[{"id":5000000000,"name":"Widgets"}]}"#;
-        match change_of(WebhookEvent::Installation, numeric).unwrap() {
+        match read_change(WebhookEvent::Installation, numeric).unwrap() {
             WebhookChange::InstallationDeleted { installation_id } => {
                 assert_eq!(installation_id, 12_345_678_901)
             }
             other => panic!("{other:?}"),
         }
-        match change_of(WebhookEvent::InstallationRepositories, textual).unwrap() {
+        match read_change(WebhookEvent::InstallationRepositories, textual).unwrap() {
             WebhookChange::RepositoriesRemoved {
                 installation_id,
                 repositories,
@@ -317,12 +318,12 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(matches!(
-            change_of(
+            read_change(
                 WebhookEvent::Installation,
                 br#"{"action":"created","installation":{"id":1}}"#
             ),
             Ok(WebhookChange::Ignored)
         ));
-        assert!(change_of(WebhookEvent::Installation, b"not json").is_err());
+        assert!(read_change(WebhookEvent::Installation, b"not json").is_err());
     }
 }

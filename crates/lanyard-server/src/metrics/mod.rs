@@ -24,6 +24,7 @@ pub const FAMILIES: &[&str] = &[
     "lanyard_credentials_served_total",
     "lanyard_e2e_account_total",
     "lanyard_rate_limit_fail_open_total",
+    "lanyard_stale_sessions_served_total",
     "lanyard_worker_runs_total",
     "lanyard_worker_skipped_test_cohort_total",
     "lanyard_broker_cache_entries",
@@ -46,6 +47,8 @@ pub struct Metrics {
     pub credentials_served: Family<SourceLabel, Counter>,
     pub e2e_accounts: Family<E2eLabels, Counter>,
     pub rate_limit_fail_open: Counter,
+    /// Sessions served as last read because the store could not answer.
+    pub stale_sessions_served: Counter,
     pub worker_runs: Family<WorkerLabels, Counter>,
     /// Teams a billing, email, nudge or churn worker skipped for being test cohorts.
     pub worker_skipped_test_cohort: Family<WorkerLabel, Counter>,
@@ -108,6 +111,11 @@ impl Default for Metrics {
             rate_limit_fail_open: family!(
                 "lanyard_rate_limit_fail_open",
                 "Calls allowed because the rate limiter's Redis was unreachable",
+                Counter::default()
+            ),
+            stale_sessions_served: family!(
+                "lanyard_stale_sessions_served",
+                "Runner sessions served as last read because the database could not answer",
                 Counter::default()
             ),
             worker_runs: family!(

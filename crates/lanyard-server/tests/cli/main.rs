@@ -14,6 +14,7 @@ mod admin;
 mod config;
 mod e2e;
 mod logs;
+mod modes;
 mod serve;
 
 const BIN: &str = env!("CARGO_BIN_EXE_lanyard");

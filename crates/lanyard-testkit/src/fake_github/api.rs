@@ -206,6 +206,7 @@ pub(super) async fn mint(
             repositories: (!wanted.is_empty()).then(|| wanted.clone()),
             expires_at,
             revoked: false,
+            minted_at: state.clock.now(),
         },
     );
     state.mints.lock().unwrap().push(MintRecord {

@@ -37,10 +37,32 @@ pub const APP_ID: u64 = 424_242;
 /// The App's URL name: its install page is `{web_url}/apps/lanyard-test/installations/new`.
 pub const APP_SLUG: &str = "lanyard-test";
 
+/// A secret fixture, as Lanyard must be configured with it: a private copy (mode 0600 in a 0700
+/// directory), since a clone leaves the checked-in files readable by all and Lanyard refuses
+/// secret files that others can read.
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures")
-        .join(name)
+    use std::os::unix::fs::OpenOptionsExt;
+    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    let dir = DIR.get_or_init(|| tempfile::TempDir::new().expect("a private fixtures directory"));
+    let path = dir.path().join(name);
+    if !path.exists() {
+        let source = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures")
+            .join(name);
+        let bytes = std::fs::read(&source).expect("the fixture is checked in");
+        let tmp = dir
+            .path()
+            .join(format!("{name}.{:x}.tmp", rand::random::<u64>()));
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .expect("write the private fixture");
+        std::io::Write::write_all(&mut file, &bytes).expect("write the private fixture");
+        std::fs::rename(&tmp, &path).expect("publish the private fixture");
+    }
+    path
 }
 
 /// The app's private key (PKCS#1 PEM), as Lanyard is configured with it.
@@ -75,6 +97,7 @@ struct FakeToken {
     repositories: Option<BTreeSet<String>>,
     expires_at: DateTime<Utc>,
     revoked: bool,
+    minted_at: DateTime<Utc>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -349,6 +372,31 @@ impl FakeGithub {
             .unwrap()
             .get(token)
             .is_some_and(|t| !t.revoked && t.expires_at > now)
+    }
+
+    /// Tokens minted and neither revoked nor expired (by the fake's clock).
+    pub fn live_token_count(&self) -> usize {
+        let now = self.state.clock.now();
+        self.state
+            .tokens
+            .lock()
+            .unwrap()
+            .values()
+            .filter(|t| !t.revoked && t.expires_at > now)
+            .count()
+    }
+
+    /// Each live token (neither revoked nor expired) with when it was minted.
+    pub fn live_tokens(&self) -> Vec<(String, DateTime<Utc>)> {
+        let now = self.state.clock.now();
+        self.state
+            .tokens
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, t)| !t.revoked && t.expires_at > now)
+            .map(|(token, t)| (token.clone(), t.minted_at))
+            .collect()
     }
 
     /// Git requests that presented a credential and were refused.

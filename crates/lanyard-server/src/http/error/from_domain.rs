@@ -177,6 +177,7 @@ impl From<BrokerError> for ApiError {
             e @ BrokerError::PatExpired { .. } => {
                 ApiError::new(ErrorCode::PatExpired, sentence(&e))
             }
+            e @ BrokerError::HolderEnded => ApiError::new(ErrorCode::SessionEnded, sentence(&e)),
             e @ BrokerError::RateLimited { retry_after } => {
                 ApiError::new(ErrorCode::RateLimited, sentence(&e)).with_retry_after(retry_after)
             }
@@ -185,6 +186,8 @@ impl From<BrokerError> for ApiError {
                 Err(shared) => ApiError::internal(anyhow::anyhow!("{shared}")),
             },
             BrokerError::Internal(m) => ApiError::internal(anyhow::anyhow!(m)),
+            // Handled inside the broker; reaching the edge would be a bug.
+            e @ BrokerError::Stale => ApiError::internal(anyhow::anyhow!(e.to_string())),
         }
     }
 }

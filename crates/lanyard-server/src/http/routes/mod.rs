@@ -16,6 +16,7 @@ pub mod credentials;
 pub mod e2e;
 pub mod installations;
 pub mod ops;
+mod responses;
 pub mod sessions;
 pub mod team;
 pub mod webhooks;
@@ -92,7 +93,7 @@ pub fn api_with(services: Option<&Services>) -> (Router<Services>, OpenApiDoc) {
         )),
         None => admin_routes().layer(axum::middleware::from_fn(admin::closed)),
     };
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
         .routes(routes!(ops::metrics))
@@ -112,7 +113,9 @@ pub fn api_with(services: Option<&Services>) -> (Router<Services>, OpenApiDoc) {
         .routes(routes!(installations::setup))
         .routes(routes!(webhooks::receive))
         .merge(admin)
-        .split_for_parts()
+        .split_for_parts();
+    responses::complete_all(&mut doc);
+    (router, doc)
 }
 
 /// The router with the admin API closed, and the OpenAPI document (see [`api_with`]).

@@ -23,6 +23,7 @@ use lanyard_core::wire::ErrorEnvelope as ErrorBody;
 #[serde(deny_unknown_fields)]
 pub struct CreateSessionBody {
     /// `https://HOST/OWNER/REPO` URLs (`http` for a local host); `.git` and a trailing `/` are fine.
+    #[schema(min_items = 1, max_items = 100)]
     pub repos: Vec<String>,
     /// GitHub App permissions, e.g. `{"contents": "write"}`. Absent: `{"contents": "read", "metadata": "read"}`; `{}` is refused.
     pub permissions: Option<BTreeMap<String, String>>,

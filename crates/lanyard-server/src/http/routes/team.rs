@@ -49,6 +49,7 @@ pub const MAX_AUDIT_LIMIT: u32 = 200;
 #[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     /// Page size, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
     /// `next_cursor` from the previous page.
     pub before: Option<String>,

@@ -7,7 +7,10 @@
 //! - upstream mints per 1,000 fetches across 1,000 sessions,
 //! - the server's resident memory with 10,000 live sessions,
 //! - one team's cached credential path alone and while another team floods the server with
-//!   requests its limits refuse.
+//!   requests its limits refuse,
+//! - the cached credential path with GitHub answering and with GitHub stalled (mints hanging),
+//! - a slowloris crowd (connections closed, RSS) and a flood of made-up 20 KB methods (RSS and
+//!   the size of /metrics before and after).
 //!
 //! Run it with `scripts/bench.sh` (it builds both binaries in release mode first). All traffic
 //! goes to 127.0.0.1, and every loop is bounded.
@@ -20,6 +23,7 @@ use std::time::Duration;
 use lanyard_core::SystemClock;
 use lanyard_testkit::fake_github::{app_private_key_path, FakeGithub};
 
+mod abuse;
 mod flood;
 mod load;
 mod setup;
@@ -33,6 +37,8 @@ const ROUNDS: usize = 7;
 const CONCURRENCY: usize = 32;
 const SESSIONS_FOR_MINTS: usize = 1_000;
 const SESSIONS_FOR_MEMORY: usize = 10_000;
+/// The server's head timeout in this run (the slowloris phase waits on it).
+const HEAD_TIMEOUT: Duration = Duration::from_secs(5);
 
 struct Server {
     child: Child,
@@ -84,7 +90,13 @@ fn rss_kib(pid: u32) -> u64 {
 async fn main() {
     let bin = lanyard_binary();
     let fake = FakeGithub::start(Arc::new(SystemClock)).await;
-    fake.add_installation(1, "acme", &["widgets"]);
+    let stall_repos: Vec<String> = (0..8).map(|i| format!("stall{i}")).collect();
+    let mut repos = vec!["widgets"];
+    repos.extend(stall_repos.iter().map(String::as_str));
+    fake.add_installation(1, "acme", &repos);
+    // GitHub is reached through a proxy that the stall phase freezes.
+    let (github_proxy, github_api) =
+        lanyard_testkit::chaos::Proxy::in_front_of(&fake.api_url).await;
     let data = tempfile::TempDir::new().unwrap();
     let data_dir = data.path().to_str().unwrap().to_string();
     let port = free_port();
@@ -92,9 +104,13 @@ async fn main() {
     let env: Vec<(&str, String)> = vec![
         ("LANYARD_DATA_DIR", data_dir.clone()),
         ("LANYARD_GITHUB_HOST", fake.host.clone()),
-        ("LANYARD_GITHUB_API_URL", fake.api_url.clone()),
+        ("LANYARD_GITHUB_API_URL", github_api.clone()),
         ("LANYARD_GITHUB_APP_ID", fake.app_id.to_string()),
         ("LANYARD_GITHUB_APP_PRIVATE_KEY_FILE", key_file),
+        (
+            "LANYARD_HTTP_HEADER_TIMEOUT",
+            format!("{}s", HEAD_TIMEOUT.as_secs()),
+        ),
     ];
     // Logs go to a file, as a container's do; LANYARD_BENCH_LOG sets the server's RUST_LOG.
     let log_path = data.path().join("server.log");
@@ -186,6 +202,28 @@ async fn main() {
     let flood_key = create_team(&bin, &data_dir, &env, "Flood", "free", &fake.host);
     let flood = flood::measure(&client, &base, pid, targets.clone(), &flood_key, &repo).await;
 
+    eprintln!("measuring the cached path while GitHub stalls…");
+    let mut new_scopes = Vec::new();
+    for repo in &stall_repos {
+        let url = fake.repo_url("acme", repo);
+        let (sid, runner) = sessions(&client, &base, &key, &url, 1).await.remove(0);
+        new_scopes.push((format!("/v1/sessions/{sid}/credentials/github"), runner));
+    }
+    let stall = abuse::github_stall(
+        &client,
+        &base,
+        pid,
+        targets.clone(),
+        &github_proxy,
+        new_scopes,
+    )
+    .await;
+
+    let addr = base.trim_start_matches("http://").to_string();
+    eprintln!("a slowloris crowd, then a flood of made-up methods…");
+    let slow = abuse::slowloris(&client, &base, &addr, pid, HEAD_TIMEOUT).await;
+    let methods = abuse::method_flood(&client, &base, &addr, pid).await;
+
     eprintln!(
         "creating {} more sessions and fetching once each…",
         SESSIONS_FOR_MEMORY - SESSIONS_FOR_MINTS
@@ -276,6 +314,61 @@ async fn main() {
     println!(
         "{:<58} {:>6.2?} / {:>6.2?}",
         "credential path p99 alone / under flood", flood.alone.p99, flood.flooded.p99
+    );
+    println!(
+        "{:<58} {:>14.2}",
+        "cached path with GitHub stalled / answering, throughput",
+        stall.stalled.per_second / stall.normal.per_second
+    );
+    println!(
+        "{:<58} {:>6.2?} / {:>6.2?}",
+        "cached path p99 answering / stalled", stall.normal.p99, stall.stalled.p99
+    );
+    println!(
+        "{:<58} {:>14}",
+        "mints hanging on the stalled GitHub meanwhile", stall.mints_pending
+    );
+    println!(
+        "{:<58} {:>9} of {:>3}",
+        "slowloris: connections closed by the server", slow.closed_by_server, slow.opened
+    );
+    println!(
+        "{:<58} {:>14.1?}",
+        "slowloris: longest a connection was held", slow.longest_held
+    );
+    println!(
+        "{:<58} {:>4.1} / {:>4.1} / {:>4.1} MB",
+        "slowloris: RSS before / during / after",
+        slow.rss_before_kib as f64 / 1024.0,
+        slow.rss_during_kib as f64 / 1024.0,
+        slow.rss_after_kib as f64 / 1024.0
+    );
+    println!(
+        "{:<58} {:>14.0}",
+        "slowloris: /healthz req/s while the crowd is connected", slow.healthz_during.per_second
+    );
+    println!("{:<58} {:>14}", "made-up 20 KB methods sent", methods.sent);
+    println!(
+        "{:<58} {:>14}",
+        "their answers",
+        methods
+            .statuses
+            .iter()
+            .map(|(s, n)| format!("{s}:{n}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    println!(
+        "{:<58} {:>5.1} / {:>5.1} MB",
+        "method flood: RSS before / after",
+        methods.rss_before_kib as f64 / 1024.0,
+        methods.rss_after_kib as f64 / 1024.0
+    );
+    println!(
+        "{:<58} {:>6} / {:>6} B",
+        "method flood: /metrics size before / after",
+        methods.metrics_bytes_before,
+        methods.metrics_bytes_after
     );
     println!("{:<58} {:>14}", "total upstream mints", fake.mint_count());
     let log_bytes = std::fs::metadata(&log_path).map_or(0, |m| m.len());

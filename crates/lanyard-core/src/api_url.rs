@@ -1,0 +1,169 @@
+//! The base URL a Lanyard client sends its secrets to (an e2e token, a runner token).
+//!
+//! `https://` is accepted for any host; `http://` only for loopback (`localhost`, `127.0.0.0/8`,
+//! `[::1]`), where nothing crosses a network. Credentials, queries and fragments in the URL are
+//! refused: a secret goes in a header, never in a URL. Clients built on an [`ApiUrl`] must also
+//! follow no redirects, so a secret never travels on to another place.
+
+use std::net::{IpAddr, Ipv6Addr};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApiUrlError {
+    #[error("{0:?} is not an http(s) URL (expected https://host[:port][/path])")]
+    Malformed(String),
+    #[error("{0:?} would send secrets in clear text: http:// is allowed only to a loopback host; use https://")]
+    InsecureHttp(String),
+    #[error(
+        "{0:?} carries credentials, a query or a fragment; give only scheme, host, port and path"
+    )]
+    Extra(String),
+}
+
+/// A checked base URL, without a trailing slash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiUrl(String);
+
+/// Quotes at most 200 characters of an unchecked URL for an error message.
+fn echo(raw: &str) -> String {
+    raw.chars().take(200).collect()
+}
+
+/// Whether `host` (as written in a URL's authority, without the port) is a loopback host.
+pub fn is_loopback_host(host: &str) -> bool {
+    if host.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    if let Some(inner) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        return inner.parse::<Ipv6Addr>().is_ok_and(|ip| ip.is_loopback());
+    }
+    host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+impl ApiUrl {
+    pub fn parse(raw: &str) -> Result<Self, ApiUrlError> {
+        let trimmed = raw.trim().trim_end_matches('/');
+        let (scheme, rest) = trimmed
+            .split_once("://")
+            .ok_or_else(|| ApiUrlError::Malformed(echo(raw)))?;
+        let scheme = scheme.to_ascii_lowercase();
+        if scheme != "https" && scheme != "http" {
+            return Err(ApiUrlError::Malformed(echo(raw)));
+        }
+        if rest.contains(['?', '#', '@']) {
+            return Err(ApiUrlError::Extra(echo(raw)));
+        }
+        if rest
+            .bytes()
+            .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+        {
+            return Err(ApiUrlError::Malformed(echo(raw)));
+        }
+        let authority = rest.split('/').next().unwrap_or_default();
+        let host = if authority.starts_with('[') {
+            match authority.find(']') {
+                Some(end) => &authority[..=end],
+                None => return Err(ApiUrlError::Malformed(echo(raw))),
+            }
+        } else {
+            authority.split(':').next().unwrap_or_default()
+        };
+        let port = &authority[host.len()..];
+        let port_ok = port.is_empty()
+            || port
+                .strip_prefix(':')
+                .is_some_and(|p| !p.is_empty() && p.parse::<u16>().is_ok());
+        if host.is_empty() || !port_ok {
+            return Err(ApiUrlError::Malformed(echo(raw)));
+        }
+        if scheme == "http" && !is_loopback_host(host) {
+            return Err(ApiUrlError::InsecureHttp(echo(raw)));
+        }
+        Ok(Self(format!("{scheme}://{rest}")))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for ApiUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn https_anywhere_http_only_to_loopback() {
+        for ok in [
+            "https://lanyard.example.com",
+            "https://lanyard.example.com:8443/base/",
+            "http://127.0.0.1:8080",
+            "http://127.9.9.9",
+            "HTTP://localhost:1/",
+            "http://[::1]:8080",
+        ] {
+            assert!(ApiUrl::parse(ok).is_ok(), "{ok}");
+        }
+        assert_eq!(
+            ApiUrl::parse("https://l.example/base/").unwrap().as_str(),
+            "https://l.example/base"
+        );
+        for insecure in [
+            "http://lanyard.example.com",
+            "http://10.0.0.1:8080",
+            "http://localhost.evil.example",
+            "http://[::2]:80",
+            "http://0.0.0.0:8080",
+        ] {
+            assert!(
+                matches!(ApiUrl::parse(insecure), Err(ApiUrlError::InsecureHttp(_))),
+                "{insecure}"
+            );
+        }
+        for extra in [
+            "https://user:pw@l.example",
+            "http://127.0.0.1@evil.example",
+            "https://l.example/?x=1",
+            "https://l.example/#f",
+        ] {
+            assert!(
+                matches!(ApiUrl::parse(extra), Err(ApiUrlError::Extra(_))),
+                "{extra}"
+            );
+        }
+        for bad in [
+            "lanyard.example.com",
+            "ftp://l.example",
+            "https://",
+            "https://:80",
+            "https://l.example:99999",
+            "https://l.example:x",
+            "https://[::1",
+            "https://l.exa mple",
+        ] {
+            assert!(
+                matches!(ApiUrl::parse(bad), Err(ApiUrlError::Malformed(_))),
+                "{bad}"
+            );
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics_and_never_accepts_clear_text_off_loopback(s in "\\PC{0,80}") {
+            if let Ok(url) = ApiUrl::parse(&s) {
+                let u = url.as_str();
+                proptest::prop_assert!(u.starts_with("https://") || u.starts_with("http://"));
+                if let Some(rest) = u.strip_prefix("http://") {
+                    let host = rest.split('/').next().unwrap();
+                    proptest::prop_assert!(host.starts_with("127.") || host.starts_with("[::1]")
+                        || host.to_ascii_lowercase().starts_with("localhost"), "{}", u);
+                }
+            }
+        }
+    }
+}

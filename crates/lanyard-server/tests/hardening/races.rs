@@ -1,0 +1,141 @@
+//! Races between stops, mints and replicas: no token is ever left live at GitHub without a
+//! live holder, and no replica serves a revoked token for long.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use lanyard_core::{ManualClock, Tier};
+use lanyard_testkit::fake_github::FakeGithub;
+use lanyard_testkit::{expect_error, TestApp, TestTeam};
+
+struct World {
+    app: TestApp,
+    fake: FakeGithub,
+    team: TestTeam,
+}
+
+async fn world() -> World {
+    let clock = ManualClock::starting_now();
+    let fake = FakeGithub::start(Arc::new(clock.clone())).await;
+    fake.add_installation(7, "acme", &["widgets"]);
+    let app = TestApp::builder().clock(&clock).github(&fake).spawn().await;
+    let team = app.create_team("Racing", Tier::Pro).await;
+    let r = app.connect_installation(&team, &fake.host, "acme", 7).await;
+    assert_eq!(r.status(), 201);
+    World { app, fake, team }
+}
+
+impl World {
+    async fn session(&self) -> (String, String) {
+        self.app
+            .start_session(&self.team, &[self.fake.repo_url("acme", "widgets")])
+            .await
+    }
+
+    async fn token(app: &TestApp, sid: &str, runner: &str) -> Option<String> {
+        let r = app.fetch_credential(sid, runner, "").await;
+        if r.status() != 200 {
+            return None;
+        }
+        let body: serde_json::Value = r.json().await.unwrap();
+        Some(body["token"].as_str().unwrap().to_string())
+    }
+
+    async fn stop(&self, app: &TestApp, sid: &str) {
+        let r = app
+            .delete(&format!("/v1/sessions/{sid}"))
+            .bearer_auth(&self.team.api_key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+}
+
+#[tokio::test]
+async fn a_stop_while_its_token_is_minted_leaves_no_live_token() {
+    let w = world().await;
+    let (sid, runner) = w.session().await;
+    w.fake.set_delay(Duration::from_millis(1500));
+    let app = &w.app;
+    let fetching = async { app.fetch_credential(&sid, &runner, "").await };
+    let stopping = async {
+        // The fetch is at GitHub by now, waiting for its mint.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        w.stop(app, &sid).await;
+    };
+    let (r, ()) = tokio::join!(fetching, stopping);
+    expect_error(r, "session_ended", &app.public_url()).await;
+    assert_eq!(w.fake.mint_count(), 1, "the mint went through");
+    assert_eq!(
+        w.fake.live_token_count(),
+        0,
+        "the token minted for a stopped session was revoked"
+    );
+    let audit = app.store().list_audit(w.team.id, 50, None).await.unwrap();
+    let revoked = audit
+        .iter()
+        .find(|a| a.kind == "credential.revoked")
+        .unwrap();
+    assert!(
+        revoked.data["reason"]
+            .as_str()
+            .unwrap()
+            .contains("no live session"),
+        "{:?}",
+        revoked.data
+    );
+}
+
+#[tokio::test]
+async fn two_holders_stopped_at_once_revoke_their_shared_token() {
+    let w = world().await;
+    for round in 0..5 {
+        let (a, ra) = w.session().await;
+        let (b, rb) = w.session().await;
+        let ta = World::token(&w.app, &a, &ra).await.unwrap();
+        let tb = World::token(&w.app, &b, &rb).await.unwrap();
+        assert_eq!(ta, tb, "one token per scope");
+        tokio::join!(w.stop(&w.app, &a), w.stop(&w.app, &b));
+        assert!(
+            !w.fake.token_is_live(&ta),
+            "round {round}: both stopped, and the token they shared is still live"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_token_revoked_on_one_replica_is_not_served_by_another() {
+    let w = world().await;
+    let other = w.app.replica(&[]).await;
+    let (first, first_runner) = w.session().await;
+    let revoked = World::token(&w.app, &first, &first_runner).await.unwrap();
+    let (second, second_runner) = w.session().await;
+    // The other replica has the token in memory, for the second session.
+    assert_eq!(
+        World::token(&other, &second, &second_runner)
+            .await
+            .as_deref(),
+        Some(revoked.as_str())
+    );
+    // Stopping the second session keeps the token (the first still holds it); stopping the
+    // first then revokes it, on this replica.
+    w.stop(&w.app, &second).await;
+    w.stop(&w.app, &first).await;
+    assert!(!w.fake.token_is_live(&revoked));
+    let (third, third_runner) = w.session().await;
+    let started = Instant::now();
+    loop {
+        let served = World::token(&other, &third, &third_runner).await.unwrap();
+        if served != revoked {
+            assert!(w.fake.token_is_live(&served));
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_millis(2500),
+            "the other replica served the revoked token for {:?}",
+            started.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
