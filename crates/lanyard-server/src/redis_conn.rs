@@ -66,6 +66,41 @@ impl RedisHandle {
         *self.connection.lock().await = None;
     }
 
+    /// A dedicated connection subscribed to `channel` (pub/sub needs a connection of its own).
+    pub async fn subscribe(&self, channel: &str) -> Result<redis::aio::PubSub, RedisUnavailable> {
+        let mut pubsub = tokio::time::timeout(CONNECT_TIMEOUT, self.client.get_async_pubsub())
+            .await
+            .map_err(|_| RedisUnavailable::Timeout(CONNECT_TIMEOUT))??;
+        tokio::time::timeout(CONNECT_TIMEOUT, pubsub.subscribe(channel))
+            .await
+            .map_err(|_| RedisUnavailable::Timeout(CONNECT_TIMEOUT))??;
+        Ok(pubsub)
+    }
+
+    /// Publishes `message` on `channel`; a failure is the caller's to log.
+    pub async fn publish(&self, channel: &str, message: &str) -> Result<(), RedisUnavailable> {
+        let mut conn = self.connection().await?;
+        let sent = tokio::time::timeout(
+            CONNECT_TIMEOUT,
+            redis::cmd("PUBLISH")
+                .arg(channel)
+                .arg(message)
+                .query_async::<i64>(&mut conn),
+        )
+        .await;
+        match sent {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => {
+                self.reset().await;
+                Err(e.into())
+            }
+            Err(_) => {
+                self.reset().await;
+                Err(RedisUnavailable::Timeout(CONNECT_TIMEOUT))
+            }
+        }
+    }
+
     pub async fn ping(&self) -> Result<(), RedisUnavailable> {
         let mut conn = self.connection().await?;
         tokio::time::timeout(

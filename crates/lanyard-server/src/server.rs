@@ -92,6 +92,11 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Runn
     let (tx, rx) = oneshot::channel::<()>();
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let workers = tokio::spawn(crate::workers::run_all(services.clone(), stopped.clone()));
+    let revocations = {
+        let services = services.clone();
+        let stopped = stopped.clone();
+        tokio::spawn(async move { services.broker().follow_revocations(stopped).await })
+    };
     let metrics = metrics_listener.map(|listener| {
         let router = crate::http::metrics_router(services.clone());
         tokio::spawn(serve(listener, router, limits, stopped.clone()))
@@ -106,6 +111,7 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Runn
             let _ = metrics.await;
         }
         let _ = workers.await;
+        let _ = revocations.await;
         served
     });
     if let Some(at) = metrics_addr {

@@ -127,6 +127,8 @@ pub struct Broker {
     counters: Counters,
     /// Upstream mints per team per hour (the tier's `mints_per_hour`).
     mint_limiter: Arc<RateLimiter>,
+    /// Where revocations are announced to the other replicas, when configured.
+    redis: Option<Arc<RedisHandle>>,
 }
 
 /// What the broker is built from; everything is made at start-up and handed in.
@@ -147,7 +149,8 @@ pub struct BrokerParts {
 impl Broker {
     pub fn new(parts: BrokerParts) -> Self {
         Self {
-            lock: CrossReplica::new(parts.store.clone(), parts.redis),
+            lock: CrossReplica::new(parts.store.clone(), parts.redis.clone()),
+            redis: parts.redis,
             store: parts.store,
             hosts: parts.hosts,
             sealer: parts.sealer,

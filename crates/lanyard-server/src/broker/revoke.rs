@@ -1,4 +1,8 @@
-//! Revoking tokens at GitHub once their last live holder has ended.
+//! Revoking tokens at GitHub once their last live holder has ended, and telling the other
+//! replicas at once: with Redis, each revoked scope is published on [`CHANNEL`], and every
+//! replica's [`Broker::follow_revocations`] drops it from its cache. Without Redis (or while it
+//! is down), each replica re-reads a cached token's row once a second ([`super::cache::RECHECK`]),
+//! so a revocation still reaches every replica within 2 s.
 
 use lanyard_github::Revocation;
 use lanyard_store::TokenRecord;
@@ -7,10 +11,69 @@ use super::scope::ScopeKey;
 use super::{token_aad, Broker};
 use crate::metrics::{Label, RevocationLabel, RevocationResult};
 
+/// The pub/sub channel revoked scopes are announced on.
+pub const CHANNEL: &str = "lanyard:revoked-scopes";
+/// A message longer than any cache key is ignored.
+const MAX_MESSAGE: usize = 1024;
+
 impl Broker {
+    /// Tells the other replicas that these scopes' tokens are revoked (best effort: the store
+    /// re-check is the backstop).
+    async fn announce(&self, cache_keys: &[String]) {
+        let Some(redis) = self.redis.as_ref() else {
+            return;
+        };
+        for key in cache_keys {
+            if let Err(e) = redis.publish(CHANNEL, key).await {
+                tracing::debug!(error = %e, "cannot announce a revocation; replicas re-check the store");
+                return;
+            }
+        }
+    }
+
+    /// Until `shutdown`, drops from this replica's cache every scope another replica announces
+    /// as revoked. Reconnects after a second when Redis goes away. Without Redis, returns at once.
+    pub async fn follow_revocations(&self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        use futures_util::StreamExt;
+        let Some(redis) = self.redis.clone() else {
+            return;
+        };
+        loop {
+            match redis.subscribe(CHANNEL).await {
+                Ok(pubsub) => {
+                    let mut messages = pubsub.into_on_message();
+                    loop {
+                        tokio::select! {
+                            message = messages.next() => {
+                                let Some(message) = message else { break };
+                                let payload = message.get_payload_bytes();
+                                if payload.len() <= MAX_MESSAGE {
+                                    if let Ok(key) = std::str::from_utf8(payload) {
+                                        self.caches.tokens.invalidate(&ScopeKey::new(key));
+                                    }
+                                }
+                            }
+                            _ = shutdown.changed() => return,
+                        }
+                    }
+                    tracing::debug!("revocation channel closed; resubscribing");
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "cannot follow revocations; the store re-check covers them")
+                }
+            }
+            tokio::select! {
+                () = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+
     /// Revokes claimed tokens at GitHub and forgets them here. Returns how many are now dead; a
     /// failure is logged and counted, and the token dies at its expiry.
     pub async fn revoke(&self, tokens: Vec<TokenRecord>) -> usize {
+        let keys: Vec<String> = tokens.iter().map(|t| t.cache_key.clone()).collect();
+        self.announce(&keys).await;
         let mut dead = 0;
         for record in tokens {
             self.caches

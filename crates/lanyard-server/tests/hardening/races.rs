@@ -139,3 +139,36 @@ async fn a_token_revoked_on_one_replica_is_not_served_by_another() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// With Redis, a revocation is announced: the other replica drops the token from memory without
+/// being asked for it (without Redis it would only notice on its next request).
+#[tokio::test]
+async fn with_redis_a_revocation_is_announced_to_every_replica() {
+    if lanyard_testkit::redis_under_test().is_none() {
+        eprintln!("no TEST_REDIS_URL: the store re-check alone propagates revocations");
+        return;
+    }
+    let w = world().await;
+    let other = w.app.replica(&[]).await;
+    let (sid, runner) = w.session().await;
+    let token = World::token(&other, &sid, &runner).await.unwrap();
+    let cached = r#"lanyard_broker_cache_entries{cache="tokens"}"#;
+    let entries = |text: String| {
+        text.lines()
+            .find(|l| l.starts_with(cached))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    assert_eq!(entries(other.metrics_text().await), 1.0);
+    w.stop(&w.app, &sid).await;
+    assert!(!w.fake.token_is_live(&token));
+    let started = Instant::now();
+    while entries(other.metrics_text().await) > 0.0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "the other replica still holds the revoked token in memory"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
