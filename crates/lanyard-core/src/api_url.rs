@@ -23,9 +23,20 @@ pub enum ApiUrlError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiUrl(String);
 
-/// Quotes at most 200 characters of an unchecked URL for an error message.
+/// Quotes an unchecked URL for an error message: at most 200 characters, with anything that may
+/// be a secret (credentials before `@`, a query, a fragment) replaced by `…`.
 fn echo(raw: &str) -> String {
-    raw.chars().take(200).collect()
+    let mut shown = raw.split(['?', '#']).next().unwrap_or_default().to_string();
+    if raw.len() > shown.len() {
+        shown.push('…');
+    }
+    if let Some(at) = shown.rfind('@') {
+        let start = shown.find("://").map_or(0, |i| i + 3);
+        if at >= start {
+            shown.replace_range(start..=at, "…@");
+        }
+    }
+    shown.chars().take(200).collect()
 }
 
 /// Whether `host` (as written in a URL's authority, without the port) is a loopback host.
@@ -124,6 +135,12 @@ mod tests {
                 "{insecure}"
             );
         }
+        let e = ApiUrl::parse("http://user:hunter2@l.example/?token=s3cret").unwrap_err();
+        let shown = e.to_string();
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("s3cret") && shown.contains("l.example"),
+            "{shown}"
+        );
         for extra in [
             "https://user:pw@l.example",
             "http://127.0.0.1@evil.example",

@@ -107,11 +107,16 @@ impl ApiClient {
     /// no redirects, so the runner token is never sent anywhere else.
     pub fn new(api: &str, session: &str, token_file: PathBuf) -> Result<Self, ApiUrlError> {
         let api = ApiUrl::parse(api)?;
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(30))
             .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("lanyard-runner/", env!("CARGO_PKG_VERSION")))
+            .user_agent(concat!("lanyard-runner/", env!("CARGO_PKG_VERSION")));
+        if api.as_str().starts_with("http://") {
+            // Clear text stays on loopback: never through an HTTP proxy from the environment.
+            builder = builder.no_proxy();
+        }
+        let http = builder
             .build()
             .expect("an HTTP client with default TLS settings builds");
         Ok(Self {
@@ -221,9 +226,16 @@ impl ApiClient {
             _ => (String::new(), format!("HTTP {status}"), Vec::new(), None),
         };
         Err(match (status, code.as_str()) {
-            (401, _) => FetchError::Unauthorized(message),
-            (404, _) => FetchError::NotFound,
-            (410, _) => FetchError::SessionEnded(message),
+            // Only Lanyard's own word ends a session: a proxy's or an ingress's 401/404/410
+            // (no envelope, or another code) is a transient failure.
+            (401, "unauthorized") => FetchError::Unauthorized(message),
+            (404, "not_found") => FetchError::NotFound,
+            (410, "session_ended") => FetchError::SessionEnded(message),
+            (401 | 404 | 410, _) => FetchError::Unavailable {
+                status,
+                retry_after: retry_after.or(retry_header),
+                message: format!("{message} (not Lanyard's answer: is a proxy in the way?)"),
+            },
             (422, "owner_required") => {
                 FetchError::OwnerRequired(choices.into_iter().map(|c| (c.host, c.owner)).collect())
             }

@@ -112,8 +112,18 @@ async fn handle(stream: UnixStream, engine: &Engine) -> std::io::Result<()> {
     write.shutdown().await
 }
 
+/// The longest a command inside the agent waits on the runner (a refresh is bounded by the
+/// runner's own 30 s HTTP timeout, and a refusal is confirmed once).
+const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(75);
+
 /// Sends one request to the runner at `socket` and returns its reply.
 pub async fn call(socket: &Path, request: &SocketRequest) -> anyhow::Result<SocketReply> {
+    tokio::time::timeout(CALL_TIMEOUT, call_unbounded(socket, request))
+        .await
+        .map_err(|_| anyhow::anyhow!("the runner did not answer within {CALL_TIMEOUT:?}"))?
+}
+
+async fn call_unbounded(socket: &Path, request: &SocketRequest) -> anyhow::Result<SocketReply> {
     let stream = UnixStream::connect(socket)
         .await
         .map_err(|e| anyhow::anyhow!("cannot reach the runner at {}: {e}", socket.display()))?;

@@ -212,3 +212,40 @@ async fn a_pat_is_refreshed_by_interval_only() {
     );
     assert!(h.expires_at.is_none());
 }
+
+#[tokio::test]
+async fn a_proxy_answering_404_or_401_ends_nothing() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // Something in front of Lanyard (an ingress mid-deploy, an auth proxy) answers with its own
+    // page, not Lanyard's error envelope.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut statuses = ["404 Not Found", "401 Unauthorized", "410 Gone"]
+            .into_iter()
+            .cycle();
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let mut buf = vec![0u8; 4096];
+            let _ = socket.read(&mut buf).await;
+            let body = "<html>default backend</html>";
+            let reply = format!(
+                "HTTP/1.1 {}\r\ncontent-type: text/html\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                statuses.next().unwrap(),
+                body.len()
+            );
+            let _ = socket.write_all(reply.as_bytes()).await;
+        }
+    });
+    let dir = tempfile::TempDir::new().unwrap();
+    let token_file = dir.path().join("token");
+    lanyard_testkit::write_private(
+        &token_file,
+        "lrt_0000000000000000000000000000000000000000xx",
+    );
+    let client = ApiClient::new(&url, "5f1d3b9e-0000-4000-8000-000000000000", token_file).unwrap();
+    for _ in 0..3 {
+        let e = client.fetch(None, None).await.unwrap_err();
+        assert_eq!(e.end_cause(), None, "{e}");
+        assert!(e.to_string().contains("proxy"), "{e}");
+    }
+}

@@ -86,36 +86,57 @@ struct Inner {
     limiters: Limiters,
 }
 
-/// Creates the data dir, private to this user, if it is missing; tightens an existing one that
-/// others may enter to 0700, or stops saying why it cannot.
+/// What Lanyard itself keeps in a data dir: a directory holding only these (or nothing) is
+/// Lanyard's own, and may be tightened.
+const DATA_DIR_ENTRIES: &[&str] = &["jwt_secret", "encryption_key", "lanyard.db"];
+
+/// Creates the data dir, private to this user, if it is missing. An existing one that others may
+/// enter is tightened to 0700 when it is this user's and holds only Lanyard's files; otherwise
+/// start-up stops saying why (Lanyard never chmods a shared or someone else's directory).
 pub fn ensure_data_dir(config: &Config) -> anyhow::Result<()> {
-    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
     let dir = &config.data_dir;
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)
         .with_context(|| format!("cannot create the data dir {}", dir.display()))?;
-    let mode = std::fs::metadata(dir)
-        .with_context(|| format!("cannot inspect the data dir {}", dir.display()))?
-        .permissions()
-        .mode()
-        & 0o7777;
-    // A shared directory such as /tmp (sticky) is never made private: that would break others.
-    anyhow::ensure!(
-        mode & 0o1000 == 0,
-        "the data dir {} is a shared directory (mode {mode:04o}); point LANYARD_DATA_DIR at a directory of Lanyard's own",
-        dir.display()
-    );
-    if mode & 0o077 != 0 {
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).with_context(|| {
-            format!(
-                "the data dir {} is open to others (mode {mode:04o}) and cannot be tightened to 0700; fix its owner or mode",
-                dir.display()
-            )
-        })?;
-        tracing::warn!(dir = %dir.display(), was = format!("{mode:04o}"), "the data dir was open to others; tightened it to 0700");
+    let meta = std::fs::metadata(dir)
+        .with_context(|| format!("cannot inspect the data dir {}", dir.display()))?;
+    let mode = meta.permissions().mode() & 0o7777;
+    if mode & 0o077 == 0 {
+        return Ok(());
     }
+    let refuse = |why: &str| {
+        anyhow::anyhow!(
+            "the data dir {} is open to others (mode {mode:04o}) and {why}; point LANYARD_DATA_DIR at a directory of Lanyard's own, or chmod 700 it",
+            dir.display()
+        )
+    };
+    if mode & 0o1000 != 0 {
+        return Err(refuse("is a shared (sticky) directory"));
+    }
+    // This process's own uid, without unsafe code: the owner of /proc/self.
+    let me = std::fs::metadata("/proc/self").map(|m| m.uid()).ok();
+    if me.is_some_and(|uid| uid != meta.uid()) {
+        return Err(refuse("belongs to another user"));
+    }
+    let foreign = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot list the data dir {}", dir.display()))?
+        .flatten()
+        .any(|entry| {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            !DATA_DIR_ENTRIES
+                .iter()
+                .any(|own| name == *own || name.starts_with(&format!("{own}-")))
+        });
+    if foreign {
+        return Err(refuse("holds files Lanyard did not create"));
+    }
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .map_err(|e| refuse(&format!("cannot be tightened to 0700 ({e})")))?;
+    tracing::warn!(dir = %dir.display(), was = format!("{mode:04o}"), "the data dir was open to others; tightened it to 0700");
     Ok(())
 }
 

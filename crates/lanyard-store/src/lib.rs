@@ -51,7 +51,9 @@ pub(crate) use on_pool;
 
 /// Beginning a transaction that will write. On SQLite it takes the write lock at `BEGIN`
 /// (`BEGIN IMMEDIATE`), so two writers queue behind the busy timeout instead of one failing
-/// when it upgrades a stale read snapshot; Postgres needs nothing special.
+/// when it upgrades a stale read snapshot. On Postgres it names READ COMMITTED, whatever the
+/// server's default: the holder decisions (a stop, a mint's insert) take their lock and then read
+/// what committed before it, which a REPEATABLE READ snapshot taken earlier would miss.
 pub(crate) trait BeginWrite {
     type Db: sqlx::Database;
     fn begin_write(
@@ -76,7 +78,7 @@ impl BeginWrite for sqlx::PgPool {
         &self,
     ) -> impl std::future::Future<Output = Result<sqlx::Transaction<'static, Self::Db>, sqlx::Error>>
            + Send {
-        self.begin()
+        self.begin_with("BEGIN ISOLATION LEVEL READ COMMITTED")
     }
 }
 

@@ -39,7 +39,8 @@ pub struct SessionRecord {
     pub stopped_at: Option<DateTime<Utc>>,
 }
 
-const SESSION_COLUMNS: &str = "s.id AS s_id, s.team_id AS s_team_id, s.repos AS s_repos, \
+pub(crate) const SESSION_COLUMNS: &str =
+    "s.id AS s_id, s.team_id AS s_team_id, s.repos AS s_repos, \
      s.permissions AS s_permissions, s.created_at AS s_created_at, \
      s.expires_at AS s_expires_at, s.stopped_at AS s_stopped_at";
 
@@ -251,42 +252,6 @@ impl Store {
         );
         Ok(on_pool!(self, pool => {
             sqlx::query_as(&sql).bind(team_id).bind(i64::from(limit)).fetch_all(pool).await?
-        }))
-    }
-
-    /// One scope of a session as the store has it now (its session, and the scope joined with
-    /// the team's connection), for a replica whose cached view turned out stale. `None` when the
-    /// session or the scope is gone.
-    pub async fn fresh_scope(
-        &self,
-        session_id: Uuid,
-        team_id: Uuid,
-        cache_key: &str,
-    ) -> StoreResult<Option<(SessionRecord, ScopeRecord)>> {
-        let session_sql =
-            format!("SELECT {SESSION_COLUMNS} FROM sessions s WHERE s.id = $1 AND s.team_id = $2");
-        let scope_sql = format!(
-            "SELECT sc.host, sc.owner, sc.cache_key, sc.repositories, sc.revoked_at, {CONNECTION_COLUMNS} \
-             FROM session_scopes sc LEFT JOIN github_connections c \
-             ON c.team_id = $2 AND c.host = sc.host AND c.owner = sc.owner \
-             WHERE sc.session_id = $1 AND sc.cache_key = $3"
-        );
-        Ok(on_pool!(self, pool => {
-            let session: Option<SessionRecord> = sqlx::query_as(&session_sql)
-                .bind(session_id)
-                .bind(team_id)
-                .fetch_optional(pool)
-                .await?;
-            match session {
-                None => None,
-                Some(session) => sqlx::query_as::<_, ScopeRecord>(&scope_sql)
-                    .bind(session_id)
-                    .bind(team_id)
-                    .bind(cache_key)
-                    .fetch_optional(pool)
-                    .await?
-                    .map(|scope| (session, scope)),
-            }
         }))
     }
 

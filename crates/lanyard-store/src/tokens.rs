@@ -9,8 +9,11 @@ use sqlx::types::Json;
 use uuid::Uuid;
 
 use crate::audit::insert_audit;
+use crate::connections::CONNECTION_COLUMNS;
+use crate::sessions::SESSION_COLUMNS;
 use crate::BeginWrite;
 use crate::{on_pool, AuditEvent, Pool, Store, StoreResult};
+use crate::{ScopeRecord, SessionRecord};
 
 /// A cached installation token (encrypted).
 #[derive(Clone, sqlx::FromRow)]
@@ -220,5 +223,41 @@ impl Store {
                 Ok(ScopeLock { _tx: Some(tx) })
             }
         }
+    }
+
+    /// One scope of a session as the store has it now (its session, and the scope joined with
+    /// the team's connection), for a replica whose cached view turned out stale. `None` when the
+    /// session or the scope is gone.
+    pub async fn fresh_scope(
+        &self,
+        session_id: Uuid,
+        team_id: Uuid,
+        cache_key: &str,
+    ) -> StoreResult<Option<(SessionRecord, ScopeRecord)>> {
+        let session_sql =
+            format!("SELECT {SESSION_COLUMNS} FROM sessions s WHERE s.id = $1 AND s.team_id = $2");
+        let scope_sql = format!(
+            "SELECT sc.host, sc.owner, sc.cache_key, sc.repositories, sc.revoked_at, {CONNECTION_COLUMNS} \
+             FROM session_scopes sc LEFT JOIN github_connections c \
+             ON c.team_id = $2 AND c.host = sc.host AND c.owner = sc.owner \
+             WHERE sc.session_id = $1 AND sc.cache_key = $3"
+        );
+        Ok(on_pool!(self, pool => {
+            let session: Option<SessionRecord> = sqlx::query_as(&session_sql)
+                .bind(session_id)
+                .bind(team_id)
+                .fetch_optional(pool)
+                .await?;
+            match session {
+                None => None,
+                Some(session) => sqlx::query_as::<_, ScopeRecord>(&scope_sql)
+                    .bind(session_id)
+                    .bind(team_id)
+                    .bind(cache_key)
+                    .fetch_optional(pool)
+                    .await?
+                    .map(|scope| (session, scope)),
+            }
+        }))
     }
 }

@@ -48,8 +48,9 @@ pub struct CacheLimits {
 /// sessions at once when it changes them itself.
 pub const SESSION_TTL: Duration = Duration::from_secs(2);
 
-/// See [`CacheLimits::session_stale`].
-pub const SESSION_STALE: Duration = Duration::from_secs(5 * 60);
+/// See [`CacheLimits::session_stale`]. Short: a stop written through another replica meanwhile
+/// is not seen here until the database answers again.
+pub const SESSION_STALE: Duration = Duration::from_secs(30);
 
 /// A runner token's session as read from the store, and when.
 #[derive(Debug, Clone)]
@@ -205,7 +206,7 @@ impl Caches {
                 .build(),
             sessions: Cache::builder()
                 .max_capacity(limits.sessions)
-                .time_to_live(limits.session_stale.max(limits.session_ttl))
+                .time_to_live(limits.session_ttl + limits.session_stale)
                 .support_invalidation_closures()
                 .build(),
             cooldowns: Cache::builder()

@@ -14,7 +14,6 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use lanyard_core::github::Scheme;
-use lanyard_core::secret::PresentedSecret;
 use lanyard_core::wire::CredentialSource;
 use lanyard_core::Clock;
 use lanyard_github::GithubError;
@@ -35,6 +34,7 @@ mod lock;
 mod mint;
 mod revoke;
 pub mod scope;
+mod sessions;
 
 pub use cache::{CacheLimits, CachedToken, SESSION_TTL};
 pub use hosts::GithubHosts;
@@ -163,63 +163,6 @@ impl Broker {
         }
     }
 
-    /// The session behind a presented runner token, if the token is valid. Trusted from memory
-    /// for [`SESSION_TTL`], then read again; while the store cannot answer, the last reading is
-    /// served for up to [`cache::SESSION_STALE`] (no stop can be written meanwhile either).
-    pub async fn runner_session(
-        &self,
-        presented: &PresentedSecret,
-    ) -> Result<Option<Arc<RunnerSession>>, StoreError> {
-        let lookup = presented.lookup.as_str();
-        let cached = self.caches.sessions.get(lookup);
-        let session = match cached {
-            Some(c) if c.loaded.elapsed() < self.caches.session_ttl => c.session,
-            stale => match self.store.runner_session(lookup).await {
-                Ok(Some(loaded)) => {
-                    let loaded = Arc::new(loaded);
-                    self.caches.sessions.insert(
-                        lookup.into(),
-                        cache::CachedSession {
-                            session: loaded.clone(),
-                            loaded: std::time::Instant::now(),
-                        },
-                    );
-                    loaded
-                }
-                Ok(None) => {
-                    self.caches.sessions.invalidate(lookup);
-                    return Ok(None);
-                }
-                Err(e) => match stale {
-                    Some(c) => {
-                        tracing::warn!(error = %e, "the store cannot answer; serving the session as last read");
-                        self.counters.stale_session();
-                        c.session
-                    }
-                    None => return Err(e),
-                },
-            },
-        };
-        Ok(presented.matches(&session.runner_hash).then_some(session))
-    }
-
-    /// Forgets a runner token's cached session (after a stop).
-    pub fn forget_session(&self, runner_lookup: &str) {
-        self.caches.sessions.invalidate(runner_lookup);
-    }
-
-    /// Forgets every cached session of a team (after its connections or the team itself
-    /// changed), so the next request reads them afresh.
-    pub fn forget_team(&self, team_id: uuid::Uuid) {
-        if let Err(e) = self
-            .caches
-            .sessions
-            .invalidate_entries_if(move |_, s| s.session.team.id == team_id)
-        {
-            tracing::error!(error = %e, "cannot forget the team's sessions; they expire with the cache");
-        }
-    }
-
     /// Publishes each cache's size to `lanyard_broker_cache_entries`.
     pub fn publish_cache_sizes(&self) {
         for (name, entries) in self.caches.sizes() {
@@ -236,8 +179,10 @@ impl Broker {
         session: &RunnerSession,
         scope: &ScopeRecord,
     ) -> Result<Served, BrokerError> {
+        // A token revoked elsewhere, or a mint that found no live holder: re-read why, so a
+        // scope revoked under a live session answers as revoked, not as an ended session.
         match self.credential_as_cached(session, scope).await {
-            Err(BrokerError::Stale) => {}
+            Err(BrokerError::Stale | BrokerError::HolderEnded) => {}
             other => return other,
         }
         // Requests after this one read the team's sessions afresh too.
@@ -382,29 +327,6 @@ impl Broker {
             });
         }
         self.flight(req).await
-    }
-
-    /// A token from memory, unless re-reading its row (once a [`cache::RECHECK`]) finds it
-    /// revoked, by a stop on another replica say. While the store cannot answer, it is served.
-    async fn still_live(
-        &self,
-        key: &ScopeKey,
-        token: Arc<CachedToken>,
-    ) -> Option<Arc<CachedToken>> {
-        let Some(id) = token.claim_recheck() else {
-            return Some(token);
-        };
-        match self.store.token_revoked(id).await {
-            Ok(false) => Some(token),
-            Ok(true) => {
-                self.caches.tokens.invalidate(key);
-                None
-            }
-            Err(e) => {
-                tracing::debug!(error = %e, "cannot re-read a cached token's row; serving it");
-                Some(token)
-            }
-        }
     }
 
     /// Refreshes the scope once on this replica however many callers ask at the same moment.

@@ -7,6 +7,9 @@
 use lanyard_github::Revocation;
 use lanyard_store::TokenRecord;
 
+use std::sync::Arc;
+
+use super::cache::CachedToken;
 use super::scope::ScopeKey;
 use super::{token_aad, Broker};
 use crate::metrics::{Label, RevocationLabel, RevocationResult};
@@ -31,6 +34,22 @@ impl Broker {
         }
     }
 
+    /// Forgets a revoked scope here: its token, and the sessions that hold it, so the next
+    /// request reads from the store why it was revoked (a stop, an uninstall) and answers so.
+    fn forget_scope(&self, cache_key: &str) {
+        self.caches.tokens.invalidate(&ScopeKey::new(cache_key));
+        let key: Arc<str> = cache_key.into();
+        if let Err(e) = self
+            .caches
+            .sessions
+            .invalidate_entries_if(move |_, cached| {
+                cached.session.scopes.iter().any(|s| s.cache_key == key)
+            })
+        {
+            tracing::debug!(error = %e, "cannot forget the sessions of a revoked scope; they expire in 2 s");
+        }
+    }
+
     /// Until `shutdown`, drops from this replica's cache every scope another replica announces
     /// as revoked. Reconnects after a second when Redis goes away. Without Redis, returns at once.
     pub async fn follow_revocations(&self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
@@ -49,7 +68,7 @@ impl Broker {
                                 let payload = message.get_payload_bytes();
                                 if payload.len() <= MAX_MESSAGE {
                                     if let Ok(key) = std::str::from_utf8(payload) {
-                                        self.caches.tokens.invalidate(&ScopeKey::new(key));
+                                        self.forget_scope(key);
                                     }
                                 }
                             }
@@ -65,6 +84,29 @@ impl Broker {
             tokio::select! {
                 () = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
                 _ = shutdown.changed() => return,
+            }
+        }
+    }
+
+    /// A token from memory, unless re-reading its row (once a [`cache::RECHECK`]) finds it
+    /// revoked, by a stop on another replica say. While the store cannot answer, it is served.
+    pub(super) async fn still_live(
+        &self,
+        key: &ScopeKey,
+        token: Arc<CachedToken>,
+    ) -> Option<Arc<CachedToken>> {
+        let Some(id) = token.claim_recheck() else {
+            return Some(token);
+        };
+        match self.store.token_revoked(id).await {
+            Ok(false) => Some(token),
+            Ok(true) => {
+                self.caches.tokens.invalidate(key);
+                None
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot re-read a cached token's row; serving it");
+                Some(token)
             }
         }
     }

@@ -94,6 +94,22 @@ async fn an_open_data_dir_is_tightened_and_secret_files_open_to_others_stop_star
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(stderr.contains("shared directory"), "{stderr}");
+    assert!(stderr.contains("shared (sticky) directory"), "{stderr}");
     assert_eq!(mode(&shared), 0o1777, "left as it was");
+
+    // So is one that holds someone's files: Lanyard tightens only a directory of its own.
+    let home = parent.path().join("home");
+    std::fs::create_dir(&home).unwrap();
+    std::fs::write(home.join("notes.txt"), "mine").unwrap();
+    chmod(&home, 0o755);
+    let out = lanyard(&["migrate", "--data-dir", home.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("holds files Lanyard did not create"),
+        "{stderr}"
+    );
+    assert_eq!(mode(&home), 0o755, "left as it was");
 }

@@ -172,3 +172,40 @@ async fn with_redis_a_revocation_is_announced_to_every_replica() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// A repository taken out of the installation while a live session's token is minted: the mint
+/// finds no live holder of the scope, and the answer says the scope was revoked (409), not that
+/// the session ended (410, which would stop the whole agent).
+#[tokio::test]
+async fn a_scope_revoked_during_its_mint_answers_revoked_not_ended() {
+    use lanyard_testkit::fake_github::webhooks::{deliver, installation_repositories_event};
+    let w = world().await;
+    let (sid, runner) = w.session().await;
+    w.fake.set_delay(Duration::from_millis(1500));
+    let app = &w.app;
+    let fetching = async { app.fetch_credential(&sid, &runner, "").await };
+    let removing = async {
+        // The mint is at GitHub by now (it passed GitHub's checks, and waits for its reply)
+        // when the delivery saying the repository left arrives.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let payload = installation_repositories_event("removed", 7, "acme", &[], &["widgets"]);
+        let r = deliver(
+            &reqwest::Client::new(),
+            &app.url(&format!("/v1/github/webhooks/{}", w.fake.host)),
+            lanyard_testkit::fake_github::WEBHOOK_SECRET,
+            "installation_repositories",
+            "d-removed-mid-mint",
+            &payload,
+        )
+        .await;
+        assert_eq!(r.status(), 200);
+    };
+    let (r, ()) = tokio::join!(fetching, removing);
+    expect_error(r, "connection_revoked", &app.public_url()).await;
+    w.fake.set_delay(Duration::ZERO);
+    assert_eq!(
+        w.fake.live_token_count(),
+        0,
+        "the token minted for the revoked scope was revoked"
+    );
+}

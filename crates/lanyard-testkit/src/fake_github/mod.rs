@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -23,9 +23,13 @@ use lanyard_core::Clock;
 use tempfile::TempDir;
 
 mod api;
+mod fixtures;
 mod git;
 mod users;
 pub mod webhooks;
+
+use fixtures::fixture;
+pub use fixtures::{app_private_key_path, client_secret_path, webhook_secret_path};
 
 use api::{installation, mint, revoke};
 use git::{create_repo, git};
@@ -36,49 +40,6 @@ pub use webhooks::WEBHOOK_SECRET;
 pub const APP_ID: u64 = 424_242;
 /// The App's URL name: its install page is `{web_url}/apps/lanyard-test/installations/new`.
 pub const APP_SLUG: &str = "lanyard-test";
-
-/// A secret fixture, as Lanyard must be configured with it: a private copy (mode 0600 in a 0700
-/// directory), since a clone leaves the checked-in files readable by all and Lanyard refuses
-/// secret files that others can read.
-fn fixture(name: &str) -> PathBuf {
-    use std::os::unix::fs::OpenOptionsExt;
-    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
-    let dir = DIR.get_or_init(|| tempfile::TempDir::new().expect("a private fixtures directory"));
-    let path = dir.path().join(name);
-    if !path.exists() {
-        let source = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("fixtures")
-            .join(name);
-        let bytes = std::fs::read(&source).expect("the fixture is checked in");
-        let tmp = dir
-            .path()
-            .join(format!("{name}.{:x}.tmp", rand::random::<u64>()));
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)
-            .expect("write the private fixture");
-        std::io::Write::write_all(&mut file, &bytes).expect("write the private fixture");
-        std::fs::rename(&tmp, &path).expect("publish the private fixture");
-    }
-    path
-}
-
-/// The app's private key (PKCS#1 PEM), as Lanyard is configured with it.
-pub fn app_private_key_path() -> PathBuf {
-    fixture("app-key.pem")
-}
-
-/// The OAuth client secret ([`CLIENT_SECRET`]), as Lanyard is configured with it.
-pub fn client_secret_path() -> PathBuf {
-    fixture("oauth-client-secret")
-}
-
-/// The webhook secret ([`WEBHOOK_SECRET`]), as Lanyard is configured with it.
-pub fn webhook_secret_path() -> PathBuf {
-    fixture("webhook-secret")
-}
 
 /// One recorded mint.
 #[derive(Debug, Clone)]

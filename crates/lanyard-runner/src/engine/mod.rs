@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use lanyard_core::github::Scheme;
-use lanyard_core::wire::{CredentialSource, CredentialStatus, SocketErrorKind};
+use lanyard_core::wire::{CredentialSource, CredentialStatus};
 use lanyard_core::Clock;
 use rand::Rng;
 use secrecy::SecretString;
@@ -15,6 +15,9 @@ use tokio::sync::{watch, Notify};
 use crate::client::{ApiClient, EndCause, FetchError, Fetched};
 use crate::policy::Policy;
 
+mod types;
+pub use types::{Ended, EngineError, Handout};
+
 /// What is known about one credential. The token never leaves through `status`.
 #[derive(Debug, Clone)]
 struct CredState {
@@ -22,6 +25,8 @@ struct CredState {
     expires_at: Option<DateTime<Utc>>,
     source: CredentialSource,
     last_refresh: DateTime<Utc>,
+    /// The last time a refresh was tried, whatever came of it.
+    last_attempt: DateTime<Utc>,
     last_error: Option<String>,
     failures: u32,
     next_refresh: DateTime<Utc>,
@@ -37,59 +42,9 @@ struct Cred {
     refreshing: tokio::sync::Mutex<()>,
 }
 
-/// The server's word that the session is over, and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Ended {
-    pub cause: EndCause,
-    pub message: String,
-}
-
 /// How long a refusal is given to turn out transient (a token file caught mid-rewrite) before
 /// the runner believes it.
 const CONFIRM_REFUSAL: Duration = Duration::from_millis(500);
-
-/// A token handed out, with its expiry.
-#[derive(Clone)]
-pub struct Handout {
-    pub token: SecretString,
-    pub expires_at: Option<DateTime<Utc>>,
-    pub host: String,
-    pub owner: String,
-    pub scheme: Scheme,
-}
-
-impl std::fmt::Debug for Handout {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Handout")
-            .field("host", &self.host)
-            .field("owner", &self.owner)
-            .finish_non_exhaustive()
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum EngineError {
-    #[error("no credential for {0}")]
-    NoCredential(String),
-    #[error("several credentials match; name one of: {0}")]
-    Ambiguous(String),
-    #[error("the current token has expired and refreshing failed: {0}")]
-    Expired(String),
-    #[error("the session has ended: {0}")]
-    Ended(String),
-}
-
-impl EngineError {
-    /// The kind of refusal, as the socket protocol names it.
-    pub fn kind(&self) -> SocketErrorKind {
-        match self {
-            EngineError::NoCredential(_) => SocketErrorKind::NoCredential,
-            EngineError::Ambiguous(_) => SocketErrorKind::Ambiguous,
-            EngineError::Expired(_) => SocketErrorKind::Expired,
-            EngineError::Ended(_) => SocketErrorKind::Ended,
-        }
-    }
-}
 
 #[derive(Debug)]
 pub struct Engine {
@@ -139,6 +94,7 @@ impl Engine {
                         expires_at: f.expires_at,
                         source: f.source,
                         last_refresh: now,
+                        last_attempt: now,
                         last_error: None,
                         failures: 0,
                         next_refresh,
@@ -198,11 +154,12 @@ impl Engine {
     async fn refresh(&self, cred: &Cred) {
         let started_at = self.clock.now();
         let _guard = cred.refreshing.lock().await;
-        if Self::lock(cred).last_refresh > started_at {
-            return; // another caller refreshed it while we waited
+        if Self::lock(cred).last_attempt > started_at {
+            return; // another caller tried while we waited: share its result, success or not
         }
         let result = self.fetch(cred).await;
         let now = self.clock.now();
+        Self::lock(cred).last_attempt = now;
         match result {
             Ok(Fetched {
                 token,
@@ -266,9 +223,13 @@ impl Engine {
                 .filter(|c| Self::lock(c).next_refresh <= now)
                 .cloned()
                 .collect();
-            for cred in &due {
-                self.refresh(cred).await;
+            // Each due credential refreshes on its own task: one slow owner delays no other.
+            let mut refreshes = tokio::task::JoinSet::new();
+            for cred in due {
+                let engine = self.clone();
+                refreshes.spawn(async move { engine.refresh(&cred).await });
             }
+            while refreshes.join_next().await.is_some() {}
             let next = self.creds.iter().map(|c| Self::lock(c).next_refresh).min();
             let wait = next
                 .map(|n| (n - self.clock.now()).to_std().unwrap_or(Duration::ZERO))
