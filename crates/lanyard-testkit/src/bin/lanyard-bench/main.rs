@@ -97,8 +97,9 @@ async fn main() {
     // GitHub is reached through a proxy that the stall phase freezes.
     let (github_proxy, github_api) =
         lanyard_testkit::chaos::Proxy::in_front_of(&fake.api_url).await;
+    // The server's data dir (which it creates 0700) and, beside it, its log.
     let data = tempfile::TempDir::new().unwrap();
-    let data_dir = data.path().to_str().unwrap().to_string();
+    let data_dir = data.path().join("data").to_str().unwrap().to_string();
     let port = free_port();
     let key_file = app_private_key_path().to_str().unwrap().to_string();
     let env: Vec<(&str, String)> = vec![
@@ -145,7 +146,11 @@ async fn main() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(ready, "lanyard did not become ready");
+    assert!(
+        ready,
+        "lanyard did not become ready; its log:\n{}",
+        std::fs::read_to_string(&log_path).unwrap_or_default()
+    );
     let pid = server.child.id();
     let base = server.base.clone();
     let rss_idle = rss_kib(pid);
