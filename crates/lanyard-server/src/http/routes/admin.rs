@@ -172,8 +172,6 @@ pub struct DeletedTeam {
     (status = 200, description = "A team with this external_id exists; nothing was created", body = ProvisionedTeam),
     (status = 400, description = "`invalid_body` or `invalid_tier`", body = ErrorBody),
     (status = 404, description = "`not_found`: no admin token configured, or a wrong one", body = ErrorBody),
-    (status = 413, description = "`payload_too_large`", body = ErrorBody),
-    (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
     (status = 422, description = "`invalid_team`", body = ErrorBody),
 ))]
 pub async fn create_team(
@@ -243,8 +241,6 @@ pub async fn find_teams(
     (status = 200, body = AdminTeamView),
     (status = 400, description = "`invalid_body` or `invalid_tier`", body = ErrorBody),
     (status = 404, description = "`not_found`", body = ErrorBody),
-    (status = 413, description = "`payload_too_large`", body = ErrorBody),
-    (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
     (status = 422, description = "`invalid_team`", body = ErrorBody),
 ))]
 pub async fn change_team(
@@ -270,10 +266,7 @@ pub async fn change_team(
 /// Issue another API key for a team.
 #[utoipa::path(post, path = "/admin/v1/teams/{team_id}/api-keys", tag = "admin", params(("team_id" = Uuid, Path)), request_body = IssueKey, security(("admin" = [])), responses(
     (status = 201, body = IssuedKey),
-    (status = 400, description = "`invalid_body`", body = ErrorBody),
     (status = 404, description = "`not_found`", body = ErrorBody),
-    (status = 413, description = "`payload_too_large`", body = ErrorBody),
-    (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
     (status = 422, description = "`invalid_label`", body = ErrorBody),
 ))]
 pub async fn issue_key(
@@ -297,11 +290,8 @@ pub async fn issue_key(
 /// is checked with GitHub (its account must be `owner`).
 #[utoipa::path(post, path = "/admin/v1/teams/{team_id}/github/connections", tag = "admin", params(("team_id" = Uuid, Path)), request_body = CreateConnection, security(("admin" = [])), responses(
     (status = 201, body = ConnectionView),
-    (status = 400, description = "`invalid_body`", body = ErrorBody),
     (status = 404, description = "`not_found`", body = ErrorBody),
     (status = 409, description = "`connection_exists`", body = ErrorBody),
-    (status = 413, description = "`payload_too_large`", body = ErrorBody),
-    (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
     (status = 422, description = "`installation_mismatch`, `pat_invalid`, `unknown_github_host` or `invalid_connection`", body = ErrorBody),
     (status = 502, description = "`github_rejected`", body = ErrorBody),
     (status = 503, description = "`github_unavailable`", body = ErrorBody),

@@ -65,10 +65,6 @@ pub(crate) fn parse_label(raw: Option<&str>) -> ApiResult<Label> {
 /// Issue a new API key for the calling team.
 #[utoipa::path(post, path = "/v1/api-keys", tag = "team", request_body = CreateApiKey, security(("bearer" = [])), responses(
     (status = 201, body = CreatedApiKey),
-    (status = 400, description = "`invalid_body`", body = ErrorBody),
-    (status = 401, description = "`unauthorized`", body = ErrorBody),
-    (status = 413, description = "`payload_too_large`", body = ErrorBody),
-    (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
     (status = 422, description = "`invalid_label`", body = ErrorBody),
 ))]
 pub async fn create(
@@ -93,7 +89,6 @@ pub async fn create(
 /// List the team's API keys (never their secrets).
 #[utoipa::path(get, path = "/v1/api-keys", tag = "team", security(("bearer" = [])), responses(
     (status = 200, body = ApiKeyList),
-    (status = 401, description = "`unauthorized`", body = ErrorBody),
 ))]
 pub async fn list(State(state): State<Services>, auth: TeamAuth) -> ApiResult<Json<ApiKeyList>> {
     let keys = state.store().list_api_keys(auth.team.id).await?;
@@ -112,7 +107,6 @@ pub async fn list(State(state): State<Services>, auth: TeamAuth) -> ApiResult<Js
 /// Revoke one of the team's API keys. It stops working at once.
 #[utoipa::path(delete, path = "/v1/api-keys/{key_id}", tag = "team", params(("key_id" = Uuid, Path)), security(("bearer" = [])), responses(
     (status = 200, body = RevokedApiKey),
-    (status = 401, description = "`unauthorized`", body = ErrorBody),
     (status = 404, description = "`not_found`: no such live key in this team", body = ErrorBody),
 ))]
 pub async fn revoke(

@@ -89,12 +89,8 @@ pub struct DeletedConnection {
 /// installation flow: `{installation_id}` here is refused with `installation_proof_required`.)
 #[utoipa::path(post, path = "/v1/github/connections", tag = "github", request_body = CreateConnection, security(("bearer" = [])), responses(
     (status = 201, body = ConnectionView),
-    (status = 400, description = "`invalid_body`", body = ErrorBody),
-    (status = 401, description = "`unauthorized`", body = ErrorBody),
     (status = 403, description = "`installation_proof_required`", body = ErrorBody),
     (status = 409, description = "`connection_exists`", body = ErrorBody),
-    (status = 413, description = "`payload_too_large`", body = ErrorBody),
-    (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
     (status = 422, description = "`pat_invalid`, `unknown_github_host` or `invalid_connection`", body = ErrorBody),
     (status = 429, description = "`rate_limited`", body = ErrorBody),
     (status = 502, description = "`github_rejected`", body = ErrorBody),
@@ -114,7 +110,6 @@ pub async fn create(
 /// List the team's GitHub connections (never a PAT).
 #[utoipa::path(get, path = "/v1/github/connections", tag = "github", security(("bearer" = [])), responses(
     (status = 200, body = ConnectionList),
-    (status = 401, description = "`unauthorized`", body = ErrorBody),
 ))]
 pub async fn list(
     State(state): State<Services>,
@@ -129,7 +124,6 @@ pub async fn list(
 /// Remove a connection. Sessions that used it stop getting credentials for that owner.
 #[utoipa::path(delete, path = "/v1/github/connections/{connection_id}", tag = "github", params(("connection_id" = Uuid, Path)), security(("bearer" = [])), responses(
     (status = 200, body = DeletedConnection),
-    (status = 401, description = "`unauthorized`", body = ErrorBody),
     (status = 404, description = "`not_found`", body = ErrorBody),
 ))]
 pub async fn delete(
@@ -147,11 +141,7 @@ pub async fn delete(
 /// Rotate a PAT connection's token in place; live sessions get the new one on their next fetch.
 #[utoipa::path(patch, path = "/v1/github/connections/{connection_id}", tag = "github", params(("connection_id" = Uuid, Path)), request_body = RotatePat, security(("bearer" = [])), responses(
     (status = 200, body = ConnectionView),
-    (status = 400, description = "`invalid_body`", body = ErrorBody),
-    (status = 401, description = "`unauthorized`", body = ErrorBody),
     (status = 404, description = "`not_found`", body = ErrorBody),
-    (status = 413, description = "`payload_too_large`", body = ErrorBody),
-    (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
     (status = 422, description = "`pat_invalid` or `invalid_connection` (not a PAT connection)", body = ErrorBody),
     (status = 429, description = "`rate_limited`", body = ErrorBody),
     (status = 502, description = "`github_rejected`", body = ErrorBody),

@@ -59,7 +59,6 @@ fn no_store(body: impl Serialize) -> Response {
 #[utoipa::path(get, path = "/v1/sessions/{session_id}/credentials/github", tag = "credentials", params(("session_id" = Uuid, Path), CredentialQuery), security(("bearer" = [])), responses(
     (status = 200, body = GithubCredential, headers(("cache-control" = String, description = "no-store"))),
     (status = 400, description = "`invalid_query`", body = ErrorBody),
-    (status = 401, description = "`unauthorized`", body = ErrorBody),
     (status = 404, description = "`not_found`: another session, or no such host/owner", body = ErrorBody),
     (status = 410, description = "`session_ended`", body = ErrorBody),
     (status = 422, description = "`owner_required` (with `choices`) or `repo_not_connected`", body = ErrorBody),
@@ -111,7 +110,6 @@ pub async fn github(
 #[utoipa::path(get, path = "/api/projects/{team_id}/agentic-sessions/{session_id}/credentials/github", tag = "credentials", params(("team_id" = Uuid, Path), ("session_id" = Uuid, Path), CredentialQuery), security(("bearer" = [])), responses(
     (status = 200, body = CompatCredential),
     (status = 400, description = "`invalid_query`", body = ErrorBody),
-    (status = 401, description = "`unauthorized`", body = ErrorBody),
     (status = 404, description = "`not_found`", body = ErrorBody),
     (status = 410, description = "`session_ended`", body = ErrorBody),
     (status = 422, description = "`owner_required` (with `choices`) or `repo_not_connected`", body = ErrorBody),

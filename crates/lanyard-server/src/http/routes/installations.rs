@@ -40,10 +40,6 @@ pub struct StartedInstallation {
 /// Start the installation flow: the URL to send the user to.
 #[utoipa::path(post, path = "/v1/github/installations", tag = "github", request_body = StartInstallation, security(("bearer" = [])), responses(
     (status = 201, body = StartedInstallation),
-    (status = 400, description = "`invalid_body`", body = ErrorBody),
-    (status = 401, description = "`unauthorized`", body = ErrorBody),
-    (status = 413, description = "`payload_too_large`", body = ErrorBody),
-    (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
     (status = 422, description = "`unknown_github_host`, `installation_flow_unconfigured` or `invalid_return_to`", body = ErrorBody),
     (status = 429, description = "`rate_limited`", body = ErrorBody),
 ))]

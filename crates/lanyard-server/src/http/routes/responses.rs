@@ -8,7 +8,8 @@
 //! - behind a bearer: 401 `unauthorized`; behind the admin token, 404 (it answers like an
 //!   unknown route).
 //!
-//! A route that already documents a status keeps its own description.
+//! Routes do not repeat these; a route that documents one of these statuses itself (a 404 with
+//! its own meaning, say) keeps its own description.
 
 use utoipa::openapi::path::{Operation, ParameterIn};
 use utoipa::openapi::{ContentBuilder, OpenApi, Ref, RefOr, ResponseBuilder};

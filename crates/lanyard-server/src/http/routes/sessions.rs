@@ -79,8 +79,6 @@ fn view(s: SessionRecord, now: DateTime<Utc>) -> SessionView {
 /// Start an agent session over some repositories; returns its runner token once.
 #[utoipa::path(post, path = "/v1/sessions", tag = "sessions", request_body = CreateSessionBody, security(("bearer" = [])), responses(
     (status = 201, body = CreatedSessionView),
-    (status = 400, description = "`invalid_body`", body = ErrorBody),
-    (status = 401, description = "`unauthorized`", body = ErrorBody),
     (status = 403, description = "`quota_exceeded`", body = ErrorBody),
     (status = 422, description = "`repo_not_connected`, `invalid_repo_url`, `unknown_github_host`, `invalid_permissions`, `invalid_ttl` or `ttl_too_long`", body = ErrorBody),
 ))]
@@ -105,7 +103,6 @@ pub async fn create(
 /// The team's sessions, newest first (at most 200).
 #[utoipa::path(get, path = "/v1/sessions", tag = "sessions", security(("bearer" = [])), responses(
     (status = 200, body = SessionList),
-    (status = 401, description = "`unauthorized`", body = ErrorBody),
 ))]
 pub async fn list(State(state): State<Services>, auth: TeamAuth) -> ApiResult<Json<SessionList>> {
     let now = state.clock().now();
@@ -118,7 +115,6 @@ pub async fn list(State(state): State<Services>, auth: TeamAuth) -> ApiResult<Js
 /// One session.
 #[utoipa::path(get, path = "/v1/sessions/{session_id}", tag = "sessions", params(("session_id" = Uuid, Path)), security(("bearer" = [])), responses(
     (status = 200, body = SessionView),
-    (status = 401, description = "`unauthorized`", body = ErrorBody),
     (status = 404, description = "`not_found`", body = ErrorBody),
 ))]
 pub async fn get(
@@ -137,7 +133,6 @@ pub async fn get(
 /// Stop a session: its runner gets 410, and tokens only it still held are revoked at GitHub.
 #[utoipa::path(delete, path = "/v1/sessions/{session_id}", tag = "sessions", params(("session_id" = Uuid, Path)), security(("bearer" = [])), responses(
     (status = 200, body = StoppedSession),
-    (status = 401, description = "`unauthorized`", body = ErrorBody),
     (status = 404, description = "`not_found`", body = ErrorBody),
 ))]
 pub async fn stop(

@@ -30,7 +30,6 @@ pub struct MeResponse {
 /// The team (and user) behind the credential.
 #[utoipa::path(get, path = "/v1/me", tag = "team", security(("bearer" = [])), responses(
     (status = 200, body = MeResponse),
-    (status = 401, description = "`unauthorized`", body = ErrorBody),
 ))]
 pub async fn me(auth: TeamAuth) -> Json<MeResponse> {
     Json(MeResponse {
@@ -85,7 +84,6 @@ pub struct AuditPage {
 #[utoipa::path(get, path = "/v1/audit", tag = "team", params(AuditQuery), security(("bearer" = [])), responses(
     (status = 200, body = AuditPage),
     (status = 400, description = "`invalid_query`", body = ErrorBody),
-    (status = 401, description = "`unauthorized`", body = ErrorBody),
 ))]
 pub async fn audit(
     State(state): State<Services>,

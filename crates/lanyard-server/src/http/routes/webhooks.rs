@@ -28,7 +28,6 @@ pub struct WebhookAccepted {
     (status = 400, description = "`invalid_body`: no delivery id, or an unreadable payload", body = ErrorBody),
     (status = 401, description = "`invalid_signature`", body = ErrorBody),
     (status = 404, description = "`not_found`: no webhook is configured for the host", body = ErrorBody),
-    (status = 413, description = "`payload_too_large`", body = ErrorBody),
 ))]
 pub async fn receive(
     State(svc): State<Services>,
