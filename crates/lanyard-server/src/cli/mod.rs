@@ -231,8 +231,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Serve { listen } => {
             let (config, _logs) = load(&cli.common, listen)?;
+            let stop = server::shutdown_signal()?;
             let server = server::start(config, Arc::new(SystemClock)).await?;
-            server.run_until(server::shutdown_signal()).await?;
+            server.run_until(stop).await?;
             tracing::info!("stopped");
             Ok(())
         }

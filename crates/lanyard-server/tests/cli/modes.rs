@@ -50,8 +50,8 @@ async fn an_open_data_dir_is_tightened_and_secret_files_open_to_others_stop_star
 
     // The first start tightens the data dir and creates its secrets 0600.
     let server = Served::start(&data, &db, &[]);
-    let (status, _) = server.terminate();
-    assert!(status.success());
+    let (status, log) = server.terminate();
+    assert!(status.success(), "{status}: {log:#?}");
     assert_eq!(mode(&data), 0o700, "the data dir was tightened");
     for secret in ["jwt_secret", "encryption_key"] {
         assert_eq!(mode(&data.join(secret)), 0o600, "{secret}");

@@ -38,6 +38,9 @@ async fn main() {
             webhook_secret_path().display().to_string(),
         ),
     ];
+    // Handlers first: a SIGTERM sent on READY must find them.
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("a SIGTERM handler");
     let mut out = std::io::stdout().lock();
     for (key, value) in settings {
         let _ = writeln!(out, "{key}={value}");
@@ -45,8 +48,6 @@ async fn main() {
     let _ = writeln!(out, "READY");
     let _ = out.flush();
     drop(out);
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("a SIGTERM handler");
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
