@@ -19,6 +19,9 @@ crate::string_enum! {
         CredentialRevoked = "credential.revoked",
         E2eAccountCreated = "e2e.account.created",
         E2eAccountReaped = "e2e.account.reaped",
+        NotificationQueued = "notification.queued",
+        NotificationSent = "notification.sent",
+        TeamChurnRisk = "team.churn_risk",
     }
 }
 
@@ -135,6 +138,10 @@ impl AuditKind {
             AuditKind::E2eAccountCreated | AuditKind::E2eAccountReaped => {
                 "operators auditing CI's use of the e2e surface; kept after the team is reaped"
             }
+            AuditKind::NotificationQueued | AuditKind::NotificationSent => {
+                "the team's audit feed, to see what Lanyard told it and when it was delivered"
+            }
+            AuditKind::TeamChurnRisk => "the platform's customer success, to reach quiet teams",
         }
     }
 }

@@ -26,7 +26,7 @@ pub use names::{Email, Label, NameError, TeamName};
 pub use registry::Registry;
 pub use secret::{BearerSecret, SecretKind};
 pub use tier::{Tier, TierLimits, UnknownTier, CONNECTION_ATTEMPTS_PER_HOUR};
-pub use worker::Worker;
+pub use worker::{NotificationKind, NotificationStatus, Worker};
 
 #[doc(hidden)]
 pub use serde as __serde;

@@ -13,6 +13,7 @@ pub mod crypto;
 pub mod domain;
 pub mod http;
 pub mod jwt;
+pub mod mailer;
 pub mod metrics;
 pub mod ratelimit;
 pub mod redis_conn;

@@ -91,7 +91,11 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Runn
     let limits = services.config().http;
     let (tx, rx) = oneshot::channel::<()>();
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let workers = tokio::spawn(crate::workers::run_all(services.clone(), stopped.clone()));
+    let workers = if services.config().workers.background {
+        tokio::spawn(crate::workers::run_all(services.clone(), stopped.clone()))
+    } else {
+        tokio::spawn(async {})
+    };
     let revocations = {
         let services = services.clone();
         let stopped = stopped.clone();

@@ -11,6 +11,7 @@ use crate::broker::{Broker, BrokerParts, CacheLimits, GithubHosts};
 use crate::config::{check_encryption_key, Config};
 use crate::crypto::{Sealer, Signer};
 use crate::jwt::JwtKeys;
+use crate::mailer::Mailer;
 use crate::metrics::{CacheName, Metrics};
 use crate::ratelimit::RateLimiter;
 use crate::redis_conn::RedisHandle;
@@ -84,6 +85,9 @@ struct Inner {
     hosts: Arc<GithubHosts>,
     broker: Broker,
     limiters: Limiters,
+    mailer: Mailer,
+    /// This process's name in the workers' leases.
+    replica: Arc<str>,
 }
 
 /// What Lanyard itself keeps in a data dir: a directory holding only these (or nothing) is
@@ -205,6 +209,7 @@ impl Services {
             limits: CacheLimits::default(),
             mint_limiter: limiters.mints.clone(),
         });
+        let mailer = Mailer::new(config.smtp.as_ref())?;
         Ok(Self {
             inner: Arc::new(Inner {
                 config,
@@ -219,6 +224,8 @@ impl Services {
                 hosts,
                 broker,
                 limiters,
+                mailer,
+                replica: uuid::Uuid::new_v4().to_string().into(),
             }),
         })
     }
@@ -270,6 +277,15 @@ impl Services {
 
     pub fn limiters(&self) -> &Limiters {
         &self.inner.limiters
+    }
+
+    pub fn mailer(&self) -> &Mailer {
+        &self.inner.mailer
+    }
+
+    /// This process's name in the workers' leases: unique per `Services`.
+    pub fn replica(&self) -> &str {
+        &self.inner.replica
     }
 
     /// Brings the cache-size gauges up to date (before a scrape).

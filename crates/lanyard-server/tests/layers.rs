@@ -10,7 +10,14 @@ const LAYERS: &[&[&str]] = &[
     // What the operator asked for.
     &["config"],
     // Foundations: no knowledge of the domain.
-    &["crypto", "jwt", "metrics", "redis_conn", "telemetry"],
+    &[
+        "crypto",
+        "jwt",
+        "mailer",
+        "metrics",
+        "redis_conn",
+        "telemetry",
+    ],
     // Built from configuration: secrets and rate limits.
     &["secrets", "ratelimit"],
     // The credential broker.

@@ -15,28 +15,37 @@ use sqlx::{PgPool, SqlitePool};
 mod accounts;
 mod audit;
 mod connections;
+mod ending;
 mod migrate;
+mod notifications;
 mod sessions;
+mod signals;
 mod teams;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod tokens;
 mod trust;
 mod url;
+mod usage;
+mod workers;
 
 pub use accounts::{
     ApiKeyPrincipal, ApiKeyRecord, CreatedTeam, NewApiKey, NewTeam, TeamRecord, UserPrincipal,
 };
 pub use audit::{AuditEvent, AuditRecord};
 pub use connections::{ConnectionKind, ConnectionRecord, ConnectionStatus, Proof};
+pub use notifications::{Delivered, NewNotification, NotificationRecord, Outgoing};
 pub use sessions::{
     NewScope, NewSession, QuotaExceeded, RunnerSession, ScopeRecord, SessionRecord, SessionStatus,
     StopOutcome,
 };
+pub use signals::{ActiveCount, ExpiringPat};
 pub use teams::{CreateOutcome, TeamDeletion, TeamUpdate};
 pub use tokens::{ScopeLock, Stored, TokenRecord};
 pub use trust::{Applied, Delivery, InstallState, WebhookChange};
 pub use url::{DatabaseUrl, DatabaseUrlError, Dialect};
+pub use usage::{MintRow, SessionSpan, UsageDay};
+pub use workers::{ClaimedRun, RunEnd, WorkerRunRecord};
 
 /// Runs `$body` with `$pool` bound to the concrete pool, once per backend.
 macro_rules! on_pool {

@@ -15,8 +15,7 @@ use uuid::Uuid;
 use crate::accounts::TEAM_COLUMNS;
 use crate::audit::insert_audit;
 use crate::connections::CONNECTION_COLUMNS;
-use crate::tokens::TOKEN_COLUMNS;
-use crate::tokens::{claim_token, lock_holders};
+use crate::ending::release_holders;
 use crate::BeginWrite;
 use crate::{on_pool, AuditEvent, ConnectionRecord, Store, StoreResult, TeamRecord, TokenRecord};
 
@@ -301,13 +300,6 @@ impl Store {
             "SELECT {SESSION_COLUMNS}, s.runner_lookup FROM sessions s \
              WHERE s.id = $1 AND s.team_id = $2"
         );
-        let orphaned = format!(
-            "SELECT {TOKEN_COLUMNS} FROM github_tokens t \
-             WHERE t.team_id = $2 AND t.revoked_at IS NULL AND t.expires_at > $3 \
-             AND t.cache_key IN (SELECT cache_key FROM session_scopes WHERE session_id = $1) \
-             AND NOT EXISTS (SELECT 1 FROM session_scopes sc JOIN sessions o ON o.id = sc.session_id \
-                 WHERE sc.cache_key = t.cache_key AND o.id <> $1 AND o.stopped_at IS NULL AND o.expires_at > $3)"
-        );
         on_pool!(self, pool => {
             let mut tx = pool.begin_write().await?;
             // Write first: takes SQLite's write lock and the Postgres row lock up front.
@@ -328,27 +320,9 @@ impl Store {
             };
             let mut revoke: Vec<TokenRecord> = Vec::new();
             if stopped == 1 {
-                // Decide who still holds each scope only once no other stop or mint of the
-                // same scopes is deciding too.
-                let keys: Vec<String> = sqlx::query_scalar(
-                    "SELECT cache_key FROM session_scopes WHERE session_id = $1",
-                )
-                .bind(id)
-                .fetch_all(&mut *tx)
-                .await?;
-                lock_holders!(self, tx, keys.iter().map(String::as_str));
                 let event = AuditEvent::new(AuditKind::SessionStopped, actor.clone()).subject(id);
                 insert_audit!(&mut *tx, team_id, &event, now)?;
-                revoke = sqlx::query_as(&orphaned).bind(id).bind(team_id).bind(now).fetch_all(&mut *tx).await?;
-                for token in &revoke {
-                    claim_token!(
-                        tx,
-                        token,
-                        actor.clone(),
-                        serde_json::json!({"reason": "last holder stopped", "session_id": id}),
-                        now
-                    );
-                }
+                revoke = release_holders!(self, tx, id, team_id, actor, "last holder stopped", now);
             }
             tx.commit().await?;
             Ok(Some(StopOutcome {
@@ -361,8 +335,8 @@ impl Store {
 }
 
 #[derive(sqlx::FromRow)]
-struct StoppedRow {
+pub(crate) struct StoppedRow {
     #[sqlx(flatten)]
-    session: SessionRecord,
-    runner_lookup: String,
+    pub(crate) session: SessionRecord,
+    pub(crate) runner_lookup: String,
 }

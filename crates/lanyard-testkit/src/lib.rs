@@ -8,6 +8,7 @@ pub mod chaos;
 pub mod coverage;
 mod envelope;
 pub mod fake_github;
+pub mod smtp;
 
 pub use envelope::expect_error;
 
@@ -25,7 +26,7 @@ use secrecy::ExposeSecret;
 use tempfile::TempDir;
 use uuid::Uuid;
 
-pub use lanyard_store::testing::dump_text;
+pub use lanyard_store::testing::{count, dump_text, execute_script};
 
 impl Drop for TestApp {
     fn drop(&mut self) {
@@ -55,6 +56,7 @@ pub struct TestApp {
     pub database_url: DatabaseUrl,
     pub data_dir: Arc<TempDir>,
     env: BTreeMap<String, String>,
+    workers: bool,
     server: Option<RunningServer>,
 }
 
@@ -74,6 +76,7 @@ pub struct TestAppBuilder {
     no_admin: bool,
     clock: Option<ManualClock>,
     real_time: bool,
+    workers: bool,
 }
 
 impl TestAppBuilder {
@@ -121,6 +124,13 @@ impl TestAppBuilder {
             )
     }
 
+    /// Runs the background workers on their schedule, as `lanyard serve` does. Off by default:
+    /// tests drive each run with `lanyard_server::workers::tick`, on the test's clock.
+    pub fn with_workers(mut self) -> Self {
+        self.workers = true;
+        self
+    }
+
     /// Leaves the admin API off (it is on, with [`TestApp::admin_token`], by default).
     pub fn without_admin(mut self) -> Self {
         self.no_admin = true;
@@ -165,6 +175,7 @@ impl TestAppBuilder {
             database_url,
             data_dir,
             env,
+            workers: self.workers,
             server: None,
         };
         app.start().await;
@@ -183,9 +194,10 @@ impl TestApp {
     }
 
     async fn start(&mut self) {
-        let config = Config::load(&Flags::default(), &self.env)
+        let mut config = Config::load(&Flags::default(), &self.env)
             .expect("test config is valid")
             .config;
+        config.workers.background = self.workers;
         let server = lanyard_server::start(config, self.server_clock.clone())
             .await
             .expect("server starts");
@@ -212,6 +224,7 @@ impl TestApp {
             database_url: self.database_url.clone(),
             data_dir: self.data_dir.clone(),
             env,
+            workers: self.workers,
             server: None,
         };
         app.start().await;
@@ -285,11 +298,16 @@ impl TestApp {
     /// Creates a team (through the same domain call as `lanyard admin create-team`) with a
     /// verified primary user.
     pub async fn create_team(&self, name: &str, tier: Tier) -> TestTeam {
+        self.create_team_in(name, tier, false).await
+    }
+
+    /// Like [`Self::create_team`], a test-cohort team when `test_cohort`.
+    pub async fn create_team_in(&self, name: &str, tier: Tier, test_cohort: bool) -> TestTeam {
         let email = format!("owner+{}@example.test", Uuid::new_v4().simple());
         let input = NewTeam {
             name: TeamName::parse(name).expect("valid team name"),
             tier,
-            is_test_cohort: false,
+            is_test_cohort: test_cohort,
             primary_user: Some(Email::parse(&email).expect("valid email")),
             external_id: None,
             notification_email: None,

@@ -192,6 +192,8 @@ pub struct Caches {
     pub refreshing: Cache<ScopeKey, ()>,
     /// In-flight mints, for single-flight: one per scope at a time on this replica.
     pub flights: moka::future::Cache<ScopeKey, Arc<CachedToken>>,
+    /// Consecutive failed mints per scope, forgotten after an hour without one.
+    pub failures: Cache<ScopeKey, u32>,
     /// How long a cached session is trusted before it is read again.
     pub session_ttl: Duration,
 }
@@ -221,6 +223,10 @@ impl Caches {
                 .max_capacity(limits.pending)
                 .time_to_live(limits.pending_ttl)
                 .build(),
+            failures: Cache::builder()
+                .max_capacity(limits.pending)
+                .time_to_idle(Duration::from_secs(3600))
+                .build(),
         }
     }
 
@@ -234,17 +240,19 @@ impl Caches {
     }
 
     /// The number of entries in each cache, after applying pending evictions.
-    pub fn sizes(&self) -> [(CacheName, u64); 5] {
+    pub fn sizes(&self) -> [(CacheName, u64); 6] {
         self.tokens.run_pending_tasks();
         self.sessions.run_pending_tasks();
         self.cooldowns.run_pending_tasks();
         self.refreshing.run_pending_tasks();
+        self.failures.run_pending_tasks();
         [
             (CacheName::Tokens, self.tokens.entry_count()),
             (CacheName::Sessions, self.sessions.entry_count()),
             (CacheName::Cooldowns, self.cooldowns.entry_count()),
             (CacheName::Refreshing, self.refreshing.entry_count()),
             (CacheName::Flights, self.flights.entry_count()),
+            (CacheName::Failures, self.failures.entry_count()),
         ]
     }
 }

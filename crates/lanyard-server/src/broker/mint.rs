@@ -173,6 +173,7 @@ impl Broker {
                 result: Label(result),
             })
             .inc();
+        self.note_outcome(&req, outcome.is_ok());
         let minted = outcome?;
         let now = self.clock.now();
         let token = Arc::new(CachedToken::new(

@@ -29,6 +29,7 @@ use crate::redis_conn::RedisHandle;
 
 pub mod cache;
 mod counters;
+mod failures;
 pub mod hosts;
 mod lock;
 mod mint;
@@ -37,6 +38,7 @@ pub mod scope;
 mod sessions;
 
 pub use cache::{CacheLimits, CachedToken, SESSION_TTL};
+pub use failures::REFRESH_FAILURES_TO_NOTIFY;
 pub use hosts::GithubHosts;
 pub use scope::{cache_key, ScopeKey};
 

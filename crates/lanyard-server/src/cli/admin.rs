@@ -2,6 +2,7 @@
 //! directly, through the same domain functions as the admin API (`domain::admin`), audited as
 //! the operator.
 
+use chrono::{DateTime, Utc};
 use lanyard_core::{Actor, Label, Tier};
 use lanyard_store::TeamUpdate;
 use secrecy::{ExposeSecret, SecretString};
@@ -38,6 +39,7 @@ pub(super) enum Action {
     IssueKey { team: Uuid, label: Label },
     DeleteTeam { team: Uuid },
     ConnectGithub { team: Uuid, connect: Connect },
+    Workers { json: bool },
 }
 
 /// `--flag: reason`, for an argument that does not parse.
@@ -111,6 +113,7 @@ pub(super) fn parse(command: AdminCommand) -> anyhow::Result<Action> {
             let connect = Connect::parse(&host, &owner, installation_id, pat)?;
             Action::ConnectGithub { team, connect }
         }
+        AdminCommand::Workers { json } => Action::Workers { json },
     })
 }
 
@@ -172,7 +175,67 @@ pub(super) async fn run(svc: &Services, action: Action) -> anyhow::Result<()> {
                 .map_err(|e| team_error(team, e))?;
             print_json(&ConnectionView::from(record))
         }
+        Action::Workers { json } => print_workers(svc, json).await,
     }
+}
+
+#[derive(Debug, Serialize)]
+struct WorkerView {
+    worker: lanyard_core::Worker,
+    last_run: Option<DateTime<Utc>>,
+    /// `ok` or `error`; `null` before the first run.
+    result: Option<String>,
+    /// `null` before the first run: it runs as soon as a server starts.
+    next_run: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct WorkerList {
+    workers: Vec<WorkerView>,
+}
+
+/// Every worker of the registry with its row, if it has run.
+async fn print_workers(svc: &Services, json: bool) -> anyhow::Result<()> {
+    let rows = svc.store().worker_runs().await?;
+    let workers: Vec<WorkerView> = lanyard_core::Worker::ALL
+        .iter()
+        .map(|&worker| {
+            let row = rows.iter().find(|r| r.worker == worker.as_str());
+            WorkerView {
+                worker,
+                last_run: row.and_then(|r| r.last_run_at),
+                result: row.and_then(|r| r.last_result.clone()),
+                next_run: row.map(|r| r.next_run_at),
+                error: row.and_then(|r| r.last_error.clone()),
+            }
+        })
+        .collect();
+    if json {
+        return print_json(&WorkerList { workers });
+    }
+    let when = |t: Option<DateTime<Utc>>, none: &str| {
+        t.map_or_else(
+            || none.to_string(),
+            |t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        )
+    };
+    println!(
+        "{:<22} {:<21} {:<7} {:<21}",
+        "WORKER", "LAST_RUN", "RESULT", "NEXT_RUN"
+    );
+    for w in workers {
+        println!(
+            "{:<22} {:<21} {:<7} {:<21}{}",
+            w.worker.as_str(),
+            when(w.last_run, "never"),
+            w.result.as_deref().unwrap_or("-"),
+            when(w.next_run, "at start"),
+            w.error.map(|e| format!(" ({e})")).unwrap_or_default(),
+        );
+    }
+    Ok(())
 }
 
 fn print_json(value: &impl Serialize) -> anyhow::Result<()> {

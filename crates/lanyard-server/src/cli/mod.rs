@@ -167,6 +167,13 @@ pub(crate) enum AdminCommand {
         #[arg(long, value_name = "FILE")]
         pat_file: Option<PathBuf>,
     },
+    /// List the background workers: each one's last run, its result and its next run, as
+    /// recorded in the database that every replica shares
+    Workers {
+        /// Print {workers: [{worker, last_run, result, next_run}]} as JSON
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Runs the command line; the binary's whole `main`.

@@ -16,13 +16,15 @@ use secrecy::{ExposeSecret, SecretString};
 
 pub use github::{origin_of, GithubHost};
 use github::{parse_origins, validate_github};
-pub use sources::{env_name, known_variables, require_private, Setting, SETTINGS};
+pub use sources::{env_name, known_variables, require_private, worker_env_name, Setting, SETTINGS};
 use sources::{EnvSource, Layer};
+pub use workers::{Smtp, WorkerSettings, DEFAULT_SMTP_FROM};
 
 mod github;
 mod sources;
 #[cfg(test)]
 mod tests;
+mod workers;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATA_DIR: &str = "./.lanyard";
@@ -108,6 +110,9 @@ pub struct Config {
     pub metrics_listen: Option<SocketAddr>,
     pub http: HttpLimits,
     pub github: Vec<GithubHost>,
+    /// Where notifications go; `None` keeps them, marked undeliverable.
+    pub smtp: Option<Smtp>,
+    pub workers: WorkerSettings,
 }
 
 /// What the command line adds on top.
@@ -177,8 +182,10 @@ impl Config {
         })
     }
 
-    fn validate(layer: Layer) -> Result<Self, ConfigError> {
+    fn validate(mut layer: Layer) -> Result<Self, ConfigError> {
         let http = http_limits(&layer)?;
+        let smtp = workers::smtp(&mut layer)?;
+        let worker_settings = workers::worker_settings(&mut layer)?;
         let listen_raw = layer.listen.unwrap_or_else(|| DEFAULT_LISTEN.into());
         let listen = listen_raw.trim().parse::<SocketAddr>().map_err(|_| {
             ConfigError::invalid(
@@ -313,6 +320,8 @@ impl Config {
             metrics_listen,
             http,
             github,
+            smtp,
+            workers: worker_settings,
         })
     }
 }

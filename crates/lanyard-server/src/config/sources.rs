@@ -35,6 +35,18 @@ pub(super) struct Layer {
     pub http_request_timeout: Option<String>,
     pub http_max_connections: Option<NumberOrText>,
     pub github: Option<Vec<GithubLayer>>,
+    pub smtp_url: Option<SecretString>,
+    pub smtp_from: Option<String>,
+    pub test_cohort_max_age: Option<String>,
+    pub churn_after: Option<String>,
+    /// `[workers.<name>]` tables; the environment's `LANYARD_WORKER_<NAME>_INTERVAL` merge in.
+    pub workers: Option<BTreeMap<String, WorkerLayer>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct WorkerLayer {
+    pub interval: Option<String>,
 }
 
 /// A count as TOML writes it (`512`), or as text, as the environment gives every value.
@@ -141,6 +153,22 @@ pub const SETTINGS: &[Setting] = &[
         key: "http_max_connections",
         secret: false,
     },
+    Setting {
+        key: "smtp_url",
+        secret: true,
+    },
+    Setting {
+        key: "smtp_from",
+        secret: false,
+    },
+    Setting {
+        key: "test_cohort_max_age",
+        secret: false,
+    },
+    Setting {
+        key: "churn_after",
+        secret: false,
+    },
 ];
 
 /// The shortcut for a single GitHub host.
@@ -182,7 +210,20 @@ pub fn known_variables() -> Vec<String> {
         .collect();
     names.extend(GITHUB_VARIABLES.iter().map(|s| (*s).to_string()));
     names.extend(OTHER_VARIABLES.iter().map(|s| (*s).to_string()));
+    names.extend(
+        lanyard_core::Worker::ALL
+            .iter()
+            .map(|w| worker_env_name(*w)),
+    );
     names
+}
+
+/// `LANYARD_WORKER_<NAME>_INTERVAL`.
+pub fn worker_env_name(worker: lanyard_core::Worker) -> String {
+    format!(
+        "LANYARD_WORKER_{}_INTERVAL",
+        worker.as_str().to_ascii_uppercase()
+    )
 }
 
 /// The environment's contribution: string values (never re-typed, so a secret of digits stays
@@ -218,6 +259,17 @@ impl EnvSource {
             source.values.insert(setting.key.into(), Value::from(value));
         }
         source.github = github_shortcut(env)?;
+        let mut workers = Dict::new();
+        for &worker in lanyard_core::Worker::ALL {
+            if let Some(interval) = env.get(&worker_env_name(worker)) {
+                let mut table = Dict::new();
+                table.insert("interval".into(), Value::from(interval.clone()));
+                workers.insert(worker.as_str().into(), Value::from(table));
+            }
+        }
+        if !workers.is_empty() {
+            source.values.insert("workers".into(), Value::from(workers));
+        }
         let known = known_variables();
         source.unknown = env
             .keys()

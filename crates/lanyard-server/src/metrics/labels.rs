@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use lanyard_core::wire::CredentialSource;
-use lanyard_core::{Registry, Worker};
+use lanyard_core::{NotificationKind, Registry, Worker};
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 
 /// A registry entry as a label value.
@@ -138,6 +138,7 @@ lanyard_core::string_enum! {
         Cooldowns = "cooldowns",
         Flights = "flights",
         Refreshing = "refreshing",
+        Failures = "refresh_failures",
         RateLimits = "rate_limits",
     }
 }
@@ -193,6 +194,22 @@ pub struct WorkerLabels {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct WorkerLabel {
     pub worker: Label<Worker>,
+}
+
+lanyard_core::string_enum! {
+    /// What one delivery attempt of a notification came to.
+    pub enum DeliveryResult {
+        Sent = "sent",
+        Retry = "retry",
+        Failed = "failed",
+        Undeliverable = "undeliverable",
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct NotificationLabels {
+    pub kind: Label<NotificationKind>,
+    pub result: Label<DeliveryResult>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]

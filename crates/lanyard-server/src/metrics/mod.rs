@@ -29,6 +29,7 @@ pub const FAMILIES: &[&str] = &[
     "lanyard_worker_skipped_test_cohort_total",
     "lanyard_broker_cache_entries",
     "lanyard_github_webhooks_total",
+    "lanyard_notifications_total",
 ];
 
 /// The `# TYPE` name of a listed family (counters drop their `_total` there).
@@ -55,6 +56,7 @@ pub struct Metrics {
     /// Entries in each of the broker's in-process caches, set at every scrape.
     pub broker_cache_entries: Family<CacheLabel, Gauge>,
     pub github_webhooks: Family<WebhookLabels, Counter>,
+    pub notifications: Family<NotificationLabels, Counter>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -138,6 +140,11 @@ impl Default for Metrics {
                 "GitHub webhook deliveries by event and result",
                 Family::default()
             ),
+            notifications: family!(
+                "lanyard_notifications",
+                "Notification delivery attempts by kind and result",
+                Family::default()
+            ),
             registry,
         }
     }
@@ -190,6 +197,12 @@ mod tests {
             .get_or_create(&WebhookLabels {
                 event: Label(WebhookEvent::Installation),
                 result: Label(WebhookResult::Processed),
+            })
+            .inc();
+        m.notifications
+            .get_or_create(&NotificationLabels {
+                kind: Label(lanyard_core::NotificationKind::QuotaNudge),
+                result: Label(DeliveryResult::Sent),
             })
             .inc();
         let text = m.encode();

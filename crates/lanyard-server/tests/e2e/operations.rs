@@ -113,7 +113,7 @@ async fn hidden_routes_are_served_but_not_documented() {
 #[tokio::test]
 async fn the_backstop_sweep_reaps_only_stale_test_teams() {
     use lanyard_core::Worker;
-    use lanyard_server::workers::run_once;
+    use lanyard_server::workers::{run_now, tick, Ticked};
     let (app, t) = enabled().await;
     let real = app.create_team("Old customer", Tier::Free).await;
     let stale: serde_json::Value =
@@ -125,12 +125,10 @@ async fn the_backstop_sweep_reaps_only_stale_test_teams() {
     app.clock.advance(chrono::Duration::minutes(121));
     let fresh: serde_json::Value = create(&app, &t, None).await.json().await.unwrap();
 
-    assert_eq!(
-        run_once(Worker::TestCohortSweep, app.services())
-            .await
-            .unwrap(),
-        1
-    );
+    match tick(Worker::TestCohortSweep, app.services()).await {
+        Ticked::Ran(report) => assert_eq!(report.done, 1),
+        other => panic!("{other:?}"),
+    }
     let id = |v: &serde_json::Value| {
         v["team_id"]
             .as_str()
@@ -154,9 +152,10 @@ async fn the_backstop_sweep_reaps_only_stale_test_teams() {
     assert_eq!(audit[0].kind, "e2e.account.reaped");
     assert_eq!(audit[0].actor, "sweep", "the sweep audits as itself");
     assert_eq!(
-        run_once(Worker::TestCohortSweep, app.services())
+        run_now(Worker::TestCohortSweep, app.services())
             .await
-            .unwrap(),
+            .unwrap()
+            .done,
         0,
         "idempotent"
     );

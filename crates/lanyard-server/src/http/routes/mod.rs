@@ -19,6 +19,7 @@ pub mod ops;
 mod responses;
 pub mod sessions;
 pub mod team;
+pub mod usage;
 pub mod webhooks;
 
 #[derive(OpenApi)]
@@ -99,8 +100,10 @@ pub fn api_with(services: Option<&Services>) -> (Router<Services>, OpenApiDoc) {
         .routes(routes!(ops::metrics))
         .routes(routes!(ops::openapi_json))
         .routes(routes!(ops::docs))
-        .routes(routes!(team::me))
+        .routes(routes!(team::me, team::change_me))
         .routes(routes!(team::audit))
+        .routes(routes!(usage::usage))
+        .routes(routes!(usage::notifications))
         .routes(routes!(api_keys::create, api_keys::list))
         .routes(routes!(api_keys::revoke))
         .routes(routes!(connections::create, connections::list))

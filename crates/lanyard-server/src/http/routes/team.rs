@@ -8,11 +8,13 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
+use crate::domain::admin::{self, parse_email};
 use crate::http::auth::TeamAuth;
 use crate::http::error::{ApiError, ApiResult};
-use crate::http::extract::ApiQuery;
+use crate::http::extract::{ApiJson, ApiQuery};
 use crate::services::Services;
 use lanyard_core::wire::ErrorEnvelope as ErrorBody;
+use lanyard_store::TeamUpdate;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct MeResponse {
@@ -25,6 +27,31 @@ pub struct MeResponse {
     /// Present when the caller is a user (session JWT), absent for an API key.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user_id: Option<Uuid>,
+    /// Where notifications go; when absent, to the team's primary user.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notification_email: Option<String>,
+}
+
+impl MeResponse {
+    fn of(team: &lanyard_store::TeamRecord, user_id: Option<Uuid>) -> Self {
+        Self {
+            team_id: team.id,
+            team_name: team.name.clone(),
+            tier: team.tier,
+            is_test_cohort: team.is_test_cohort,
+            user_id,
+            notification_email: team.notification_email.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeMe {
+    /// An address, or `null` to clear it (notifications then go to the primary user).
+    #[serde(default, deserialize_with = "super::admin::present")]
+    #[schema(value_type = Option<String>)]
+    pub notification_email: Option<Option<String>>,
 }
 
 /// The team (and user) behind the credential.
@@ -32,13 +59,33 @@ pub struct MeResponse {
     (status = 200, body = MeResponse),
 ))]
 pub async fn me(auth: TeamAuth) -> Json<MeResponse> {
-    Json(MeResponse {
-        team_id: auth.team.id,
-        team_name: auth.team.name.clone(),
-        tier: auth.team.tier,
-        is_test_cohort: auth.team.is_test_cohort,
-        user_id: auth.user_id(),
-    })
+    Json(MeResponse::of(&auth.team, auth.user_id()))
+}
+
+/// Changes the team's own settings: its notification address.
+#[utoipa::path(patch, path = "/v1/me", tag = "team", request_body = ChangeMe, security(("bearer" = [])), responses(
+    (status = 200, body = MeResponse),
+    (status = 400, description = "`invalid_body`: nothing to change", body = ErrorBody),
+    (status = 422, description = "`invalid_team`: not an email address", body = ErrorBody),
+))]
+pub async fn change_me(
+    State(svc): State<Services>,
+    auth: TeamAuth,
+    ApiJson(body): ApiJson<ChangeMe>,
+) -> ApiResult<Json<MeResponse>> {
+    let Some(email) = body.notification_email else {
+        return Err(ApiError::new(
+            ErrorCode::InvalidBody,
+            "Send notification_email: an address, or null to clear it.",
+        ));
+    };
+    let update = TeamUpdate {
+        name: None,
+        tier: None,
+        notification_email: Some(email.as_deref().map(parse_email).transpose()?),
+    };
+    let team = admin::update(&svc, auth.team.id, update, &auth.actor()).await?;
+    Ok(Json(MeResponse::of(&team, auth.user_id())))
 }
 
 pub const DEFAULT_AUDIT_LIMIT: u32 = 50;
