@@ -268,3 +268,90 @@ fn a_wrong_type_in_the_file_names_the_key_and_line() {
     let err = Config::load(&flags, &env(&[])).unwrap_err().to_string();
     assert!(err.contains("listen") && err.contains("line 2"), "{err}");
 }
+
+#[test]
+fn worker_periods_come_from_toml_and_env_and_bad_ones_are_named() {
+    use lanyard_core::Worker;
+    let dir = tempfile::TempDir::new().unwrap();
+    let path = write(
+        &dir,
+        "churn_after = \"30d\"\n[workers.usage_meter]\ninterval = \"5m\"\n[workers.quota_nudge]\ninterval = \"2m\"\n",
+    );
+    let e = env(&[
+        ("LANYARD_CONFIG", path.to_str().unwrap()),
+        ("LANYARD_WORKER_USAGE_METER_INTERVAL", "5s"),
+        ("LANYARD_TEST_COHORT_MAX_AGE", "30m"),
+    ]);
+    let loaded = Config::load(&Flags::default(), &e).unwrap();
+    assert!(loaded.unknown_env.is_empty(), "{:?}", loaded.unknown_env);
+    let w = loaded.config.workers;
+    assert_eq!(
+        w.interval(Worker::UsageMeter),
+        Duration::from_secs(5),
+        "env beats file"
+    );
+    assert_eq!(w.interval(Worker::QuotaNudge), Duration::from_secs(120));
+    assert_eq!(
+        w.interval(Worker::SessionExpiry),
+        Duration::from_secs(30),
+        "default"
+    );
+    assert_eq!(w.churn_after, Duration::from_secs(30 * 86_400));
+    assert_eq!(w.test_cohort_max_age, Duration::from_secs(1800));
+    assert!(loaded.config.smtp.is_none());
+
+    for (pairs, needle) in [
+        (
+            vec![("LANYARD_WORKER_SESSION_EXPIRY_INTERVAL", "0s")],
+            "LANYARD_WORKER_SESSION_EXPIRY_INTERVAL",
+        ),
+        (
+            vec![("LANYARD_WORKER_CHURN_SCORE_INTERVAL", "soon")],
+            "churn_score.interval",
+        ),
+        (vec![("LANYARD_CHURN_AFTER", "1m")], "LANYARD_CHURN_AFTER"),
+        (
+            vec![("LANYARD_SMTP_URL", "http://mail.example.com")],
+            "smtp://",
+        ),
+        (
+            vec![
+                ("LANYARD_SMTP_URL", "smtp://mail.example.com"),
+                ("LANYARD_SMTP_FROM", "nobody"),
+            ],
+            "LANYARD_SMTP_FROM",
+        ),
+    ] {
+        let err = Config::load(&Flags::default(), &env(&pairs))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(needle), "{pairs:?}: {err}");
+    }
+    let path = write(&dir, "[workers.mine_bitcoin]\ninterval = \"1s\"\n");
+    let err = Config::load(
+        &Flags::default(),
+        &env(&[("LANYARD_CONFIG", path.to_str().unwrap())]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("unknown worker") && err.contains("usage_meter"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_smtp_url_is_never_printed_with_its_password() {
+    let e = env(&[
+        (
+            "LANYARD_SMTP_URL",
+            "smtp://mailer:hunter2-very-secret@mail.example.com:587",
+        ),
+        ("LANYARD_SMTP_FROM", "Ops <ops@example.com>"),
+    ]);
+    let c = Config::load(&Flags::default(), &e).unwrap().config;
+    let printed = format!("{c:?}");
+    assert!(!printed.contains("hunter2"), "{printed}");
+    assert!(printed.contains("mail.example.com"), "{printed}");
+    assert_eq!(c.smtp.unwrap().from.email.to_string(), "ops@example.com");
+}

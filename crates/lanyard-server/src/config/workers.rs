@@ -17,7 +17,7 @@ pub const DEFAULT_SMTP_FROM: &str = "Lanyard <lanyard@localhost>";
 /// Where notifications are sent. `Debug` never shows the URL's password.
 #[derive(Clone)]
 pub struct Smtp {
-    /// `smtp://user:pass@host:port` (STARTTLS when offered) or `smtps://…` (TLS).
+    /// `smtp://user:pass@host:port` (clear text; `?tls=required` for STARTTLS) or `smtps://…`.
     pub url: SecretString,
     pub from: lettre::message::Mailbox,
 }
