@@ -87,88 +87,35 @@ pub struct Setting {
     pub secret: bool,
 }
 
+const fn setting(key: &'static str, secret: bool) -> Setting {
+    Setting { key, secret }
+}
+
 /// Every scalar setting. Its environment variable is `LANYARD_` and the key in capitals.
 pub const SETTINGS: &[Setting] = &[
-    Setting {
-        key: "listen",
-        secret: false,
-    },
-    Setting {
-        key: "data_dir",
-        secret: false,
-    },
-    Setting {
-        key: "database_url",
-        secret: true,
-    },
-    Setting {
-        key: "redis_url",
-        secret: true,
-    },
-    Setting {
-        key: "jwt_secret",
-        secret: true,
-    },
-    Setting {
-        key: "encryption_key",
-        secret: true,
-    },
-    Setting {
-        key: "public_url",
-        secret: false,
-    },
+    setting("listen", false),
+    setting("data_dir", false),
+    setting("database_url", true),
+    setting("redis_url", true),
+    setting("jwt_secret", true),
+    setting("encryption_key", true),
+    setting("public_url", false),
     Setting {
         key: "e2e_account_token",
         secret: true,
     },
-    Setting {
-        key: "admin_token",
-        secret: true,
-    },
-    Setting {
-        key: "allowed_return_origins",
-        secret: false,
-    },
-    Setting {
-        key: "token_min_remaining",
-        secret: false,
-    },
-    Setting {
-        key: "log_format",
-        secret: false,
-    },
-    Setting {
-        key: "metrics_listen",
-        secret: false,
-    },
-    Setting {
-        key: "http_header_timeout",
-        secret: false,
-    },
-    Setting {
-        key: "http_request_timeout",
-        secret: false,
-    },
-    Setting {
-        key: "http_max_connections",
-        secret: false,
-    },
-    Setting {
-        key: "smtp_url",
-        secret: true,
-    },
-    Setting {
-        key: "smtp_from",
-        secret: false,
-    },
-    Setting {
-        key: "test_cohort_max_age",
-        secret: false,
-    },
-    Setting {
-        key: "churn_after",
-        secret: false,
-    },
+    setting("admin_token", true),
+    setting("allowed_return_origins", false),
+    setting("token_min_remaining", false),
+    setting("log_format", false),
+    setting("metrics_listen", false),
+    setting("http_header_timeout", false),
+    setting("http_request_timeout", false),
+    setting("http_max_connections", false),
+    setting("smtp_url", true),
+    setting("smtp_from", false),
+    setting("test_cohort_max_age", false),
+    setting("churn_after", false),
 ];
 
 /// The shortcut for a single GitHub host.
