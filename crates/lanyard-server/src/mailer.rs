@@ -133,3 +133,24 @@ fn smtp_error(e: &lettre::transport::smtp::Error) -> String {
         None => "could not talk to the SMTP server".into(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_mailer_never_prints_its_smtp_password() {
+        let smtp = Smtp {
+            url: secrecy::SecretString::from("smtps://mailer:hunter2-secret@mail.example.com:465"),
+            from: "Ops <ops@example.com>".parse().unwrap(),
+        };
+        let mailer = Mailer::new(Some(&smtp)).unwrap();
+        let printed = format!("{mailer:?} {smtp:?}");
+        assert!(!printed.contains("hunter2"), "{printed}");
+        assert!(mailer.enabled());
+        assert_eq!(
+            mailer.message_id(Uuid::nil()),
+            "<00000000-0000-0000-0000-000000000000@example.com>"
+        );
+    }
+}

@@ -6,7 +6,7 @@ use lanyard_core::{Actor, AuditKind};
 use uuid::Uuid;
 
 use crate::audit::insert_audit;
-use crate::sessions::{StopOutcome, SESSION_COLUMNS};
+use crate::sessions::{StopOutcome, StoppedRow};
 use crate::tokens::TOKEN_COLUMNS;
 use crate::BeginWrite;
 use crate::{on_pool, AuditEvent, Store, StoreResult};
@@ -87,10 +87,7 @@ impl Store {
         actor: &Actor,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<StopOutcome>> {
-        let select = format!(
-            "SELECT {SESSION_COLUMNS}, s.runner_lookup FROM sessions s \
-             WHERE s.id = $1 AND s.team_id = $2"
-        );
+        let select = StoppedRow::sql();
         on_pool!(self, pool => {
             let mut tx = pool.begin_write().await?;
             let expired = sqlx::query(
@@ -106,7 +103,7 @@ impl Store {
             if expired != 1 {
                 return Ok(None);
             }
-            let row: crate::sessions::StoppedRow =
+            let row: StoppedRow =
                 sqlx::query_as(&select).bind(id).bind(team_id).fetch_one(&mut *tx).await?;
             let event = AuditEvent::new(AuditKind::SessionExpired, actor.clone())
                 .subject(id)

@@ -296,10 +296,7 @@ impl Store {
         actor: &Actor,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<StopOutcome>> {
-        let select = format!(
-            "SELECT {SESSION_COLUMNS}, s.runner_lookup FROM sessions s \
-             WHERE s.id = $1 AND s.team_id = $2"
-        );
+        let select = StoppedRow::sql();
         on_pool!(self, pool => {
             let mut tx = pool.begin_write().await?;
             // Write first: takes SQLite's write lock and the Postgres row lock up front.
@@ -339,4 +336,14 @@ pub(crate) struct StoppedRow {
     #[sqlx(flatten)]
     pub(crate) session: SessionRecord,
     pub(crate) runner_lookup: String,
+}
+
+impl StoppedRow {
+    /// Session `$1` of team `$2`, with its runner token's lookup id.
+    pub(crate) fn sql() -> String {
+        format!(
+            "SELECT {SESSION_COLUMNS}, s.runner_lookup FROM sessions s \
+             WHERE s.id = $1 AND s.team_id = $2"
+        )
+    }
 }

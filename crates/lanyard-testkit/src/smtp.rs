@@ -2,7 +2,8 @@
 //! RSET, NOOP, QUIT) for a real client such as lettre, and keeps every message it accepted.
 //!
 //! [`SmtpSink::fail_next`] answers the next N messages' DATA with a 451 (a transient failure),
-//! so tests can watch a sender retry. Listens on 127.0.0.1 only; every read has a timeout, and a
+//! and [`SmtpSink::reject_next`] with a 550 (a permanent one), so tests can watch a sender retry
+//! and give up. Listens on 127.0.0.1 only; every read has a timeout, and a
 //! message over 1 MiB is refused. It stops when dropped.
 
 use std::net::SocketAddr;
@@ -53,6 +54,7 @@ impl Received {
 struct Shared {
     received: Mutex<Vec<Received>>,
     fail_next: AtomicUsize,
+    reject_next: AtomicUsize,
 }
 
 /// A running sink.
@@ -89,9 +91,14 @@ impl SmtpSink {
         self.shared.received.lock().expect("not poisoned").clone()
     }
 
-    /// Refuses the next `n` messages with `451` after their DATA.
+    /// Refuses the next `n` messages with `451` (try again later) after their DATA.
     pub fn fail_next(&self, n: usize) {
         self.shared.fail_next.store(n, Ordering::SeqCst);
+    }
+
+    /// Refuses the next `n` messages with `550` (permanently) after their DATA.
+    pub fn reject_next(&self, n: usize) {
+        self.shared.reject_next.store(n, Ordering::SeqCst);
     }
 }
 
@@ -164,11 +171,14 @@ async fn serve(stream: TcpStream, shared: Arc<Shared>) {
                         return;
                     }
                 }
-                let failing = shared
-                    .fail_next
-                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-                    .is_ok();
-                if failing {
+                let take = |counter: &AtomicUsize| {
+                    counter
+                        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                        .is_ok()
+                };
+                if take(&shared.reject_next) {
+                    "550 mailbox unavailable\r\n"
+                } else if take(&shared.fail_next) {
                     "451 try again later\r\n"
                 } else {
                     shared

@@ -332,17 +332,10 @@ fn bounded_duration(
     raw: Option<&str>,
     default: Duration,
 ) -> Result<Duration, ConfigError> {
-    let Some(raw) = raw else {
-        return Ok(default);
-    };
-    let d = parse_duration(raw).map_err(|e| ConfigError::invalid(key, e.to_string()))?;
-    if d < Duration::from_secs(1) || d > Duration::from_secs(3600) {
-        return Err(ConfigError::invalid(
-            key,
-            format!("{} must be between 1s and 1h", format_duration(d)),
-        ));
-    }
-    Ok(d)
+    raw.map_or(Ok(default), |raw| {
+        workers::duration_between(raw, Duration::from_secs(1), Duration::from_secs(3600))
+            .map_err(|e| ConfigError::invalid(key, e))
+    })
 }
 
 fn http_limits(layer: &Layer) -> Result<HttpLimits, ConfigError> {

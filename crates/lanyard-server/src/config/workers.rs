@@ -71,7 +71,11 @@ impl WorkerSettings {
 }
 
 /// A duration from `min` to `max`; the error says what is wrong with it.
-fn duration_between(raw: &str, min: Duration, max: Duration) -> Result<Duration, String> {
+pub(super) fn duration_between(
+    raw: &str,
+    min: Duration,
+    max: Duration,
+) -> Result<Duration, String> {
     let d = parse_duration(raw).map_err(|e| e.to_string())?;
     if d < min || d > max {
         return Err(format!(

@@ -17,7 +17,7 @@ use lanyard_core::{Actor, NotificationStatus, Worker};
 use lanyard_store::{Delivered, Outgoing};
 
 use super::{Report, RunContext};
-use crate::mailer::SendError;
+use crate::mailer::{SendError, SMTP_TIMEOUT};
 use crate::metrics::{DeliveryResult, Label, NotificationLabels};
 use crate::services::Services;
 
@@ -29,6 +29,9 @@ const BATCH: u32 = 50;
 
 /// How long a claimed notification is this run's.
 const CLAIM: Duration = Duration::minutes(5);
+
+/// Room left for clock skew between replicas when a claim is about to run out.
+const CLAIM_MARGIN: Duration = Duration::minutes(1);
 
 /// The wait after the `attempts`-th failure: 30 s, doubling, at most 6 h.
 pub fn backoff(attempts: i32) -> Duration {
@@ -54,7 +57,14 @@ pub(super) async fn run(svc: &Services, ctx: RunContext) -> anyhow::Result<Repor
             "notifications are kept as undeliverable: LANYARD_SMTP_URL is not set"
         );
     }
+    // A message may only start while its claim outlasts the send with a margin: past that,
+    // another replica may claim the row, and two sends would race.
+    let last_start = ctx.now + CLAIM - CLAIM_MARGIN - Duration::from_std(SMTP_TIMEOUT)?;
     for n in claimed {
+        if svc.clock().now() > last_start {
+            tracing::info!("the claim is running out; the rest waits for the next run");
+            break;
+        }
         let result = deliver(svc, &n).await?;
         let outcome = match &result {
             Ok(()) => Delivered::Sent,

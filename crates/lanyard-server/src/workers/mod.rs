@@ -37,6 +37,7 @@ mod meter;
 mod nudges;
 mod sweep;
 
+pub use delivery::MAX_ATTEMPTS;
 pub use meter::{minutes_by_day, MAX_BACKFILL_DAYS};
 
 /// How long a claimed run is this replica's before another may take it over.

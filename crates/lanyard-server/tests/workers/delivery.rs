@@ -173,3 +173,46 @@ async fn a_refresh_that_keeps_failing_at_github_notifies_the_team_once() {
     assert_eq!(listed.len(), 1, "{listed:?}");
     assert_eq!(listed[0]["kind"], "refresh_failing");
 }
+
+#[tokio::test]
+async fn a_message_refused_for_good_or_too_often_is_given_up_as_failed() {
+    let sink = SmtpSink::start().await;
+    let w = smtp_world(&sink).await;
+    let rejected = w.team("Rejected", Tier::Anonymous, false).await;
+    w.session(&rejected, 3600).await;
+    w.run(Worker::QuotaNudge).await;
+    sink.reject_next(1);
+    assert_eq!(w.run(Worker::NotificationDelivery).await.done, 0);
+    assert_eq!(
+        notifications(&w.app, &rejected).await[0]["status"],
+        "failed"
+    );
+    w.advance(Duration::days(1));
+    assert_eq!(
+        w.run(Worker::NotificationDelivery).await.done,
+        0,
+        "a failed notification is never tried again"
+    );
+
+    let flaky = w.team("Flaky", Tier::Anonymous, false).await;
+    w.session(&flaky, 3600).await;
+    w.run(Worker::QuotaNudge).await;
+    let max = lanyard_server::workers::MAX_ATTEMPTS;
+    sink.fail_next(usize::try_from(max).unwrap());
+    for attempt in 1..=max {
+        assert_eq!(
+            notifications(&w.app, &flaky).await[0]["status"],
+            "queued",
+            "before attempt {attempt}"
+        );
+        assert_eq!(w.run(Worker::NotificationDelivery).await.done, 0);
+        w.advance(Duration::hours(7));
+    }
+    assert_eq!(notifications(&w.app, &flaky).await[0]["status"], "failed");
+    assert!(sink.received().is_empty(), "{:?}", sink.received());
+    let text = w.app.metrics_text().await;
+    assert!(
+        text.contains(r#"lanyard_notifications_total{kind="quota_nudge",result="failed"} 2"#),
+        "{text}"
+    );
+}
