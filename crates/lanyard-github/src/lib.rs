@@ -64,6 +64,14 @@ struct AppClaims {
     iss: String,
 }
 
+/// The App, as `GET /app` describes it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct AppInfo {
+    pub id: u64,
+    #[serde(default)]
+    pub slug: Option<String>,
+}
+
 /// An installation, as GitHub describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Installation {
@@ -255,6 +263,19 @@ impl GithubHost {
             .header("x-github-api-version", "2022-11-28")
     }
 
+    /// `GET /app`: the App this host's key signs for. A 401 means the key or the app id is
+    /// wrong; a different `id` in the answer means the key belongs to another App.
+    pub async fn app(&self) -> Result<AppInfo, GithubError> {
+        let jwt = self.app_jwt()?;
+        let response = self
+            .request(reqwest::Method::GET, "/app")
+            .bearer_auth(jwt)
+            .send()
+            .await
+            .map_err(transport_error)?;
+        parse(response).await
+    }
+
     /// `GET /app/installations/{id}`.
     pub async fn installation(&self, id: u64) -> Result<Installation, GithubError> {
         let jwt = self.app_jwt()?;
@@ -318,9 +339,9 @@ impl GithubHost {
 mod tests {
     use super::*;
 
-    const PKCS1: &[u8] = include_bytes!("../../lanyard-testkit/fixtures/app-key.pem");
-    const PKCS8: &[u8] = include_bytes!("../../lanyard-testkit/fixtures/app-key.pkcs8.pem");
-    const PUBLIC: &[u8] = include_bytes!("../../lanyard-testkit/fixtures/app-key.pub.pem");
+    const PKCS1: &[u8] = include_bytes!("../../lanyard-fake-github/fixtures/app-key.pem");
+    const PKCS8: &[u8] = include_bytes!("../../lanyard-fake-github/fixtures/app-key.pkcs8.pem");
+    const PUBLIC: &[u8] = include_bytes!("../../lanyard-fake-github/fixtures/app-key.pub.pem");
 
     #[test]
     fn app_jwt_is_rs256_backdated_and_short_lived_from_both_pem_forms() {

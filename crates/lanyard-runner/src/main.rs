@@ -95,6 +95,16 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Print a shell completion script (bash, zsh, fish, elvish or powershell)
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page, or with --dir write one page per command into DIR
+    Man {
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
     /// Used by the gh shim: run the real gh with a fresh token
     #[command(hide = true)]
     GhShim {
@@ -186,6 +196,35 @@ async fn run(cli: Cli) -> i32 {
         }
         Cmd::Status { json } => commands::status(json).await,
         Cmd::GhShim { args } => commands::gh_shim(args).await,
+        Cmd::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(
+                shell,
+                &mut command,
+                "lanyard-runner",
+                &mut std::io::stdout(),
+            );
+            0
+        }
+        Cmd::Man { dir } => match man(dir.as_deref()) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("lanyard-runner man: {e}");
+                1
+            }
+        },
+    }
+}
+
+/// `lanyard-runner.1` on stdout, or a page per command into `dir`.
+fn man(dir: Option<&std::path::Path>) -> std::io::Result<()> {
+    let command = <Cli as clap::CommandFactory>::command();
+    match dir {
+        None => clap_mangen::Man::new(command).render(&mut std::io::stdout()),
+        Some(dir) => {
+            std::fs::create_dir_all(dir)?;
+            clap_mangen::generate_to(command, dir)
+        }
     }
 }
 

@@ -68,6 +68,40 @@ pub fn resolve(config: &Config) -> Result<ServerSecrets, SecretFileError> {
     })
 }
 
+/// For `lanyard doctor`: checks the secrets [`resolve`] would read, creating nothing. Says where
+/// each one comes from, or why `serve` would refuse it.
+pub fn inspect(config: &Config) -> Result<String, String> {
+    let describe = |name: &str,
+                    configured: bool,
+                    valid: &dyn Fn(&str) -> Result<(), String>|
+     -> Result<String, String> {
+        if configured {
+            return Ok(format!("{name} from configuration"));
+        }
+        let path = config.data_dir.join(name);
+        if !path.exists() {
+            return Ok(format!("{name} generated on first start"));
+        }
+        crate::config::require_private(&path)?;
+        let text = fs::read_to_string(&path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        valid(text.trim()).map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(format!("{name} stored in the data dir (0600)"))
+    };
+    let jwt = describe(JWT_FILE, config.jwt_secret.is_some(), &|s| {
+        if s.len() < MIN_SECRET_BYTES {
+            return Err(format!("shorter than {MIN_SECRET_BYTES} bytes"));
+        }
+        Ok(())
+    })?;
+    let key = describe(ENCRYPTION_FILE, config.encryption_key.is_some(), &|s| {
+        check_encryption_key(s)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    })?;
+    Ok(format!("{jwt}; {key}"))
+}
+
 fn load_or_create(
     dir: &Path,
     name: &str,

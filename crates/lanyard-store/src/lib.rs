@@ -34,6 +34,7 @@ pub use accounts::{
 };
 pub use audit::{AuditEvent, AuditRecord};
 pub use connections::{ConnectionKind, ConnectionRecord, ConnectionStatus, Proof};
+pub use migrate::MigrationStatus;
 pub use notifications::{Delivered, NewNotification, NotificationRecord, Outgoing};
 pub use sessions::{
     NewScope, NewSession, QuotaExceeded, RunnerSession, ScopeRecord, SessionRecord, SessionStatus,
@@ -202,6 +203,12 @@ impl Store {
     /// Applies pending migrations. Idempotent, and safe when several replicas start at once.
     pub async fn migrate(&self) -> StoreResult<usize> {
         migrate::run(self).await
+    }
+
+    /// The migration history checked against this binary's migrations, changing nothing
+    /// (`lanyard doctor`).
+    pub async fn migration_status(&self) -> StoreResult<migrate::MigrationStatus> {
+        migrate::status(self).await
     }
 
     /// One round trip, for readiness checks.

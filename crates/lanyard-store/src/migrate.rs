@@ -105,6 +105,78 @@ pub(crate) async fn run(store: &Store) -> StoreResult<usize> {
     }
 }
 
+/// What the database's migration history says, read without changing anything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigrationStatus {
+    /// Migrations applied.
+    pub applied: usize,
+    /// Migrations this binary has that the database lacks (`serve` applies them).
+    pub pending: Vec<String>,
+}
+
+const SQLITE_HISTORY: &str =
+    "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'";
+const POSTGRES_HISTORY: &str = "SELECT COUNT(*) FROM information_schema.tables \
+     WHERE table_schema = current_schema() AND table_name = '_sqlx_migrations'";
+
+/// Checks the history against this binary's migrations: an edited, unknown or half-applied
+/// migration is the error `serve` would stop on. A legacy history counts as all pending.
+macro_rules! history_status {
+    ($conn:expr, $migrator:expr, $exists_sql:expr) => {{
+        let conn = $conn;
+        let migrator: &Migrator = $migrator;
+        let exists: i64 = sqlx::query($exists_sql)
+            .fetch_one(&mut *conn)
+            .await?
+            .try_get(0)?;
+        let applied = if exists > 0 {
+            if let Some(v) = conn
+                .dirty_version()
+                .await
+                .map_err(|e| explain(migrator, e))?
+            {
+                return Err(explain(migrator, MigrateError::Dirty(v)));
+            }
+            conn.list_applied_migrations()
+                .await
+                .map_err(|e| explain(migrator, e))?
+        } else {
+            Vec::new()
+        };
+        for a in &applied {
+            match migrator.iter().find(|m| m.version == a.version) {
+                None => return Err(explain(migrator, MigrateError::VersionMissing(a.version))),
+                Some(m) if m.checksum != a.checksum => {
+                    return Err(explain(migrator, MigrateError::VersionMismatch(a.version)))
+                }
+                Some(_) => {}
+            }
+        }
+        let pending = migrator
+            .iter()
+            .filter(|m| !applied.iter().any(|a| a.version == m.version))
+            .map(|m| file_name(m.version, &m.description))
+            .collect();
+        Ok::<MigrationStatus, StoreError>(MigrationStatus {
+            applied: applied.len(),
+            pending,
+        })
+    }};
+}
+
+pub(crate) async fn status(store: &Store) -> StoreResult<MigrationStatus> {
+    match &store.pool {
+        Pool::Sqlite(pool) => {
+            let mut conn = pool.acquire().await?;
+            history_status!(&mut *conn, &SQLITE, SQLITE_HISTORY)
+        }
+        Pool::Postgres(pool) => {
+            let mut conn = pool.acquire().await?;
+            history_status!(&mut *conn, &POSTGRES, POSTGRES_HISTORY)
+        }
+    }
+}
+
 /// How many migrations the database records as applied.
 async fn applied<C>(conn: &mut C) -> StoreResult<usize>
 where

@@ -7,7 +7,7 @@
 pub mod chaos;
 pub mod coverage;
 mod envelope;
-pub mod fake_github;
+pub use lanyard_fake_github as fake_github;
 pub mod smtp;
 
 pub use envelope::expect_error;

@@ -43,7 +43,7 @@ pub struct Host {
     pub mint_permits: Semaphore,
 }
 
-fn read_secret(what: &str, host: &str, path: &Path) -> anyhow::Result<SecretString> {
+pub fn read_secret(what: &str, host: &str, path: &Path) -> anyhow::Result<SecretString> {
     crate::config::require_private(path)
         .map_err(|e| anyhow::anyhow!("the {what} for {host}: {e}"))?;
     let text = std::fs::read_to_string(path)
@@ -67,56 +67,7 @@ impl GithubHosts {
     pub fn from_config(config: &[HostConfig], clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
         let mut hosts = HashMap::new();
         for h in config {
-            let app = match (h.app_id, &h.private_key_file) {
-                (Some(app_id), Some(path)) => {
-                    crate::config::require_private(path).map_err(|e| {
-                        anyhow::anyhow!("the GitHub App private key for {}: {e}", h.host)
-                    })?;
-                    let pem = std::fs::read(path).with_context(|| {
-                        format!(
-                            "cannot read the GitHub App private key {} for {}",
-                            path.display(),
-                            h.host
-                        )
-                    })?;
-                    Some(AppCredentials::from_pem(app_id, &pem).with_context(|| {
-                        format!("GitHub App private key {} for {}", path.display(), h.host)
-                    })?)
-                }
-                (None, None) => None,
-                _ => anyhow::bail!(
-                    "GitHub host {} needs both app_id and private_key_file, or neither (PATs only)",
-                    h.host
-                ),
-            };
-            let client =
-                GithubHost::new(&h.host, &h.api_url, app, clock.clone())?.with_web_url(&h.web_url);
-            let oauth = match (&h.app_slug, &h.client_id, &h.client_secret_file) {
-                (Some(slug), Some(id), Some(secret)) => Some(OAuthApp {
-                    app_slug: slug.clone(),
-                    client_id: id.clone(),
-                    client_secret: read_secret("OAuth client secret", &h.host, secret)?,
-                }),
-                _ => None,
-            };
-            let webhook_secret = h
-                .webhook_secret_file
-                .as_deref()
-                .map(|p| read_secret("webhook secret", &h.host, p))
-                .transpose()?;
-            let scheme = if h.api_url.starts_with("http://") {
-                Scheme::Http
-            } else {
-                Scheme::Https
-            };
-            let host = Host {
-                client: Arc::new(client),
-                scheme,
-                label: Fixed(h.host.as_str().into()),
-                oauth,
-                webhook_secret,
-                mint_permits: Semaphore::new(MINTS_IN_FLIGHT_PER_HOST),
-            };
+            let host = build_host(h, clock.clone())?;
             hosts.insert(h.host.clone(), host);
         }
         Ok(Self { hosts })
@@ -125,4 +76,56 @@ impl GithubHosts {
     pub fn get(&self, host: &str) -> Option<&Host> {
         self.hosts.get(host)
     }
+}
+
+/// Builds one host's client: reads and checks its App key and its OAuth and webhook secrets.
+pub fn build_host(h: &HostConfig, clock: Arc<dyn Clock>) -> anyhow::Result<Host> {
+    let app = match (h.app_id, &h.private_key_file) {
+        (Some(app_id), Some(path)) => {
+            crate::config::require_private(path)
+                .map_err(|e| anyhow::anyhow!("the GitHub App private key for {}: {e}", h.host))?;
+            let pem = std::fs::read(path).with_context(|| {
+                format!(
+                    "cannot read the GitHub App private key {} for {}",
+                    path.display(),
+                    h.host
+                )
+            })?;
+            Some(AppCredentials::from_pem(app_id, &pem).with_context(|| {
+                format!("GitHub App private key {} for {}", path.display(), h.host)
+            })?)
+        }
+        (None, None) => None,
+        _ => anyhow::bail!(
+            "GitHub host {} needs both app_id and private_key_file, or neither (PATs only)",
+            h.host
+        ),
+    };
+    let client = GithubHost::new(&h.host, &h.api_url, app, clock)?.with_web_url(&h.web_url);
+    let oauth = match (&h.app_slug, &h.client_id, &h.client_secret_file) {
+        (Some(slug), Some(id), Some(secret)) => Some(OAuthApp {
+            app_slug: slug.clone(),
+            client_id: id.clone(),
+            client_secret: read_secret("OAuth client secret", &h.host, secret)?,
+        }),
+        _ => None,
+    };
+    let webhook_secret = h
+        .webhook_secret_file
+        .as_deref()
+        .map(|p| read_secret("webhook secret", &h.host, p))
+        .transpose()?;
+    let scheme = if h.api_url.starts_with("http://") {
+        Scheme::Http
+    } else {
+        Scheme::Https
+    };
+    Ok(Host {
+        client: Arc::new(client),
+        scheme,
+        label: Fixed(h.host.as_str().into()),
+        oauth,
+        webhook_secret,
+        mint_permits: Semaphore::new(MINTS_IN_FLIGHT_PER_HOST),
+    })
 }

@@ -39,7 +39,7 @@ mod sessions;
 
 pub use cache::{CacheLimits, CachedToken, SESSION_TTL};
 pub use failures::REFRESH_FAILURES_TO_NOTIFY;
-pub use hosts::GithubHosts;
+pub use hosts::{build_host, read_secret, GithubHosts};
 pub use scope::{cache_key, ScopeKey};
 
 use cache::{Caches, Cooldown};

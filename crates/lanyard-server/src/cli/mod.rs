@@ -14,7 +14,10 @@ use crate::services::Services;
 use crate::{server, telemetry};
 
 mod admin;
+mod dev;
+mod doctor;
 mod e2e;
+mod ops;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -47,10 +50,52 @@ struct Common {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the HTTP server (applies migrations first, then logs the address it listens on)
+    #[command(
+        after_help = "With --dev, Lanyard runs a throwaway local stack for trying it: a temporary \
+        SQLite data dir, an embedded fake GitHub serving a demo repository over git smart HTTP, a \
+        seeded team, connection and session, and GitHub tokens that live 2 minutes. It prints the \
+        API key, a lanyard-runner line that clones the demo repository and a curl for the \
+        credential route, reads no configuration, listens only on loopback, and removes \
+        everything when stopped. It is not for production."
+    )]
     Serve {
         /// Listen address; port 0 picks a free port [env: LANYARD_LISTEN] [default: 127.0.0.1:8080]
         #[arg(long, value_name = "ADDR")]
         listen: Option<String>,
+        /// A throwaway local stack with a fake GitHub, seeded and printed (not for production)
+        #[arg(long)]
+        dev: bool,
+        /// How long GitHub tokens live in dev mode (20s to 1h)
+        #[arg(long, hide = true, requires = "dev", value_name = "DURATION", value_parser = dev_lifetime)]
+        dev_token_lifetime: Option<std::time::Duration>,
+    },
+    /// Check the configuration the way serve would load it: data dir, secrets, database,
+    /// migrations, Redis, each GitHub App, OAuth and webhook secrets, file modes and tokens
+    #[command(
+        after_help = "Prints a line per check with ✓ or ✗ and the reason, and exits 0 only when \
+        every check passes. Nothing is created or changed: a data dir or SQLite file that does \
+        not exist yet passes, since serve creates it."
+    )]
+    Doctor {
+        /// Print {ok, checks: [{check, ok, detail}]} as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a shell completion script (bash, zsh, fish, elvish or powershell)
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page, or with --dir write one page per command into DIR
+    Man {
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+    /// Exit 0 when the server's /healthz answers 200 (a container health check with no shell)
+    Healthcheck {
+        /// [default: /healthz on LANYARD_LISTEN, over loopback]
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
     },
     /// Apply database migrations and exit (idempotent)
     Migrate,
@@ -81,6 +126,32 @@ pub(crate) enum E2eCommand {
         /// Lanyard's base URL [env: LANYARD_PUBLIC_URL] [default: http://127.0.0.1:8080]
         #[arg(long, value_name = "URL")]
         api: Option<String>,
+    },
+    /// Create a test account, run CMD with it, and always reap it; exits with CMD's code
+    #[command(
+        after_help = "CMD's environment carries LANYARD_E2E_TEAM_ID, LANYARD_E2E_SESSION_JWT, \
+        LANYARD_E2E_EMAIL and LANYARD_E2E_API_URL, and with --with-resources LANYARD_E2E_RUNNER_TOKEN \
+        and LANYARD_E2E_SESSION_ID; never LANYARD_E2E_ACCOUNT_TOKEN.\n\n\
+        The account is reaped after CMD succeeds, fails, or is interrupted: SIGINT and SIGTERM are \
+        passed to CMD, which then has 5s to exit before it is killed. Reaping is retried while the \
+        server is unreachable or busy.\n\n\
+        Exit status: CMD's own (128+N when signal N ended it, 127 when it could not run); non-zero \
+        when the account could not be created; and non-zero, with an error on stderr, when the \
+        reap failed, even if CMD succeeded."
+    )]
+    Run {
+        /// anonymous, free, hobby, hobby_plus or pro (default free)
+        #[arg(long)]
+        tier: Option<String>,
+        /// Also seed one active session and pass its runner token to CMD
+        #[arg(long)]
+        with_resources: bool,
+        /// Lanyard's base URL [env: LANYARD_PUBLIC_URL] [default: http://127.0.0.1:8080]
+        #[arg(long, value_name = "URL")]
+        api: Option<String>,
+        /// The command to run, and its arguments
+        #[arg(last = true, required = true, value_name = "CMD")]
+        cmd: Vec<String>,
     },
     /// Reap a test team: stop its sessions, revoke their tokens, delete it (never a real team)
     Reap {
@@ -220,6 +291,21 @@ fn load(common: &Common, listen: Option<String>) -> anyhow::Result<(Config, Work
     Ok((config, guard))
 }
 
+/// Where the configuration came from, for `doctor`'s first line.
+fn config_source(common: &Common) -> String {
+    let file = common
+        .config
+        .clone()
+        .or_else(|| std::env::var_os("LANYARD_CONFIG").map(PathBuf::from));
+    let vars = std::env::vars()
+        .filter(|(k, _)| k.starts_with("LANYARD_"))
+        .count();
+    match file {
+        Some(f) => format!("loaded from {} and {vars} LANYARD_* variables", f.display()),
+        None => format!("loaded from defaults and {vars} LANYARD_* variables"),
+    }
+}
+
 /// The services for an operator command: the configured database, without a listener.
 async fn services(config: Config) -> anyhow::Result<Services> {
     let public_url = config
@@ -229,14 +315,61 @@ async fn services(config: Config) -> anyhow::Result<Services> {
     Services::open(config, public_url, Arc::new(SystemClock)).await
 }
 
+fn dev_lifetime(raw: &str) -> Result<std::time::Duration, String> {
+    let d = lanyard_core::parse_duration(raw).map_err(|e| e.to_string())?;
+    if !(20..=3600).contains(&d.as_secs()) {
+        return Err("must be from 20s to 1h".into());
+    }
+    Ok(d)
+}
+
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Serve {
+            listen,
+            dev: true,
+            dev_token_lifetime,
+        } => {
+            if cli.common.config.is_some() || cli.common.data_dir.is_some() {
+                anyhow::bail!("--dev reads no configuration and keeps its data in a throwaway directory: leave out --config and --data-dir");
+            }
+            let listen = dev::dev_listen(listen.as_deref())?;
+            dev::run(
+                listen,
+                dev_token_lifetime.unwrap_or(dev::DEFAULT_TOKEN_LIFETIME),
+            )
+            .await
+        }
+        Command::Doctor { json } => {
+            let report = match load(&cli.common, None) {
+                Ok((config, _logs)) => {
+                    let source = config_source(&cli.common);
+                    doctor::run(&config, source).await
+                }
+                Err(e) => doctor::unloadable(&e),
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.render());
+            }
+            if !report.ok() {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+        Command::Completions { shell } => {
+            ops::completions(shell);
+            Ok(())
+        }
+        Command::Man { dir } => ops::man(dir.as_deref()),
+        Command::Healthcheck { url } => ops::healthcheck(url).await,
         Command::E2e { command } => e2e::run(command).await,
         Command::Openapi => {
             println!("{}", crate::http::routes::openapi_json());
             Ok(())
         }
-        Command::Serve { listen } => {
+        Command::Serve { listen, .. } => {
             let (config, _logs) = load(&cli.common, listen)?;
             let stop = server::shutdown_signal()?;
             let server = server::start(config, Arc::new(SystemClock)).await?;

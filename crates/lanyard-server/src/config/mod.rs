@@ -16,11 +16,13 @@ use secrecy::{ExposeSecret, SecretString};
 
 pub use github::{origin_of, GithubHost};
 use github::{parse_origins, validate_github};
+pub use seed::{E2eSeed, SeedCredential};
 pub use sources::{env_name, known_variables, require_private, worker_env_name, Setting, SETTINGS};
 use sources::{EnvSource, Layer};
 pub use workers::{Smtp, WorkerSettings, DEFAULT_SMTP_FROM};
 
 mod github;
+mod seed;
 mod sources;
 #[cfg(test)]
 mod tests;
@@ -113,6 +115,8 @@ pub struct Config {
     /// Where notifications go; `None` keeps them, marked undeliverable.
     pub smtp: Option<Smtp>,
     pub workers: WorkerSettings,
+    /// `[e2e_seed]`: the connection and repositories of a test account's seeded session.
+    pub e2e_seed: Option<E2eSeed>,
 }
 
 /// What the command line adds on top.
@@ -298,12 +302,13 @@ impl Config {
                 })
             })
             .transpose()?;
-        let github = layer
+        let github: Vec<GithubHost> = layer
             .github
             .unwrap_or_default()
             .into_iter()
             .map(validate_github)
             .collect::<Result<_, _>>()?;
+        let e2e_seed = seed::validate_seed(layer.e2e_seed, &github)?;
         Ok(Config {
             listen,
             data_dir,
@@ -322,6 +327,7 @@ impl Config {
             github,
             smtp,
             workers: worker_settings,
+            e2e_seed,
         })
     }
 }

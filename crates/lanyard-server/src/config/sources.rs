@@ -41,6 +41,8 @@ pub(super) struct Layer {
     pub churn_after: Option<String>,
     /// `[workers.<name>]` tables; the environment's `LANYARD_WORKER_<NAME>_INTERVAL` merge in.
     pub workers: Option<BTreeMap<String, WorkerLayer>>,
+    /// `[e2e_seed]`: what a test account's seeded session holds.
+    pub e2e_seed: Option<super::seed::SeedLayer>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]

@@ -4,11 +4,13 @@
 use chrono::{DateTime, Utc};
 use lanyard_core::github::PermissionSet;
 use lanyard_core::{Actor, AuditKind, BearerSecret, Email, SecretKind, TeamName, Tier};
-use lanyard_store::{AuditEvent, NewSession, NewTeam, StoreError};
+use lanyard_store::{AuditEvent, NewSession, NewTeam, StoreError, TeamRecord};
 use secrecy::SecretString;
 use uuid::Uuid;
 
-use crate::domain::sessions::{self, SessionError};
+use crate::config::{E2eSeed, SeedCredential};
+use crate::domain::connections::{self, Connect, ConnectionError, Trust};
+use crate::domain::sessions::{self, CreateSession, SessionError};
 use crate::services::Services;
 
 /// Tiers a test account may have.
@@ -33,6 +35,8 @@ pub enum E2eError {
     NotTestCohort,
     #[error("seeding the test session failed: {0}")]
     Seed(String),
+    #[error("binding the e2e seed's connection failed: {0}")]
+    SeedConnection(#[from] ConnectionError),
     #[error(transparent)]
     Session(#[from] SessionError),
     #[error(transparent)]
@@ -103,7 +107,11 @@ pub async fn create(
     );
     let mut seeded = Vec::new();
     if with_resources {
-        match seed_session(svc, created.team.id, tier, now).await {
+        let seeding = match &svc.config().e2e_seed {
+            Some(seed) => seed_from(svc, &created.team, seed).await,
+            None => seed_session(svc, created.team.id, tier, now).await,
+        };
+        match seeding {
             Ok(token) => seeded.push(token),
             Err(e) => {
                 // Leave nothing half-made behind.
@@ -126,6 +134,38 @@ pub async fn create(
     })
 }
 
+/// With an operator's `[e2e_seed]`: binds its connection to the test team (the operator is
+/// trusted, as with `admin connect-github`) and opens a session on its repositories, so the
+/// runner token fetches a real credential. The reap revokes what it minted.
+async fn seed_from(
+    svc: &Services,
+    team: &TeamRecord,
+    seed: &E2eSeed,
+) -> Result<SeededToken, E2eError> {
+    let (installation, pat) = match &seed.credential {
+        SeedCredential::Installation(id) => (Some(*id), None),
+        SeedCredential::PatFile(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                E2eError::Seed(format!(
+                    "cannot read the seed's pat_file {}: {e}",
+                    path.display()
+                ))
+            })?;
+            (None, Some(SecretString::from(text.trim().to_string())))
+        }
+    };
+    let connect = Connect::parse(&seed.host, seed.owner.as_str(), installation, pat)?;
+    connections::connect(svc, team.id, connect, Trust::Operator, &Actor::e2e()).await?;
+    let input = CreateSession::parse(&seed.repo_urls, None, None)?;
+    let created = sessions::create(svc, team, input, &Actor::e2e()).await?;
+    Ok(SeededToken {
+        session_id: created.session.id,
+        token: created.runner_token,
+    })
+}
+
+/// Without a seed: a session on no repository, so its runner token authenticates but fetches
+/// nothing.
 async fn seed_session(
     svc: &Services,
     team_id: Uuid,

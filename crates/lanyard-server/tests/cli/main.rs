@@ -12,7 +12,10 @@ use lanyard_store::DatabaseUrl;
 
 mod admin;
 mod config;
+mod dev;
+mod doctor;
 mod e2e;
+mod e2e_run;
 mod logs;
 mod modes;
 mod serve;

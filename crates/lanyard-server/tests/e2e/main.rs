@@ -3,6 +3,7 @@
 mod accounts;
 mod guard;
 mod operations;
+mod seed;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;

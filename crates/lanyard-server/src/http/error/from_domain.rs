@@ -269,10 +269,15 @@ impl From<E2eError> for ApiError {
             E2eError::InvalidTier => Some(ErrorCode::InvalidTier),
             E2eError::TierNotAllowed(_) => Some(ErrorCode::TierNotAllowed),
             E2eError::NotTestCohort => Some(ErrorCode::NotTestCohort),
-            E2eError::Seed(_) | E2eError::Session(_) | E2eError::Store(_) => None,
+            E2eError::Seed(_)
+            | E2eError::SeedConnection(_)
+            | E2eError::Session(_)
+            | E2eError::Store(_) => None,
         };
         match (code, e) {
             (Some(code), e) => ApiError::new(code, sentence(&e)),
+            // GitHub down or limiting is worth a retry; any other refusal is the operator's seed.
+            (None, E2eError::SeedConnection(c @ ConnectionError::Github(_))) => c.into(),
             (None, E2eError::Session(s)) => s.into(),
             (None, E2eError::Store(s)) => s.into(),
             (None, seed) => ApiError::internal(anyhow::anyhow!("{seed}")),

@@ -1,7 +1,7 @@
 //! A faithful fake GitHub: a real HTTP server on 127.0.0.1 that
 //!
 //! - verifies the app JWT (RS256) against the app's public key, its issuer and lifetime;
-//! - serves `GET /app/installations/{id}`, `POST /app/installations/{id}/access_tokens` and
+//! - serves `GET /app`, `GET /app/installations/{id}`, `POST /app/installations/{id}/access_tokens` and
 //!   `DELETE /installation/token` under `/api/v3`, minting tokens that expire by its clock;
 //! - records every mint and revocation, and can inject failures (a status, for N calls or until
 //!   cleared, and a delay);
@@ -28,10 +28,11 @@ mod git;
 mod users;
 pub mod webhooks;
 
-use fixtures::fixture;
-pub use fixtures::{app_private_key_path, client_secret_path, webhook_secret_path};
+pub use fixtures::{
+    app_private_key_path, client_secret_path, webhook_secret_path, write_secrets, SecretFiles,
+};
 
-use api::{installation, mint, revoke};
+use api::{app, installation, mint, revoke};
 use git::{create_repo, git};
 use users::{exchange, user, user_installations, FakePat, Users};
 pub use users::{CLIENT_ID, CLIENT_SECRET};
@@ -126,11 +127,11 @@ impl Drop for FakeGithub {
 impl FakeGithub {
     /// Starts on a free port. Tokens live one hour unless [`FakeGithub::set_token_lifetime`].
     pub async fn start(clock: Arc<dyn Clock>) -> Self {
-        let pem = std::fs::read(fixture("app-key.pub.pem")).expect("public key fixture");
         let repos = TempDir::new().expect("temp dir for repos");
         let state = Arc::new(FakeState {
             clock,
-            public_key: DecodingKey::from_rsa_pem(&pem).expect("public key parses"),
+            public_key: DecodingKey::from_rsa_pem(fixtures::APP_PUBLIC_KEY)
+                .expect("public key parses"),
             token_lifetime: Mutex::new(Duration::from_secs(3600)),
             installations: Mutex::default(),
             tokens: Mutex::default(),
@@ -144,6 +145,7 @@ impl FakeGithub {
             repo_root: repos.path().to_path_buf(),
         });
         let app = Router::new()
+            .route("/api/v3/app", get(app))
             .route("/api/v3/app/installations/{id}", get(installation))
             .route("/api/v3/app/installations/{id}/access_tokens", post(mint))
             .route("/api/v3/installation/token", delete(revoke))

@@ -5,8 +5,8 @@ use lanyard_core::github::PermissionSet;
 use std::sync::Arc;
 
 use lanyard_core::{ManualClock, SystemClock};
+use lanyard_fake_github::{app_private_key_path, FakeGithub, APP_ID};
 use lanyard_github::{AppCredentials, GithubError, GithubHost, Revocation};
-use lanyard_testkit::fake_github::{app_private_key_path, FakeGithub, APP_ID};
 
 fn client(fake: &FakeGithub, app_id: u64, clock: Arc<dyn lanyard_core::Clock>) -> GithubHost {
     let pem = std::fs::read(app_private_key_path()).unwrap();
@@ -20,8 +20,17 @@ async fn app_jwts_are_verified() {
     fake.add_installation(5, "acme", &["widgets"]);
     let good = client(&fake, APP_ID, Arc::new(SystemClock));
     assert_eq!(good.installation(5).await.unwrap().account_login, "acme");
+    assert_eq!(
+        good.app().await.unwrap().id,
+        APP_ID,
+        "GET /app names the App"
+    );
     // Wrong issuer.
     let wrong_app = client(&fake, APP_ID + 1, Arc::new(SystemClock));
+    assert!(matches!(
+        wrong_app.app().await,
+        Err(GithubError::Rejected { status: 401, .. })
+    ));
     assert!(matches!(
         wrong_app.installation(5).await,
         Err(GithubError::Rejected { status: 401, .. })

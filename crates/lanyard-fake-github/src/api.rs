@@ -94,6 +94,21 @@ fn verify_app_jwt(state: &FakeState, headers: &HeaderMap) -> Result<(), &'static
     Ok(())
 }
 
+/// `GET /app`: the authenticated App itself (what `lanyard doctor` asks to prove the key and id).
+pub(super) async fn app(State(state): State<Arc<FakeState>>, headers: HeaderMap) -> Response {
+    if let Some(r) = injected(&state).await {
+        return r;
+    }
+    if let Err(message) = verify_app_jwt(&state, &headers) {
+        return github_error(StatusCode::UNAUTHORIZED, message);
+    }
+    Json(serde_json::json!({
+        "id": APP_ID, "slug": super::APP_SLUG, "name": "Lanyard (fake GitHub)",
+        "owner": {"login": "lanyard-dev", "type": "Organization"},
+    }))
+    .into_response()
+}
+
 pub(super) async fn installation(
     State(state): State<Arc<FakeState>>,
     UrlPath(id): UrlPath<u64>,

@@ -6,7 +6,7 @@
 use std::io::Write;
 use std::sync::Arc;
 
-use lanyard_testkit::fake_github::{
+use lanyard_fake_github::{
     app_private_key_path, client_secret_path, webhook_secret_path, FakeGithub, APP_SLUG, CLIENT_ID,
 };
 

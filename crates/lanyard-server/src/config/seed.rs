@@ -1,0 +1,115 @@
+//! `[e2e_seed]` (CONTRACT §8): the connection and repositories a test account's seeded session
+//! gets, usually a CI test organisation. TOML only: it is a table, not a scalar.
+
+use std::path::PathBuf;
+
+use lanyard_core::github::{Owner, RepoRef};
+use serde::Deserialize;
+
+use super::github::GithubHost;
+use super::sources::require_private;
+use super::ConfigError;
+
+const KEY: &str = "e2e_seed";
+/// A seed names at most this many repositories (a session's own limit).
+const MAX_REPOS: usize = 100;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SeedLayer {
+    pub host: String,
+    pub owner: String,
+    pub installation_id: Option<u64>,
+    pub pat_file: Option<PathBuf>,
+    pub repos: Vec<String>,
+}
+
+/// How the seed's owner is reached: the App's installation, or a PAT kept in a file (read at
+/// each seeding, so it can be rotated without a restart).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SeedCredential {
+    Installation(u64),
+    PatFile(PathBuf),
+}
+
+/// A validated seed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct E2eSeed {
+    pub host: String,
+    pub owner: Owner,
+    pub credential: SeedCredential,
+    /// Full repository URLs on `host`, in its scheme, as a session asks for them.
+    pub repo_urls: Vec<String>,
+}
+
+fn invalid(message: String) -> ConfigError {
+    ConfigError::invalid(KEY, message)
+}
+
+pub(super) fn validate_seed(
+    seed: Option<SeedLayer>,
+    hosts: &[GithubHost],
+) -> Result<Option<E2eSeed>, ConfigError> {
+    let Some(seed) = seed else {
+        return Ok(None);
+    };
+    let host_name = seed.host.trim().to_ascii_lowercase();
+    let host = hosts.iter().find(|h| h.host == host_name).ok_or_else(|| {
+        invalid(format!(
+            "host {:?} is not one of the configured GitHub hosts",
+            seed.host
+        ))
+    })?;
+    let owner = Owner::parse(&seed.owner).map_err(|e| invalid(format!("owner: {e}")))?;
+    let credential = match (seed.installation_id, seed.pat_file) {
+        (Some(0), None) => return Err(invalid("installation_id must be positive".into())),
+        (Some(id), None) => SeedCredential::Installation(id),
+        (None, Some(path)) => {
+            require_private(&path).map_err(|e| invalid(format!("pat_file: {e}")))?;
+            if !path.is_file() {
+                return Err(invalid(format!(
+                    "pat_file {} is not a readable file",
+                    path.display()
+                )));
+            }
+            SeedCredential::PatFile(path)
+        }
+        _ => {
+            return Err(invalid(
+                "give exactly one of installation_id and pat_file".into(),
+            ))
+        }
+    };
+    if seed.repos.is_empty() || seed.repos.len() > MAX_REPOS {
+        return Err(invalid(format!(
+            "repos must name 1 to {MAX_REPOS} repositories of {owner}"
+        )));
+    }
+    let scheme = if host.api_url.starts_with("http://") {
+        "http"
+    } else {
+        "https"
+    };
+    let repo_urls = seed
+        .repos
+        .iter()
+        .map(|name| {
+            let name = name.trim();
+            let url = format!("{scheme}://{}/{owner}/{name}", host.host);
+            if name.contains('/') {
+                return Err(invalid(format!(
+                    "repos: {name:?} must be a repository name under {owner}, without slashes"
+                )));
+            }
+            RepoRef::parse(&url)
+                .map(|r| r.to_string())
+                .map_err(|e| invalid(format!("repos: {name:?}: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Some(E2eSeed {
+        host: host.host.clone(),
+        owner,
+        credential,
+        repo_urls,
+    }))
+}
