@@ -8,6 +8,7 @@ pub mod audit;
 pub mod clock;
 pub mod duration;
 pub mod error_code;
+pub mod file_mode;
 pub mod github;
 pub mod names;
 pub mod redact;

@@ -136,17 +136,9 @@ impl ApiClient {
     }
 
     fn runner_token(&self) -> Result<String, FetchError> {
-        use std::os::unix::fs::PermissionsExt;
         let file = &self.token_file;
-        let meta = std::fs::metadata(file)
-            .map_err(|e| FetchError::TokenFile(format!("{}: {e}", file.display())))?;
-        let mode = meta.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
-            return Err(FetchError::TokenFile(format!(
-                "{} is readable or writable by others (mode {mode:04o}); run chmod 600 {}",
-                file.display(),
-                file.display()
-            )));
+        if let Some(problem) = lanyard_core::file_mode::secret_file_problem(file) {
+            return Err(FetchError::TokenFile(problem));
         }
         let text = std::fs::read_to_string(file)
             .map_err(|e| FetchError::TokenFile(format!("{}: {e}", file.display())))?;

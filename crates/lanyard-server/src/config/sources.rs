@@ -233,18 +233,10 @@ impl EnvSource {
 /// message that says how to fix it. A file that cannot be inspected is left to the read that
 /// follows, which names the problem.
 pub fn require_private(path: &Path) -> Result<(), String> {
-    let Ok(meta) = std::fs::metadata(path) else {
-        return Ok(());
-    };
-    let mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777;
-    if mode & 0o077 != 0 {
-        return Err(format!(
-            "{} holds a secret but its mode is {mode:04o}, readable or writable by others; run chmod 600 {}",
-            path.display(),
-            path.display()
-        ));
+    match lanyard_core::file_mode::secret_file_problem(path) {
+        Some(problem) => Err(problem),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 fn read_secret_file(key: &'static str, name: &str, path: &Path) -> Result<String, ConfigError> {
