@@ -45,10 +45,15 @@ impl Broker {
         let Some(record) = self.store.latest_token(key.as_str()).await? else {
             return Ok(None);
         };
-        let token = self
-            .sealer
-            .open(&record.ciphertext, &token_aad(record.id))
-            .map_err(|e| BrokerError::Internal(e.to_string()))?;
+        // A row sealed under an earlier encryption key (or corrupt) is as good as absent: the
+        // scope mints anew, and the old token dies within its hour.
+        let token = match self.sealer.open(&record.ciphertext, &token_aad(record.id)) {
+            Ok(token) => token,
+            Err(e) => {
+                tracing::warn!(token_row = %record.id, error = %e, "a stored token cannot be opened; minting anew");
+                return Ok(None);
+            }
+        };
         let token = Arc::new(
             CachedToken::new(
                 token,

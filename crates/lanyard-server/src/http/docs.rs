@@ -22,6 +22,80 @@ pub fn esc(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
+/// Escapes `s` and renders its inline Markdown: `code`, **bold** and [links](https://…). Block
+/// syntax is left as text; an unpaired marker stays literal.
+pub fn md(s: &str) -> String {
+    let mut out = String::new();
+    let parts: Vec<&str> = s.split('`').collect();
+    let paired = parts.len() % 2 == 1;
+    for (i, part) in parts.iter().enumerate() {
+        let last = i == parts.len() - 1;
+        if i % 2 == 1 && (paired || !last) {
+            let _ = write!(out, "<code>{}</code>", esc(part));
+        } else {
+            if i % 2 == 1 {
+                out.push('`');
+            }
+            out.push_str(&links(&bold(&esc(part))));
+        }
+    }
+    out
+}
+
+/// `**x**` → `<b>x</b>` in escaped text.
+fn bold(s: &str) -> String {
+    let parts: Vec<&str> = s.split("**").collect();
+    if parts.len() < 3 {
+        return s.to_string();
+    }
+    let mut out = String::new();
+    for (i, part) in parts.iter().enumerate() {
+        let closes = i % 2 == 1 && (parts.len() % 2 == 1 || i < parts.len() - 1);
+        match (i % 2, closes) {
+            (1, true) => {
+                let _ = write!(out, "<b>{part}</b>");
+            }
+            (1, false) => {
+                out.push_str("**");
+                out.push_str(part);
+            }
+            _ => out.push_str(part),
+        }
+    }
+    out
+}
+
+/// `[text](http…)` → a link, in escaped text; other brackets stay as they are.
+fn links(s: &str) -> String {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(open) = rest.find('[') {
+        let after = &rest[open + 1..];
+        let link = after.find("](").and_then(|mid| {
+            let target = &after[mid + 2..];
+            let end = target.find(')')?;
+            let url = &target[..end];
+            let ok =
+                (url.starts_with("https://") || url.starts_with("http://") || url.starts_with('/'))
+                    && !url.contains(char::is_whitespace);
+            ok.then(|| (mid, url, mid + 2 + end + 1))
+        });
+        match link {
+            Some((mid, url, consumed)) => {
+                out.push_str(&rest[..open]);
+                let _ = write!(out, "<a href=\"{url}\">{}</a>", &after[..mid]);
+                rest = &after[consumed..];
+            }
+            None => {
+                out.push_str(&rest[..=open]);
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 fn schema_name(v: &Value) -> String {
     if let Some(r) = v.get("$ref").and_then(Value::as_str) {
         let name = r.rsplit('/').next().unwrap_or(r);
@@ -71,7 +145,7 @@ pub fn render(openapi: &Value) -> String {
          <a href=\"#errors\">error codes</a></small><p>{i}</p>",
         t = esc(title),
         v = esc(version),
-        i = esc(intro)
+        i = md(intro)
     );
 
     let paths = openapi.get("paths").and_then(Value::as_object);
@@ -113,7 +187,7 @@ pub fn render(openapi: &Value) -> String {
             "<tr id=\"error-{c}\"><td><code>{c}</code></td><td>{s}</td><td>{d}</td><td>{a}</td></tr>",
             c = code.as_str(),
             s = spec.status,
-            d = esc(spec.description),
+            d = md(spec.description),
             a = audience
         );
     }
@@ -147,7 +221,7 @@ pub fn render(openapi: &Value) -> String {
                     "<tr><td><code>{}</code>{opt}</td><td>{}</td><td>{}</td></tr>",
                     esc(field),
                     schema_name(p),
-                    esc(desc)
+                    md(desc)
                 );
             }
             h.push_str("</table>");
@@ -172,8 +246,13 @@ fn render_operation(method: &str, path: &str, op: &Value) -> String {
         id = esc(&path.replace(['/', '{', '}'], "_")),
         p = esc(path),
         lock = if secured { " <span class=\"lock\">Bearer auth</span>" } else { "" },
-        s = esc(summary)
+        s = md(summary)
     );
+    if let Some(description) = op.get("description").and_then(Value::as_str) {
+        if description != summary {
+            let _ = write!(h, "<p>{}</p>", md(description));
+        }
+    }
     if let Some(params) = op.get("parameters").and_then(Value::as_array) {
         h.push_str(
             "<table><tr><th>parameter</th><th>in</th><th>type</th><th>description</th></tr>",
@@ -190,7 +269,7 @@ fn render_operation(method: &str, path: &str, op: &Value) -> String {
                 },
                 esc(p.get("in").and_then(Value::as_str).unwrap_or("")),
                 p.get("schema").map(schema_name).unwrap_or_default(),
-                esc(p.get("description").and_then(Value::as_str).unwrap_or(""))
+                md(p.get("description").and_then(Value::as_str).unwrap_or(""))
             );
         }
         h.push_str("</table>");
@@ -209,7 +288,7 @@ fn render_operation(method: &str, path: &str, op: &Value) -> String {
                 .and_then(|c| c.get("schema"))
                 .map(|s| format!(" → {}", schema_name(s)))
                 .unwrap_or_default();
-            let _ = write!(h, "<li><b>{}</b> {}{schema}</li>", esc(status), esc(desc));
+            let _ = write!(h, "<li><b>{}</b> {}{schema}</li>", esc(status), md(desc));
         }
         h.push_str("</ul>");
     }
@@ -237,5 +316,41 @@ mod tests {
             );
         }
         assert!(!html.contains("<script"), "no external or inline scripts");
+    }
+
+    #[test]
+    fn inline_markdown_is_rendered_and_everything_else_escaped() {
+        assert_eq!(
+            md("answers `unauthorized` <b>"),
+            "answers <code>unauthorized</code> &lt;b&gt;"
+        );
+        assert_eq!(
+            md("`a<b>` and `c`"),
+            "<code>a&lt;b&gt;</code> and <code>c</code>"
+        );
+        assert_eq!(md("a lone ` tick"), "a lone ` tick");
+        assert_eq!(md("**never** twice"), "<b>never</b> twice");
+        assert_eq!(
+            md("see [the guide](https://x.example/g)."),
+            "see <a href=\"https://x.example/g\">the guide</a>."
+        );
+        assert_eq!(md("[a](javascript:alert(1))"), "[a](javascript:alert(1))");
+        assert_eq!(
+            md("[x](https://e.example/\"onclick)"),
+            "<a href=\"https://e.example/&quot;onclick\">x</a>",
+            "a quote cannot leave the attribute"
+        );
+        let doc = serde_json::json!({
+            "info": {"title": "T", "version": "1", "description": "Uses `Bearer` keys"},
+            "paths": {"/v1/me": {"get": {"summary": "The team", "description": "Answers `unauthorized` without a key",
+                "responses": {"401": {"description": "`unauthorized`"}}}}}
+        });
+        let html = render(&doc);
+        assert!(
+            html.contains("<code>unauthorized</code> without a key"),
+            "{html}"
+        );
+        assert!(html.contains("Uses <code>Bearer</code> keys"));
+        assert!(!html.contains("`unauthorized`"));
     }
 }

@@ -130,3 +130,26 @@ async fn upstream_outage_serves_cached_tokens_and_recovers() {
     );
     assert!(expiry(&refreshed) - w.clock.now() >= chrono::Duration::minutes(55));
 }
+
+#[tokio::test]
+async fn a_token_stored_under_another_encryption_key_is_minted_anew() {
+    let w = world().await;
+    let (sid, runner) = w
+        .app
+        .start_session(&w.team, &[w.fake.repo_url("acme", "widgets")])
+        .await;
+    let first = credential(&w, &sid, &runner).await;
+    assert_eq!(w.fake.mint_count(), 1);
+    // After a key rotation, the stored row no longer opens: the scope mints anew, not 500.
+    let rotated_key = "ab".repeat(32);
+    let rotated = w
+        .app
+        .replica(&[("LANYARD_ENCRYPTION_KEY", rotated_key.as_str())])
+        .await;
+    let r = rotated.fetch_credential(&sid, &runner, "").await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let second: serde_json::Value = r.json().await.unwrap();
+    assert_ne!(second["token"], first["token"]);
+    assert_eq!(w.fake.mint_count(), 2);
+    assert!(w.fake.token_is_live(second["token"].as_str().unwrap()));
+}
