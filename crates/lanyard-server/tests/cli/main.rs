@@ -11,6 +11,7 @@ use lanyard_store::testing::{fresh_postgres_database, postgres_under_test};
 use lanyard_store::DatabaseUrl;
 
 mod admin;
+mod completions;
 mod config;
 mod dev;
 mod doctor;
