@@ -1,8 +1,8 @@
 //! The one rule for secret files, shared by the server and the runner: nobody but the owner may
 //! read or write one. The single allowance is the shape Kubernetes gives a Secret mounted under a
-//! pod's `fsGroup`: owned by another user (root), mode 0440, group the one this process runs as,
-//! a group only the pod's own processes hold. A file of this process's own user that its group
-//! may read is refused: its owner chose to share it.
+//! pod's `fsGroup`: owned by root, mode 0440, group the one this (non-root) process runs as, a
+//! group only the pod's own processes hold. Any other group-readable file is refused: a file of
+//! this process's own user was shared by choice, and one of another user could be planted.
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
@@ -22,17 +22,30 @@ pub fn is_private(mode: u32, owner: Identity, me: Option<Identity>) -> bool {
         return true;
     }
     let group_read_only = mode & 0o037 == 0;
-    group_read_only && me.is_some_and(|me| owner.uid != me.uid && owner.gid == me.gid)
+    group_read_only && owner.uid == 0 && me.is_some_and(|me| me.uid != 0 && owner.gid == me.gid)
 }
 
-/// This process's user and group: the owner of `/proc/self`, read without unsafe code.
-fn me() -> Option<Identity> {
-    std::fs::metadata("/proc/self")
-        .map(|m| Identity {
-            uid: m.uid(),
-            gid: m.gid(),
-        })
-        .ok()
+/// This process's effective user and group, from `/proc/self/status` (read without unsafe code;
+/// unlike the owner of `/proc/self`, right for a setgid or capability-raised binary too).
+pub fn process_identity() -> Option<Identity> {
+    parse_status(&std::fs::read_to_string("/proc/self/status").ok()?)
+}
+
+/// The effective ids: the second field of the `Uid:` and `Gid:` lines.
+fn parse_status(status: &str) -> Option<Identity> {
+    let effective = |key: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))?
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()
+    };
+    Some(Identity {
+        uid: effective("Uid:")?,
+        gid: effective("Gid:")?,
+    })
 }
 
 /// `Some(reason)` when the secret file at `path` is open to others, saying how to fix it. A file
@@ -44,11 +57,12 @@ pub fn secret_file_problem(path: &Path) -> Option<String> {
         uid: meta.uid(),
         gid: meta.gid(),
     };
-    if is_private(mode, owner, me()) {
+    if is_private(mode, owner, process_identity()) {
         return None;
     }
     Some(format!(
-        "{} holds a secret but its mode is {mode:04o}, readable or writable by others; run chmod 600 {}",
+        "{} holds a secret but its mode is {mode:04o}, readable or writable by others; run chmod 600 {} \
+         (on Kubernetes: mount it with defaultMode 0400 and set the pod's fsGroup to the group Lanyard runs as)",
         path.display(),
         path.display()
     ))
@@ -93,5 +107,35 @@ mod tests {
             "everyone may read"
         );
         assert!(!is_private(0o602, ME, Some(ME)));
+        let planted = Identity {
+            uid: 1000,
+            gid: 65532,
+        };
+        assert!(
+            !is_private(0o440, planted, Some(ME)),
+            "another user's file in our group"
+        );
+        let root = Identity { uid: 0, gid: 0 };
+        assert!(
+            !is_private(0o440, root, Some(root)),
+            "root gets no group allowance"
+        );
+    }
+
+    #[test]
+    fn the_effective_ids_come_from_the_status_file() {
+        let status = "Name:\tlanyard\nUid:\t1000\t65532\t65532\t65532\nGid:\t1000\t70\t70\t70\n";
+        assert_eq!(
+            parse_status(status),
+            Some(Identity {
+                uid: 65532,
+                gid: 70
+            })
+        );
+        assert_eq!(parse_status("Name:\tx\n"), None);
+        assert!(
+            process_identity().is_some(),
+            "this machine has /proc/self/status"
+        );
     }
 }

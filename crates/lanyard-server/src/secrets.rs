@@ -86,7 +86,10 @@ pub fn inspect(config: &Config) -> Result<String, String> {
         let text = fs::read_to_string(&path)
             .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         valid(text.trim()).map_err(|e| format!("{}: {e}", path.display()))?;
-        Ok(format!("{name} stored in the data dir (0600)"))
+        let mode = fs::metadata(&path)
+            .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777)
+            .unwrap_or_default();
+        Ok(format!("{name} stored in the data dir ({mode:04o})"))
     };
     let jwt = describe(JWT_FILE, config.jwt_secret.is_some(), &|s| {
         if s.len() < MIN_SECRET_BYTES {

@@ -94,36 +94,48 @@ struct Inner {
 /// Lanyard's own, and may be tightened.
 const DATA_DIR_ENTRIES: &[&str] = &["jwt_secret", "encryption_key", "lanyard.db"];
 
-/// Creates the data dir, private to this user, if it is missing. An existing one that others may
-/// enter is tightened to 0700 when it is this user's and holds only Lanyard's files; otherwise
-/// start-up stops saying why (Lanyard never chmods a shared or someone else's directory).
-pub fn ensure_data_dir(config: &Config) -> anyhow::Result<()> {
-    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
-    let dir = &config.data_dir;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .with_context(|| format!("cannot create the data dir {}", dir.display()))?;
-    let meta = std::fs::metadata(dir)
-        .with_context(|| format!("cannot inspect the data dir {}", dir.display()))?;
+/// What `serve` makes of an existing data dir, decided without changing it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DataDir {
+    /// Does not exist yet: `serve` creates it, 0700.
+    Missing,
+    /// Open to nobody else; the mode.
+    Private(u32),
+    /// Open to others, but this user's and holding only Lanyard's files: `serve` tightens it.
+    Tightenable(u32),
+    /// Open to others and not Lanyard's to tighten: `serve` stops, saying why.
+    Refused(String),
+}
+
+/// Inspects the data dir as [`ensure_data_dir`] would (`lanyard doctor` shares it).
+pub fn inspect_data_dir(dir: &std::path::Path) -> anyhow::Result<DataDir> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let meta = match std::fs::metadata(dir) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(DataDir::Missing),
+        Err(e) => anyhow::bail!("cannot inspect the data dir {}: {e}", dir.display()),
+    };
+    anyhow::ensure!(
+        meta.is_dir(),
+        "the data dir {} is not a directory",
+        dir.display()
+    );
     let mode = meta.permissions().mode() & 0o7777;
     if mode & 0o077 == 0 {
-        return Ok(());
+        return Ok(DataDir::Private(mode));
     }
     let refuse = |why: &str| {
-        anyhow::anyhow!(
+        Ok(DataDir::Refused(format!(
             "the data dir {} is open to others (mode {mode:04o}) and {why}; point LANYARD_DATA_DIR at a directory of Lanyard's own, or chmod 700 it",
             dir.display()
-        )
+        )))
     };
     if mode & 0o1000 != 0 {
-        return Err(refuse("is a shared (sticky) directory"));
+        return refuse("is a shared (sticky) directory");
     }
-    // This process's own uid, without unsafe code: the owner of /proc/self.
-    let me = std::fs::metadata("/proc/self").map(|m| m.uid()).ok();
+    let me = lanyard_core::file_mode::process_identity().map(|me| me.uid);
     if me.is_some_and(|uid| uid != meta.uid()) {
-        return Err(refuse("belongs to another user"));
+        return refuse("belongs to another user");
     }
     let foreign = std::fs::read_dir(dir)
         .with_context(|| format!("cannot list the data dir {}", dir.display()))?
@@ -136,12 +148,33 @@ pub fn ensure_data_dir(config: &Config) -> anyhow::Result<()> {
                 .any(|own| name == *own || name.starts_with(&format!("{own}-")))
         });
     if foreign {
-        return Err(refuse("holds files Lanyard did not create"));
+        return refuse("holds files Lanyard did not create");
     }
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-        .map_err(|e| refuse(&format!("cannot be tightened to 0700 ({e})")))?;
-    tracing::warn!(dir = %dir.display(), was = format!("{mode:04o}"), "the data dir was open to others; tightened it to 0700");
-    Ok(())
+    Ok(DataDir::Tightenable(mode))
+}
+
+/// Creates the data dir, private to this user, if it is missing. An existing one that others may
+/// enter is tightened to 0700 when it is this user's and holds only Lanyard's files; otherwise
+/// start-up stops saying why (Lanyard never chmods a shared or someone else's directory).
+pub fn ensure_data_dir(config: &Config) -> anyhow::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let dir = &config.data_dir;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("cannot create the data dir {}", dir.display()))?;
+    match inspect_data_dir(dir)? {
+        DataDir::Missing | DataDir::Private(_) => Ok(()),
+        DataDir::Refused(why) => Err(anyhow::anyhow!(why)),
+        DataDir::Tightenable(mode) => {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).with_context(
+                || format!("the data dir {} is open to others (mode {mode:04o}) and cannot be tightened to 0700", dir.display()),
+            )?;
+            tracing::warn!(dir = %dir.display(), was = format!("{mode:04o}"), "the data dir was open to others; tightened it to 0700");
+            Ok(())
+        }
+    }
 }
 
 /// Opens the store and applies migrations (idempotent).

@@ -124,6 +124,12 @@ fn dockerfiles_name_real_files_and_real_commands() {
                     "{package} is a crate"
                 );
                 built.push(after("--bin"));
+                if package == "lanyard-server" {
+                    assert!(
+                        words.contains(&"--no-default-features"),
+                        "the server image leaves out dev mode and the fake's test keys"
+                    );
+                }
             }
         }
         // The final image: no shell needed, no build step, not root.
@@ -337,7 +343,7 @@ async fn manifests_set_real_settings_probe_real_routes_and_mount_their_files() {
             };
             let upto: Vec<String> = args.iter().take_while(|a| *a != "--").cloned().collect();
             assert!(accepts(bin, &upto), "{file}: {bin} {upto:?}");
-            for probe in ["readinessProbe", "livenessProbe"] {
+            for probe in ["startupProbe", "readinessProbe", "livenessProbe"] {
                 if let Some(path) = container[probe]["httpGet"]["path"].as_str() {
                     let port = container[probe]["httpGet"]["port"].as_str().unwrap();
                     let ports = container["ports"].as_vec().unwrap();
@@ -353,6 +359,7 @@ async fn manifests_set_real_settings_probe_real_routes_and_mount_their_files() {
     assert_eq!(
         probes,
         [
+            ("startupProbe", "/healthz".to_string()),
             ("readinessProbe", "/readyz".to_string()),
             ("livenessProbe", "/healthz".to_string())
         ]
@@ -380,4 +387,43 @@ async fn manifests_set_real_settings_probe_real_routes_and_mount_their_files() {
         }
     }
     assert!(!secrets.is_empty());
+}
+
+/// A forgotten placeholder stops start-up instead of becoming a secret everyone knows.
+#[test]
+fn every_placeholder_in_the_example_secrets_is_refused() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let docs = manifests();
+    let value = |secret: &str, key: &str| -> String {
+        let doc = &docs
+            .iter()
+            .find(|(_, d)| {
+                d["kind"].as_str() == Some("Secret")
+                    && d["metadata"]["name"].as_str() == Some(secret)
+            })
+            .unwrap()
+            .1;
+        doc["stringData"][key].as_str().unwrap().to_string()
+    };
+    let file = |key: &str, contents: &str| {
+        let path = dir.path().join(key);
+        lanyard_testkit::write_private(&path, contents);
+        path.display().to_string()
+    };
+    for (key, variable) in [
+        ("jwt-secret", "LANYARD_JWT_SECRET_FILE"),
+        ("encryption-key", "LANYARD_ENCRYPTION_KEY_FILE"),
+        ("admin-token", "LANYARD_ADMIN_TOKEN_FILE"),
+    ] {
+        let path = file(key, &value("lanyard-secrets", key));
+        let env = std::collections::BTreeMap::from([(variable.to_string(), path)]);
+        let loaded = lanyard_server::config::Config::load(&Default::default(), &env);
+        assert!(loaded.is_err(), "the {key} placeholder was accepted");
+    }
+    for key in ["client-secret", "webhook-secret"] {
+        let path = file(key, &value("lanyard-github", key));
+        let read = lanyard_server::broker::read_secret(key, "github.com", Path::new(&path));
+        let e = read.unwrap_err().to_string();
+        assert!(e.contains("placeholder"), "{key}: {e}");
+    }
 }

@@ -133,12 +133,9 @@ fn invocations(block: &str) -> Vec<(String, Vec<String>)> {
                 .chain(w[at + 1..].iter().cloned())
                 .collect();
         }
-        match w.first().map(String::as_str) {
-            Some("lanyard" | "lanyard-runner") => {
-                let args = w[1..].iter().take_while(|a| *a != "--").cloned().collect();
-                out.push((w[0].clone(), args));
-            }
-            _ => {}
+        if let Some("lanyard" | "lanyard-runner") = w.first().map(String::as_str) {
+            let args = w[1..].iter().take_while(|a| *a != "--").cloned().collect();
+            out.push((w[0].clone(), args));
         }
     }
     out

@@ -129,6 +129,28 @@ impl Store {
         }))
     }
 
+    /// Whether a team that is not a test cohort has connected this owner on this host, or this
+    /// installation: the e2e seed must be an owner only test accounts use.
+    pub async fn connected_by_a_real_team(
+        &self,
+        host: &str,
+        owner: &str,
+        installation_id: Option<i64>,
+    ) -> StoreResult<bool> {
+        let sql = "SELECT COUNT(*) FROM github_connections c JOIN teams t ON t.id = c.team_id \
+                   WHERE t.is_test_cohort = FALSE AND c.host = $1 \
+                   AND (c.owner = $2 OR c.installation_id = $3)";
+        let count: i64 = on_pool!(self, pool => {
+            sqlx::query_scalar(sql)
+                .bind(host)
+                .bind(owner)
+                .bind(installation_id)
+                .fetch_one(pool)
+                .await?
+        });
+        Ok(count > 0)
+    }
+
     /// Removes one of the team's connections. `false` if it has no such connection.
     pub async fn delete_connection(
         &self,

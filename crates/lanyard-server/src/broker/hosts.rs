@@ -54,6 +54,11 @@ pub fn read_secret(what: &str, host: &str, path: &Path) -> anyhow::Result<Secret
         "the {what} {} for {host} is empty",
         path.display()
     );
+    anyhow::ensure!(
+        !secret.starts_with("REPLACE_ME"),
+        "the {what} {} for {host} still holds the example's placeholder",
+        path.display()
+    );
     Ok(SecretString::from(secret.to_string()))
 }
 

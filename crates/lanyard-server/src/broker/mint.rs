@@ -50,7 +50,23 @@ impl Broker {
         let token = match self.sealer.open(&record.ciphertext, &token_aad(record.id)) {
             Ok(token) => token,
             Err(e) => {
-                tracing::warn!(token_row = %record.id, error = %e, "a stored token cannot be opened; minting anew");
+                // Once a minute at most: a waiter re-reads the row every 25 ms.
+                static LAST_WARNED: std::sync::atomic::AtomicI64 =
+                    std::sync::atomic::AtomicI64::new(i64::MIN);
+                let now = self.clock.now().timestamp();
+                let last = LAST_WARNED.load(std::sync::atomic::Ordering::Relaxed);
+                if now.saturating_sub(last) >= 60
+                    && LAST_WARNED
+                        .compare_exchange(
+                            last,
+                            now,
+                            std::sync::atomic::Ordering::Relaxed,
+                            std::sync::atomic::Ordering::Relaxed,
+                        )
+                        .is_ok()
+                {
+                    tracing::warn!(token_row = %record.id, error = %e, "a stored token cannot be opened (was LANYARD_ENCRYPTION_KEY changed, or do replicas disagree on it?); minting anew");
+                }
                 return Ok(None);
             }
         };

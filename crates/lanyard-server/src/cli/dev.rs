@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::os::unix::fs::PermissionsExt;
+
 use anyhow::Context;
 use lanyard_core::{Actor, Clock, Email, SystemClock, TeamName, Tier};
 use lanyard_fake_github::{FakeGithub, APP_SLUG, CLIENT_ID};
@@ -57,8 +59,13 @@ pub(super) fn dev_listen(raw: Option<&str>) -> anyhow::Result<SocketAddr> {
 }
 
 pub(super) async fn run(listen: SocketAddr, token_lifetime: Duration) -> anyhow::Result<()> {
+    let git = std::process::Command::new("git").arg("--version").output();
+    if !git.is_ok_and(|out| out.status.success()) {
+        anyhow::bail!("dev mode needs git on PATH: its fake GitHub serves the demo repository through git http-backend");
+    }
     let root = tempfile::Builder::new()
         .prefix("lanyard-dev-")
+        .permissions(std::fs::Permissions::from_mode(0o700))
         .tempdir()
         .context("cannot create the throwaway directory")?;
     let flags = Flags {

@@ -4,7 +4,6 @@
 //! flow's and webhooks' secrets, the e2e seed, and the tokens that switch surfaces on.
 
 use std::future::Future;
-use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,6 +15,7 @@ use serde::Serialize;
 use crate::broker::build_host;
 use crate::config::{Config, GithubHost, SeedCredential};
 use crate::redis_conn::RedisHandle;
+use crate::services::DataDir;
 
 /// No check waits longer than this on the network.
 const NETWORK_TIMEOUT: Duration = Duration::from_secs(10);
@@ -96,9 +96,8 @@ pub(super) async fn run(config: &Config, source: String) -> Report {
     report.push("data_dir", data_dir(config));
     report.push("secrets", crate::secrets::inspect(config));
     let store = database(config, &mut report).await;
-    if let Some(store) = store {
-        report.push("migrations", migrations(&store).await);
-        store.close().await;
+    if let Some(store) = &store {
+        report.push("migrations", migrations(store).await);
     }
     report.push("redis", redis(config).await);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -114,7 +113,10 @@ pub(super) async fn run(config: &Config, source: String) -> Report {
         );
     }
     if config.e2e_seed.is_some() {
-        report.push("e2e_seed", e2e_seed(config, &clock).await);
+        report.push("e2e_seed", e2e_seed(config, store.as_ref(), &clock).await);
+    }
+    if let Some(store) = store {
+        store.close().await;
     }
     let surface = |set: bool, what: &str| {
         Ok(if set {
@@ -142,25 +144,15 @@ pub(super) async fn run(config: &Config, source: String) -> Report {
 }
 
 fn data_dir(config: &Config) -> Result<String, String> {
-    let dir = &config.data_dir;
-    let Ok(meta) = std::fs::metadata(dir) else {
-        return Ok(format!(
-            "{} does not exist yet; serve creates it (0700)",
-            dir.display()
-        ));
-    };
-    if !meta.is_dir() {
-        return Err(format!("{} is not a directory", dir.display()));
+    let dir = config.data_dir.display();
+    match crate::services::inspect_data_dir(&config.data_dir).map_err(|e| format!("{e:#}"))? {
+        DataDir::Missing => Ok(format!("{dir} does not exist yet; serve creates it (0700)")),
+        DataDir::Private(mode) => Ok(format!("{dir} (mode {mode:04o})")),
+        DataDir::Tightenable(mode) => Ok(format!(
+            "{dir} is open to others (mode {mode:04o}); serve tightens it to 0700 on start"
+        )),
+        DataDir::Refused(why) => Err(why),
     }
-    let mode = meta.permissions().mode() & 0o7777;
-    if mode & 0o077 != 0 {
-        return Err(format!(
-            "{} is open to others (mode {mode:04o}); run chmod 700 {}",
-            dir.display(),
-            dir.display()
-        ));
-    }
-    Ok(format!("{} (mode {mode:04o})", dir.display()))
 }
 
 /// Connects (read only: a SQLite file that does not exist yet is left uncreated).
@@ -290,9 +282,31 @@ fn webhooks(host: &GithubHost) -> Result<String, String> {
     }
 }
 
-async fn e2e_seed(config: &Config, clock: &Arc<dyn Clock>) -> Result<String, String> {
+async fn e2e_seed(
+    config: &Config,
+    store: Option<&Store>,
+    clock: &Arc<dyn Clock>,
+) -> Result<String, String> {
     let seed = config.e2e_seed.as_ref().expect("checked by the caller");
     let repos = seed.repo_urls.len();
+    if let Some(store) = store {
+        let installation = match &seed.credential {
+            SeedCredential::Installation(id) => i64::try_from(*id).ok(),
+            SeedCredential::PatFile(_) => None,
+        };
+        let taken = within(
+            "the database",
+            store.connected_by_a_real_team(&seed.host, seed.owner.as_str(), installation),
+        )
+        .await?
+        .map_err(|e| e.to_string())?;
+        if taken {
+            return Err(format!(
+                "{} on {} is connected to a team that is not a test cohort: test accounts would get its tokens",
+                seed.owner, seed.host
+            ));
+        }
+    }
     match &seed.credential {
         SeedCredential::PatFile(path) => {
             crate::config::require_private(path)?;

@@ -9,11 +9,12 @@ use clap::{Args, Parser, Subcommand};
 use lanyard_core::SystemClock;
 use tracing_appender::non_blocking::WorkerGuard;
 
-use crate::config::{Config, ConfigError, Flags, Loaded};
+use crate::config::{self, Config, ConfigError, Flags, Loaded};
 use crate::services::Services;
 use crate::{server, telemetry};
 
 mod admin;
+#[cfg(feature = "dev")]
 mod dev;
 mod doctor;
 mod e2e;
@@ -315,6 +316,23 @@ async fn services(config: Config) -> anyhow::Result<Services> {
     Services::open(config, public_url, Arc::new(SystemClock)).await
 }
 
+#[cfg(feature = "dev")]
+async fn serve_dev(
+    listen: Option<String>,
+    lifetime: Option<std::time::Duration>,
+) -> anyhow::Result<()> {
+    let listen = dev::dev_listen(listen.as_deref())?;
+    dev::run(listen, lifetime.unwrap_or(dev::DEFAULT_TOKEN_LIFETIME)).await
+}
+
+#[cfg(not(feature = "dev"))]
+async fn serve_dev(
+    _listen: Option<String>,
+    _lifetime: Option<std::time::Duration>,
+) -> anyhow::Result<()> {
+    anyhow::bail!("this lanyard was built without dev mode (cargo's `dev` feature, on by default; production images leave it out)")
+}
+
 fn dev_lifetime(raw: &str) -> Result<std::time::Duration, String> {
     let d = lanyard_core::parse_duration(raw).map_err(|e| e.to_string())?;
     if !(20..=3600).contains(&d.as_secs()) {
@@ -333,12 +351,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if cli.common.config.is_some() || cli.common.data_dir.is_some() {
                 anyhow::bail!("--dev reads no configuration and keeps its data in a throwaway directory: leave out --config and --data-dir");
             }
-            let listen = dev::dev_listen(listen.as_deref())?;
-            dev::run(
-                listen,
-                dev_token_lifetime.unwrap_or(dev::DEFAULT_TOKEN_LIFETIME),
-            )
-            .await
+            serve_dev(listen, dev_token_lifetime).await
         }
         Command::Doctor { json } => {
             let report = match load(&cli.common, None) {
@@ -363,7 +376,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Man { dir } => ops::man(dir.as_deref()),
-        Command::Healthcheck { url } => ops::healthcheck(url).await,
+        Command::Healthcheck { url } => {
+            // The address serve would listen on, from the same layers; a configuration that
+            // does not load falls back to LANYARD_LISTEN and the default.
+            let flags = Flags {
+                config: cli.common.config.clone(),
+                data_dir: cli.common.data_dir.clone(),
+                listen: None,
+            };
+            let listen = match Config::from_process(&flags) {
+                Ok(loaded) => loaded.config.listen,
+                Err(_) => std::env::var("LANYARD_LISTEN")
+                    .ok()
+                    .and_then(|l| l.trim().parse().ok())
+                    .unwrap_or_else(|| config::DEFAULT_LISTEN.parse().expect("a valid default")),
+            };
+            ops::healthcheck(url, listen).await
+        }
         Command::E2e { command } => e2e::run(command).await,
         Command::Openapi => {
             println!("{}", crate::http::routes::openapi_json());

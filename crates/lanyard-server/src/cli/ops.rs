@@ -1,6 +1,7 @@
 //! Commands for packaging and operating Lanyard: shell completions, man pages, and the
 //! container health check (a shell-less image has no curl).
 
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::time::Duration;
 
@@ -28,9 +29,10 @@ pub(super) fn man(dir: Option<&Path>) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `lanyard healthcheck [--url URL]`: exit 0 when `/healthz` answers 200 within 3 s.
-pub(super) async fn healthcheck(url: Option<String>) -> anyhow::Result<()> {
-    let url = url.unwrap_or_else(default_health_url);
+/// `lanyard healthcheck [--url URL]`: exit 0 when `/healthz` answers 200 within 3 s. Without
+/// `--url`, it asks the address `serve` listens on (`listen`, from the same configuration).
+pub(super) async fn healthcheck(url: Option<String>, listen: SocketAddr) -> anyhow::Result<()> {
+    let url = url.unwrap_or_else(|| health_url(listen));
     let client = reqwest::Client::builder()
         .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
@@ -46,21 +48,12 @@ pub(super) async fn healthcheck(url: Option<String>) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `/healthz` on the address `serve` listens on (`LANYARD_LISTEN`), reached over loopback when
-/// it listens on every address.
-fn default_health_url() -> String {
-    let listen = std::env::var("LANYARD_LISTEN")
-        .ok()
-        .and_then(|l| l.trim().parse::<std::net::SocketAddr>().ok())
-        .unwrap_or_else(|| {
-            crate::config::DEFAULT_LISTEN
-                .parse()
-                .expect("the default listen address parses")
-        });
+/// `/healthz` on `listen`, reached over loopback when it is every address.
+fn health_url(listen: SocketAddr) -> String {
     let ip = match listen.ip() {
         ip if ip.is_unspecified() && ip.is_ipv4() => "127.0.0.1".to_string(),
         ip if ip.is_unspecified() => "[::1]".to_string(),
-        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+        IpAddr::V6(ip) => format!("[{ip}]"),
         ip => ip.to_string(),
     };
     format!("http://{ip}:{}/healthz", listen.port())

@@ -142,17 +142,23 @@ async fn seed_from(
     team: &TeamRecord,
     seed: &E2eSeed,
 ) -> Result<SeededToken, E2eError> {
+    let installation_id = match &seed.credential {
+        SeedCredential::Installation(id) => i64::try_from(*id).ok(),
+        SeedCredential::PatFile(_) => None,
+    };
+    if svc
+        .store()
+        .connected_by_a_real_team(&seed.host, seed.owner.as_str(), installation_id)
+        .await?
+    {
+        return Err(E2eError::Seed(format!(
+            "{} on {} is connected to a team that is not a test cohort; the e2e seed must be an owner only test accounts use",
+            seed.owner, seed.host
+        )));
+    }
     let (installation, pat) = match &seed.credential {
         SeedCredential::Installation(id) => (Some(*id), None),
-        SeedCredential::PatFile(path) => {
-            let text = std::fs::read_to_string(path).map_err(|e| {
-                E2eError::Seed(format!(
-                    "cannot read the seed's pat_file {}: {e}",
-                    path.display()
-                ))
-            })?;
-            (None, Some(SecretString::from(text.trim().to_string())))
-        }
+        SeedCredential::PatFile(path) => (None, Some(read_seed_pat(path).await?)),
     };
     let connect = Connect::parse(&seed.host, seed.owner.as_str(), installation, pat)?;
     connections::connect(svc, team.id, connect, Trust::Operator, &Actor::e2e()).await?;
@@ -162,6 +168,25 @@ async fn seed_from(
         session_id: created.session.id,
         token: created.runner_token,
     })
+}
+
+/// The seed's PAT, read at each seeding (so it can be rotated), checked like any secret file.
+async fn read_seed_pat(path: &std::path::Path) -> Result<SecretString, E2eError> {
+    const MAX_PAT_FILE: u64 = 4096;
+    let unreadable =
+        |why: String| E2eError::Seed(format!("the seed's pat_file {}: {why}", path.display()));
+    crate::config::require_private(path).map_err(unreadable)?;
+    let len = tokio::fs::metadata(path)
+        .await
+        .map_err(|e| unreadable(e.to_string()))?
+        .len();
+    if len > MAX_PAT_FILE {
+        return Err(unreadable(format!("{len} bytes is too long for a PAT")));
+    }
+    let text = tokio::fs::read_to_string(path)
+        .await
+        .map_err(|e| unreadable(e.to_string()))?;
+    Ok(SecretString::from(text.trim().to_string()))
 }
 
 /// Without a seed: a session on no repository, so its runner token authenticates but fetches

@@ -47,10 +47,10 @@ fn bash_parses(script: &str) {
 #[test]
 fn both_binaries_complete_every_command_and_write_man_pages() {
     let runner = runner();
-    let cases: [(&str, Box<dyn Fn(&[&str]) -> Command>, &[&str]); 2] = [
+    let cases: [(&str, std::path::PathBuf, &[&str]); 2] = [
         (
             "lanyard",
-            Box::new(|args: &[&str]| lanyard(args)),
+            Path::new(BIN).to_path_buf(),
             &[
                 "serve",
                 "doctor",
@@ -62,15 +62,18 @@ fn both_binaries_complete_every_command_and_write_man_pages() {
         ),
         (
             "lanyard-runner",
-            Box::new(|args: &[&str]| {
-                let mut c = Command::new(&runner);
-                c.args(args);
-                c
-            }),
+            runner,
             &["run", "git-credential", "token", "status", "completions"],
         ),
     ];
-    for (name, command, subcommands) in &cases {
+    for (name, bin, subcommands) in &cases {
+        let command = |args: &[&str]| {
+            let mut c = Command::new(bin);
+            c.args(args)
+                .env_clear()
+                .env("PATH", std::env::var("PATH").unwrap_or_default());
+            c
+        };
         for shell in ["bash", "zsh", "fish"] {
             let script = output(&mut command(&["completions", shell]));
             for sub in *subcommands {

@@ -167,6 +167,9 @@ fn dev_mode_prints_lines_that_clone_fetch_and_show_a_refresh() {
 
     // Ctrl-C: it stops cleanly and leaves nothing behind.
     let root = dest.parent().unwrap().to_path_buf();
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&root).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o700, "the throwaway dir is private");
     assert!(Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()

@@ -106,6 +106,14 @@ async fn a_good_configuration_passes_every_check() {
     let (_, database) = check(&report, "database");
     assert!(database.contains("answers"), "{database}");
 
+    // A data dir open to others but holding only Lanyard's files: serve tightens it, so it passes.
+    std::fs::set_permissions(s.data_dir(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (ok, report) = s.doctor(&[]).await;
+    assert!(ok, "{report:#}");
+    let (_, detail) = check(&report, "data_dir");
+    assert!(detail.contains("serve tightens it"), "{detail}");
+    std::fs::set_permissions(s.data_dir(), std::fs::Permissions::from_mode(0o700)).unwrap();
+
     // The text form: a line per check, marked.
     let mut text = lanyard(&["doctor"]);
     text.envs(s.env(&[]));

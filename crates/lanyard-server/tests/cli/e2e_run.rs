@@ -106,6 +106,34 @@ async fn the_exit_code_passes_through_and_the_account_is_reaped_either_way() {
     assert!(runner.trim().starts_with("lrt_"), "{runner}");
     let team = team_written(dir.path(), "team");
     assert!(app.store().get_team(team).await.unwrap().is_none());
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("::add-mask::"),
+        "masks only on GitHub Actions"
+    );
+
+    // On GitHub Actions, the account's secrets are masked in the log before CMD runs.
+    let out = e2e_run(&api, &token, &["--with-resources"], script, dir.path())
+        .env("CODE", "0")
+        .env("GITHUB_ACTIONS", "true")
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let runner = std::fs::read_to_string(dir.path().join("runner")).unwrap();
+    assert!(
+        stdout.contains(&format!("::add-mask::{}", runner.trim())),
+        "{stdout}"
+    );
+    assert_eq!(
+        stdout.matches("::add-mask::").count(),
+        2,
+        "the JWT and the runner token"
+    );
 
     // A CMD that cannot run is 127, and the account still goes.
     let mut cmd = lanyard(&["e2e", "run", "--api", &api, "--", "/nonexistent/cmd"]);

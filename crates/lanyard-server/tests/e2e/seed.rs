@@ -88,3 +88,36 @@ async fn a_pat_seed_serves_the_pat() {
     let served = seeded_round_trip(&app, &t, "ci-user", "tests").await;
     assert_eq!(served, pat);
 }
+
+#[tokio::test]
+async fn a_seed_that_a_customer_team_has_connected_is_refused_and_leaves_nothing() {
+    let clock = ManualClock::starting_now();
+    let fake = FakeGithub::start(Arc::new(clock.clone())).await;
+    fake.add_installation(77, "customer-org", &["product"]);
+    let seed = format!(
+        "[e2e_seed]\nhost = \"{}\"\nowner = \"customer-org\"\ninstallation_id = 77\nrepos = [\"product\"]\n",
+        fake.host
+    );
+    let (app, t, _dir) = seeded_app(&seed, &fake, &clock).await;
+    let customer = app.create_team("Customer", lanyard_core::Tier::Pro).await;
+    let r = app
+        .connect_installation(&customer, &fake.host, "customer-org", 77)
+        .await;
+    assert_eq!(r.status(), 201);
+    let r = create(&app, &t, Some(serde_json::json!({"with_resources": true}))).await;
+    assert_eq!(r.status(), 500, "the operator's seed is wrong: no account");
+    let test_teams = lanyard_testkit::count(
+        &app.database_url,
+        "SELECT COUNT(*) FROM teams WHERE is_test_cohort = TRUE",
+    )
+    .await;
+    assert_eq!(test_teams, 0, "the half-made account was removed");
+    assert_eq!(
+        fake.mint_count(),
+        0,
+        "no token for the customer's repositories"
+    );
+    // Without resources the account needs no seed and is made as before.
+    let r = create(&app, &t, None).await;
+    assert_eq!(r.status(), 200);
+}

@@ -20,6 +20,8 @@ use super::E2eClient;
 const GRACE: Duration = Duration::from_secs(5);
 /// Reap attempts when Lanyard is unreachable or answers 429 or 5xx.
 const REAP_ATTEMPTS: u32 = 4;
+/// The longest wait between two reap attempts, whatever a 429 asks.
+const MAX_REAP_WAIT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Deserialize)]
 struct Account {
@@ -76,8 +78,21 @@ pub(super) async fn run(
         eprintln!("{body}");
         e2e.check(status)?;
     }
-    let account: Account = serde_json::from_str(&body)
-        .context("the server's answer to the create is not a test account")?;
+    let account: Account = match serde_json::from_str(&body) {
+        Ok(account) => account,
+        Err(e) => {
+            // Whatever else is wrong with the answer, an account it names must not leak.
+            let team = serde_json::from_str::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v["team_id"].as_str().map(String::from));
+            if let Some(team) = team {
+                report_reap(reap(e2e, &team).await, &team);
+            }
+            return Err(anyhow::anyhow!(
+                "the server's answer to the create is not a test account: {e}"
+            ));
+        }
+    };
     eprintln!(
         "lanyard e2e: created test account {} (tier {}, {} seeded session{})",
         account.team_id,
@@ -92,22 +107,43 @@ pub(super) async fn run(
     let code = match signals.pending() {
         // Stopped while the account was being made: nothing to run, but it must go.
         Some(sig) => 128 + sig as i32,
-        None => run_child(cmd, &account, e2e.api(), &mut signals).await,
+        None => {
+            mask_in_ci(&account);
+            run_child(cmd, &account, e2e.api(), &mut signals).await
+        }
     };
-    match reap(e2e, &account.team_id).await {
+    let reaped = report_reap(reap(e2e, &account.team_id).await, &account.team_id);
+    Ok(if reaped || code != 0 { code } else { 1 })
+}
+
+/// Says how the reap went, loudly when it failed; whether it succeeded.
+fn report_reap(outcome: anyhow::Result<()>, team: &str) -> bool {
+    match outcome {
         Ok(()) => {
-            eprintln!("lanyard e2e: reaped test account {}", account.team_id);
-            Ok(code)
+            eprintln!("lanyard e2e: reaped test account {team}");
+            true
         }
         Err(e) => {
             eprintln!(
                 "lanyard e2e: ERROR: THE TEST ACCOUNT {team} WAS NOT REAPED: {e:#}\n\
                  lanyard e2e: reap it with `lanyard e2e reap {team}`; the server's sweep removes \
-                 test accounts after LANYARD_TEST_COHORT_MAX_AGE (2h by default)",
-                team = account.team_id
+                 test accounts after LANYARD_TEST_COHORT_MAX_AGE (2h by default)"
             );
-            Ok(if code == 0 { 1 } else { code })
+            false
         }
+    }
+}
+
+/// On GitHub Actions, asks the runner to mask the account's secrets in the job's log before
+/// CMD can print them (the workflow command itself is not shown).
+fn mask_in_ci(account: &Account) {
+    if std::env::var("GITHUB_ACTIONS").as_deref() != Ok("true") {
+        return;
+    }
+    let secrets =
+        std::iter::once(&account.session_jwt).chain(account.seeded_tokens.iter().map(|s| &s.token));
+    for secret in secrets {
+        println!("::add-mask::{secret}");
     }
 }
 
@@ -173,8 +209,12 @@ async fn run_child(cmd: &[String], account: &Account, api: &str, signals: &mut S
         tokio::select! {
             status = child.wait() => return status.map_or(1, exit_code),
             sig = signals.next() => {
-                eprintln!("lanyard e2e: got {}; passing it to {:?}", sig.as_str(), cmd[0]);
-                send(sig);
+                // At a terminal, Ctrl-C reached CMD's group already: a second SIGINT would read
+                // as "abort now" to many tools.
+                if own_group || sig != Signal::SIGINT {
+                    eprintln!("lanyard e2e: got {}; passing it to {:?}", sig.as_str(), cmd[0]);
+                    send(sig);
+                }
                 deadline.get_or_insert_with(|| tokio::time::Instant::now() + GRACE);
             }
             () = grace_over => {
@@ -204,6 +244,14 @@ async fn reap(e2e: &E2eClient, team_id: &str) -> anyhow::Result<()> {
             Ok((status, _)) => *status == 429 || *status >= 500,
             Err(_) => true,
         };
+        // A 429 says how long to wait; honour it, up to a bound, so a reap is never far off.
+        if let Ok((429, body)) = &outcome {
+            let asked = serde_json::from_str::<serde_json::Value>(body)
+                .ok()
+                .and_then(|v| v["retry_after_seconds"].as_u64())
+                .unwrap_or(1);
+            delay = delay.max(Duration::from_secs(asked.min(MAX_REAP_WAIT.as_secs())));
+        }
         if !retry || attempt == REAP_ATTEMPTS {
             return match outcome {
                 Ok((status, body)) => e2e
@@ -214,7 +262,7 @@ async fn reap(e2e: &E2eClient, team_id: &str) -> anyhow::Result<()> {
         }
         eprintln!("lanyard e2e: reap attempt {attempt} failed; retrying in {delay:?}");
         tokio::time::sleep(delay).await;
-        delay *= 2;
+        delay = (delay * 2).min(MAX_REAP_WAIT);
         attempt += 1;
     }
 }
