@@ -142,15 +142,7 @@ fn invocations(block: &str) -> Vec<(String, Vec<String>)> {
 }
 
 fn binary(name: &str) -> PathBuf {
-    let path = Path::new(env!("CARGO_BIN_EXE_lanyard")).with_file_name(name);
-    if !path.is_file() {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "-q", "-p", "lanyard-runner", "--bin", name])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-    path
+    lanyard_testkit::workspace_binary(name)
 }
 
 #[test]

@@ -7,10 +7,13 @@
 pub mod chaos;
 pub mod coverage;
 mod envelope;
+mod files;
+mod requests;
 pub use lanyard_fake_github as fake_github;
 pub mod smtp;
 
 pub use envelope::expect_error;
+pub use files::{workspace_binary, write_private};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -339,79 +342,4 @@ impl TestApp {
             )
             .0
     }
-}
-
-impl TestApp {
-    /// `POST /v1/github/connections` for an App installation.
-    /// Binds an App installation to the team as a platform does, through the admin API (a team
-    /// itself must prove the installation through the installation flow).
-    pub async fn connect_installation(
-        &self,
-        team: &TestTeam,
-        host: &str,
-        owner: &str,
-        installation_id: u64,
-    ) -> reqwest::Response {
-        self.post(&format!("/admin/v1/teams/{}/github/connections", team.id))
-            .bearer_auth(ADMIN_TOKEN)
-            .json(&serde_json::json!({"host": host, "owner": owner, "installation_id": installation_id}))
-            .send()
-            .await
-            .expect("request")
-    }
-
-    /// `POST /v1/sessions`; returns `(session_id, runner_token)` and panics unless 201.
-    pub async fn start_session(&self, team: &TestTeam, repos: &[String]) -> (String, String) {
-        let r = self
-            .post("/v1/sessions")
-            .bearer_auth(&team.api_key)
-            .json(&serde_json::json!({ "repos": repos }))
-            .send()
-            .await
-            .expect("request");
-        let status = r.status();
-        let body: serde_json::Value = r.json().await.expect("json");
-        assert_eq!(status, 201, "session not created: {body}");
-        (
-            body["session_id"].as_str().unwrap().to_string(),
-            body["runner_token"].as_str().unwrap().to_string(),
-        )
-    }
-
-    /// `GET path` with a bearer credential, expecting a JSON body (any status).
-    pub async fn get_json(&self, path: &str, bearer: &str) -> serde_json::Value {
-        let r = self
-            .get(path)
-            .bearer_auth(bearer)
-            .send()
-            .await
-            .expect("request");
-        r.json().await.expect("a JSON body")
-    }
-
-    /// `GET /v1/sessions/{id}/credentials/github` with the runner token.
-    pub async fn fetch_credential(
-        &self,
-        session_id: &str,
-        runner_token: &str,
-        query: &str,
-    ) -> reqwest::Response {
-        self.get(&format!(
-            "/v1/sessions/{session_id}/credentials/github{query}"
-        ))
-        .bearer_auth(runner_token)
-        .send()
-        .await
-        .expect("request")
-    }
-}
-
-/// Writes a secret file as Lanyard and its runner require it: readable by its owner only (0600),
-/// whatever the umask.
-pub fn write_private(path: impl AsRef<std::path::Path>, contents: impl AsRef<[u8]>) {
-    use std::os::unix::fs::PermissionsExt;
-    let path = path.as_ref();
-    std::fs::write(path, contents).expect("write the secret file");
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-        .expect("make the secret file private");
 }

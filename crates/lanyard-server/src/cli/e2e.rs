@@ -11,13 +11,11 @@ mod run;
 
 pub(super) async fn run(command: E2eCommand) -> anyhow::Result<()> {
     match command {
-        E2eCommand::Create {
-            tier,
-            with_resources,
-            api,
-        } => {
-            let e2e = E2eClient::from_env(api)?;
-            let (status, body) = e2e.create(tier.as_deref(), with_resources).await?;
+        E2eCommand::Create { account } => {
+            let e2e = E2eClient::from_env(account.api)?;
+            let (status, body) = e2e
+                .create(account.tier.as_deref(), account.with_resources)
+                .await?;
             println!("{body}");
             e2e.check(status)
         }
@@ -27,14 +25,10 @@ pub(super) async fn run(command: E2eCommand) -> anyhow::Result<()> {
             println!("{body}");
             e2e.check(status)
         }
-        E2eCommand::Run {
-            tier,
-            with_resources,
-            api,
-            cmd,
-        } => {
-            let e2e = E2eClient::from_env(api)?;
-            let code = run::run(&e2e, tier.as_deref(), with_resources, &cmd).await?;
+        E2eCommand::Run { account, cmd } => {
+            let e2e = E2eClient::from_env(account.api)?;
+            let code =
+                run::run(&e2e, account.tier.as_deref(), account.with_resources, &cmd).await?;
             // The reap is done and reported: nothing is left to clean up.
             std::process::exit(code)
         }

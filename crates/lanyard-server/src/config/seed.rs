@@ -113,3 +113,86 @@ pub(super) fn validate_seed(
         repo_urls,
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::path::PathBuf;
+
+    use super::SeedCredential;
+    use crate::config::{Config, Flags};
+
+    fn write(dir: &tempfile::TempDir, text: &str) -> PathBuf {
+        let path = dir.path().join("lanyard.toml");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn env(_: &[(&str, &str)]) -> BTreeMap<String, String> {
+        BTreeMap::new()
+    }
+
+    #[test]
+    fn an_e2e_seed_names_a_configured_host_one_credential_and_repository_names() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let host = "[[github]]\nhost = \"127.0.0.1:9\"\napi_url = \"http://127.0.0.1:9/api/v3\"\n";
+        let load = |seed: &str| {
+            let path = write(&dir, &format!("{host}\n[e2e_seed]\n{seed}"));
+            let flags = Flags {
+                config: Some(path),
+                ..Flags::default()
+            };
+            Config::load(&flags, &env(&[])).map(|l| l.config)
+        };
+        let c = load("host = \"127.0.0.1:9\"\nowner = \"Acme-CI\"\ninstallation_id = 7\nrepos = [\"fixtures\", \"more\"]\n").unwrap();
+        let seed = c.e2e_seed.unwrap();
+        assert_eq!(seed.credential, SeedCredential::Installation(7));
+        assert_eq!(seed.owner.as_str(), "acme-ci");
+        assert_eq!(
+            seed.repo_urls,
+            [
+                "http://127.0.0.1:9/acme-ci/fixtures",
+                "http://127.0.0.1:9/acme-ci/more"
+            ],
+            "in the host's scheme"
+        );
+        let refused = |seed: &str, needle: &str| {
+            let e = load(seed).unwrap_err().to_string();
+            assert!(e.contains("e2e_seed") && e.contains(needle), "{seed}: {e}");
+        };
+        refused(
+            "host = \"github.com\"\nowner = \"a\"\ninstallation_id = 7\nrepos = [\"r\"]\n",
+            "not one of the configured",
+        );
+        refused(
+            "host = \"127.0.0.1:9\"\nowner = \"a\"\nrepos = [\"r\"]\n",
+            "exactly one",
+        );
+        refused(
+            "host = \"127.0.0.1:9\"\nowner = \"a\"\ninstallation_id = 7\npat_file = \"/x\"\nrepos = [\"r\"]\n",
+            "exactly one",
+        );
+        refused(
+            "host = \"127.0.0.1:9\"\nowner = \"a\"\ninstallation_id = 7\nrepos = []\n",
+            "1 to 100",
+        );
+        refused(
+            "host = \"127.0.0.1:9\"\nowner = \"a\"\ninstallation_id = 7\nrepos = [\"other/r\"]\n",
+            "without slashes",
+        );
+        refused(
+            "host = \"127.0.0.1:9\"\nowner = \"a\"\npat_file = \"/nonexistent/pat\"\nrepos = [\"r\"]\n",
+            "pat_file",
+        );
+        let path = write(
+            &dir,
+            "[e2e_seed]\nhost = \"x\"\nowner = \"a\"\nrepos = [\"r\"]\nbranch = \"main\"\n",
+        );
+        let flags = Flags {
+            config: Some(path),
+            ..Flags::default()
+        };
+        let e = Config::load(&flags, &env(&[])).unwrap_err().to_string();
+        assert!(e.contains("unknown key `branch`"), "{e}");
+    }
+}

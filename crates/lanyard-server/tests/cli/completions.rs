@@ -6,25 +6,6 @@ use std::process::Command;
 
 use crate::{lanyard, BIN};
 
-fn runner() -> std::path::PathBuf {
-    let path = Path::new(BIN).with_file_name("lanyard-runner");
-    if !path.is_file() {
-        let status = Command::new(env!("CARGO"))
-            .args([
-                "build",
-                "-q",
-                "-p",
-                "lanyard-runner",
-                "--bin",
-                "lanyard-runner",
-            ])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-    path
-}
-
 fn output(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap();
     assert!(
@@ -46,7 +27,7 @@ fn bash_parses(script: &str) {
 
 #[test]
 fn both_binaries_complete_every_command_and_write_man_pages() {
-    let runner = runner();
+    let runner = lanyard_testkit::workspace_binary("lanyard-runner");
     let cases: [(&str, std::path::PathBuf, &[&str]); 2] = [
         (
             "lanyard",

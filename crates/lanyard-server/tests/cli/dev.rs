@@ -6,28 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::{lanyard, wait_with_timeout, BIN};
-
-/// `lanyard-runner` beside `lanyard`, built if this test run did not build it (as with
-/// `cargo test -p lanyard-server`), since dev mode prints the one beside itself.
-fn runner_beside_lanyard() -> PathBuf {
-    let runner = Path::new(BIN).with_file_name("lanyard-runner");
-    if !runner.is_file() {
-        let status = Command::new(env!("CARGO"))
-            .args([
-                "build",
-                "-q",
-                "-p",
-                "lanyard-runner",
-                "--bin",
-                "lanyard-runner",
-            ])
-            .status()
-            .expect("run cargo build");
-        assert!(status.success(), "building lanyard-runner failed");
-    }
-    runner
-}
+use crate::{lanyard, wait_with_timeout};
 
 /// Runs one printed line through a shell, as a user pasting it would, in `cwd`.
 fn sh(line: &str, cwd: &Path) -> std::process::Output {
@@ -52,7 +31,7 @@ fn printed<'a>(lines: &'a [String], what: &str, test: impl Fn(&str) -> bool) -> 
 
 #[test]
 fn dev_mode_prints_lines_that_clone_fetch_and_show_a_refresh() {
-    let runner = runner_beside_lanyard();
+    let runner = lanyard_testkit::workspace_binary("lanyard-runner");
     let cwd = tempfile::TempDir::new().unwrap();
     let mut child = lanyard(&[
         "serve",
