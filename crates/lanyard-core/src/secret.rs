@@ -88,7 +88,11 @@ impl PresentedSecret {
 }
 
 pub fn sha256_hex(s: &str) -> String {
-    hex::encode(Sha256::digest(s.as_bytes()))
+    // Into a stack buffer: `hex::encode` collects chars one by one, a cost on every request.
+    let mut out = [0u8; 64];
+    hex::encode_to_slice(Sha256::digest(s.as_bytes()), &mut out)
+        .expect("32 bytes are 64 hex digits");
+    String::from_utf8(out.to_vec()).expect("hex digits are ASCII")
 }
 
 /// Constant-time equality for secrets of any kind (e.g. a shared header token).

@@ -189,10 +189,12 @@ impl Broker {
         }
         // Requests after this one read the team's sessions afresh too.
         self.forget_team(session.team.id);
-        let Some((fresh_session, fresh_scope)) = self
-            .store
-            .fresh_scope(session.session.id, session.team.id, &scope.cache_key)
-            .await?
+        let Some((fresh_session, fresh_scope)) = Box::pin(self.store.fresh_scope(
+            session.session.id,
+            session.team.id,
+            &scope.cache_key,
+        ))
+        .await?
         else {
             return Err(BrokerError::HolderEnded);
         };
@@ -203,7 +205,7 @@ impl Broker {
             session: fresh_session,
             ..session.clone()
         };
-        match self.credential_as_cached(&fresh, &fresh_scope).await {
+        match Box::pin(self.credential_as_cached(&fresh, &fresh_scope)).await {
             Err(BrokerError::Stale) => Err(BrokerError::HolderEnded),
             other => other,
         }
@@ -218,9 +220,11 @@ impl Broker {
             host: scope.host.clone(),
             owner: scope.owner.to_string(),
         };
-        let (host, owner) = (scope.host.clone(), scope.owner.to_string());
+        // Named in errors only: built on the way out, not on every request.
+        let names = || (scope.host.clone(), scope.owner.to_string());
         // Ended at GitHub (an uninstall, or a repository taken out): whatever is bound now.
         if scope.revoked_at.is_some() {
+            let (host, owner) = names();
             return Err(BrokerError::Revoked { host, owner });
         }
         let connection = scope.connection().ok_or_else(not_connected)?;
@@ -230,12 +234,14 @@ impl Broker {
             .ok_or_else(not_connected)?
             .scheme;
         if connection.status == ConnectionStatus::Suspended {
+            let (host, owner) = names();
             return Err(BrokerError::Suspended { host, owner });
         }
         let served = match (connection.kind, connection.installation_id) {
             (ConnectionKind::Pat, _) => {
                 let now = self.clock.now();
                 if connection.pat_expires_at.is_some_and(|e| e <= now) {
+                    let (host, owner) = names();
                     return Err(BrokerError::PatExpired { host, owner });
                 }
                 let sealed = connection
@@ -312,7 +318,9 @@ impl Broker {
                 self.counters.cache(CacheResult::Hit);
                 return Ok(current);
             }
-            let refreshed = self.flight(req).await;
+            // Boxed, here and below: the mint path's future is large, and inline it would make every
+            // cached request's future as large (and moved as often).
+            let refreshed = Box::pin(self.flight(req)).await;
             self.caches.release_refresh(req.key);
             return Ok(match refreshed {
                 Ok(t) => t,
@@ -328,7 +336,7 @@ impl Broker {
                 retry_after: c.retry_after,
             });
         }
-        self.flight(req).await
+        Box::pin(self.flight(req)).await
     }
 
     /// Refreshes the scope once on this replica however many callers ask at the same moment.

@@ -98,7 +98,7 @@ impl Broker {
         let Some(id) = token.claim_recheck() else {
             return Some(token);
         };
-        match self.store.token_revoked(id).await {
+        match Box::pin(self.store.token_revoked(id)).await {
             Ok(false) => Some(token),
             Ok(true) => {
                 self.caches.tokens.invalidate(key);

@@ -23,7 +23,9 @@ impl Broker {
         let cached = self.caches.sessions.get(lookup);
         let session = match cached {
             Some(c) if c.loaded.elapsed() < self.caches.session_ttl => c.session,
-            stale => match self.store.runner_session(lookup).await {
+            // Boxed: the store's future is large, and inline it would make every cached
+            // request's future as large.
+            stale => match Box::pin(self.store.runner_session(lookup)).await {
                 Ok(Some(loaded)) => {
                     let loaded = Arc::new(loaded);
                     self.caches.sessions.insert(

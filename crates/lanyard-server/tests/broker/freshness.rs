@@ -153,3 +153,28 @@ async fn a_token_stored_under_another_encryption_key_is_minted_anew() {
     assert_eq!(w.fake.mint_count(), 2);
     assert!(w.fake.token_is_live(second["token"].as_str().unwrap()));
 }
+
+/// The cached credential path's futures stay small: the mint, the store reads and the retry are
+/// boxed, so a cached request does not carry (and move, several times) their state. Before they
+/// were boxed, the credential future was 10.6 KB and the session lookup's 1.3 KB; now 0.7 KB and
+/// 0.1 KB.
+#[tokio::test]
+async fn the_cached_paths_futures_stay_small() {
+    let w = world().await;
+    let (sid, runner) = w
+        .app
+        .start_session(&w.team, &[w.fake.repo_url("acme", "widgets")])
+        .await;
+    credential(&w, &sid, &runner).await;
+    let presented = lanyard_core::BearerSecret::parse(&runner).unwrap();
+    let broker = w.app.services().broker();
+    let lookup = broker.runner_session(&presented);
+    let lookup_size = std::mem::size_of_val(&lookup);
+    let session = lookup.await.unwrap().unwrap();
+    let serve = broker.credential(&session, &session.scopes[0]);
+    let serve_size = std::mem::size_of_val(&serve);
+    assert!(serve.await.is_ok());
+    for (what, size) in [("runner_session", lookup_size), ("credential", serve_size)] {
+        assert!(size <= 2048, "the {what} future is {size} bytes");
+    }
+}
