@@ -23,7 +23,8 @@ const REAP_ATTEMPTS: u32 = 4;
 /// The longest wait between two reap attempts, whatever a 429 asks.
 const MAX_REAP_WAIT: Duration = Duration::from_secs(10);
 
-#[derive(Debug, Deserialize)]
+/// The created account. No `Debug`: it holds the session JWT and the runner token.
+#[derive(Deserialize)]
 struct Account {
     team_id: String,
     email: String,
@@ -33,7 +34,7 @@ struct Account {
     seeded_tokens: Vec<Seeded>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 struct Seeded {
     session_id: String,
     token: String,
