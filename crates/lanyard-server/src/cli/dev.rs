@@ -30,6 +30,9 @@ use crate::{server, telemetry};
 const INSTALLATION: u64 = 1;
 const OWNER: &str = "demo";
 const REPO: &str = "hello-lanyard";
+/// Test accounts get an owner of their own: an e2e seed must be one no real team has connected.
+const CI_INSTALLATION: u64 = 2;
+const CI_OWNER: &str = "demo-ci";
 /// How long a GitHub token lives in dev mode: short enough to watch the runner refresh it.
 pub(super) const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(120);
 
@@ -84,6 +87,7 @@ pub(super) async fn run(listen: SocketAddr, token_lifetime: Duration) -> anyhow:
     let fake = FakeGithub::start(clock.clone()).await;
     fake.set_token_lifetime(token_lifetime);
     fake.add_installation(INSTALLATION, OWNER, &[REPO]);
+    fake.add_installation(CI_INSTALLATION, CI_OWNER, &[REPO]);
     let secrets = lanyard_fake_github::write_secrets(&root.path().join("github"))
         .context("cannot write the fake GitHub's secrets")?;
     let repo_url = fake.repo_url(OWNER, REPO);
@@ -106,9 +110,9 @@ pub(super) async fn run(listen: SocketAddr, token_lifetime: Duration) -> anyhow:
     config.admin_token = Some(admin_token.clone());
     config.e2e_seed = Some(E2eSeed {
         host: fake.host.clone(),
-        owner: lanyard_core::github::Owner::parse(OWNER).expect("a valid owner"),
-        credential: SeedCredential::Installation(INSTALLATION),
-        repo_urls: vec![repo_url.clone()],
+        owner: lanyard_core::github::Owner::parse(CI_OWNER).expect("a valid owner"),
+        credential: SeedCredential::Installation(CI_INSTALLATION),
+        repo_urls: vec![fake.repo_url(CI_OWNER, REPO)],
     });
 
     let stop = server::shutdown_signal()?;

@@ -144,6 +144,42 @@ fn dev_mode_prints_lines_that_clone_fetch_and_show_a_refresh() {
         "a new token"
     );
 
+    // The printed test-account line works against the stack: a seeded session that fetches.
+    let e2e = printed(&lines, "e2e line", |l| l.contains("lanyard e2e run"));
+    let token = e2e
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("LANYARD_E2E_ACCOUNT_TOKEN="))
+        .unwrap();
+    let api = e2e
+        .split("--api ")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap();
+    let fetch = r#"curl -fsS -H "Authorization: Bearer $LANYARD_E2E_RUNNER_TOKEN" "$LANYARD_E2E_API_URL/v1/sessions/$LANYARD_E2E_SESSION_ID/credentials/github""#;
+    let out = lanyard(&[
+        "e2e",
+        "run",
+        "--with-resources",
+        "--api",
+        api,
+        "--",
+        "sh",
+        "-c",
+        fetch,
+    ])
+    .env("LANYARD_E2E_ACCOUNT_TOKEN", token)
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seeded: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(seeded["owner"], "demo-ci", "the test account's own owner");
+
     // Ctrl-C: it stops cleanly and leaves nothing behind.
     let root = dest.parent().unwrap().to_path_buf();
     let mode =
