@@ -290,13 +290,13 @@ async fn e2e_seed(
     let seed = config.e2e_seed.as_ref().expect("checked by the caller");
     let repos = seed.repo_urls.len();
     if let Some(store) = store {
-        let installation = match &seed.credential {
-            SeedCredential::Installation(id) => i64::try_from(*id).ok(),
-            SeedCredential::PatFile(_) => None,
-        };
         let taken = within(
             "the database",
-            store.connected_by_a_real_team(&seed.host, seed.owner.as_str(), installation),
+            store.connected_by_a_real_team(
+                &seed.host,
+                seed.owner.as_str(),
+                seed.installation_row_id(),
+            ),
         )
         .await?
         .map_err(|e| e.to_string())?;
@@ -309,9 +309,9 @@ async fn e2e_seed(
     }
     match &seed.credential {
         SeedCredential::PatFile(path) => {
-            crate::config::require_private(path)?;
-            std::fs::read_to_string(path)
-                .map_err(|e| format!("cannot read pat_file {}: {e}", path.display()))?;
+            crate::domain::e2e::read_seed_pat(path)
+                .await
+                .map_err(|e| e.to_string())?;
             Ok(format!(
                 "{} on {} by PAT, {repos} repositories",
                 seed.owner, seed.host

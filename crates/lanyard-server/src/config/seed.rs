@@ -42,6 +42,16 @@ pub struct E2eSeed {
     pub repo_urls: Vec<String>,
 }
 
+impl E2eSeed {
+    /// The installation as the store keeps it (`None` for a PAT seed).
+    pub fn installation_row_id(&self) -> Option<i64> {
+        match &self.credential {
+            SeedCredential::Installation(id) => i64::try_from(*id).ok(),
+            SeedCredential::PatFile(_) => None,
+        }
+    }
+}
+
 fn invalid(message: String) -> ConfigError {
     ConfigError::invalid(KEY, message)
 }

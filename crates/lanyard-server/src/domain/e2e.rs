@@ -142,13 +142,9 @@ async fn seed_from(
     team: &TeamRecord,
     seed: &E2eSeed,
 ) -> Result<SeededToken, E2eError> {
-    let installation_id = match &seed.credential {
-        SeedCredential::Installation(id) => i64::try_from(*id).ok(),
-        SeedCredential::PatFile(_) => None,
-    };
     if svc
         .store()
-        .connected_by_a_real_team(&seed.host, seed.owner.as_str(), installation_id)
+        .connected_by_a_real_team(&seed.host, seed.owner.as_str(), seed.installation_row_id())
         .await?
     {
         return Err(E2eError::Seed(format!(
@@ -170,8 +166,9 @@ async fn seed_from(
     })
 }
 
-/// The seed's PAT, read at each seeding (so it can be rotated), checked like any secret file.
-async fn read_seed_pat(path: &std::path::Path) -> Result<SecretString, E2eError> {
+/// The seed's PAT, read at each seeding (so it can be rotated), checked like any secret file
+/// (`lanyard doctor` reads it the same way).
+pub async fn read_seed_pat(path: &std::path::Path) -> Result<SecretString, E2eError> {
     const MAX_PAT_FILE: u64 = 4096;
     let unreadable =
         |why: String| E2eError::Seed(format!("the seed's pat_file {}: {why}", path.display()));

@@ -4,17 +4,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::{lanyard, BIN};
-
-fn output(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
+use crate::{lanyard, stdout_of, BIN};
 
 /// bash parses the script without running it.
 fn bash_parses(script: &str) {
@@ -56,7 +46,7 @@ fn both_binaries_complete_every_command_and_write_man_pages() {
             c
         };
         for shell in ["bash", "zsh", "fish"] {
-            let script = output(&mut command(&["completions", shell]));
+            let script = stdout_of(&mut command(&["completions", shell]));
             for sub in *subcommands {
                 assert!(script.contains(sub), "{name} {shell}: no {sub}");
             }
@@ -64,10 +54,10 @@ fn both_binaries_complete_every_command_and_write_man_pages() {
                 bash_parses(&script);
             }
         }
-        let page = output(&mut command(&["man"]));
+        let page = stdout_of(&mut command(&["man"]));
         assert!(page.contains(&format!(".TH {name} 1")), "{name}: {page}");
         let dir = tempfile::TempDir::new().unwrap();
-        output(&mut command(&[
+        stdout_of(&mut command(&[
             "man",
             "--dir",
             dir.path().to_str().unwrap(),
@@ -86,7 +76,7 @@ fn both_binaries_complete_every_command_and_write_man_pages() {
         );
     }
     let dir = tempfile::TempDir::new().unwrap();
-    output(&mut lanyard(&[
+    stdout_of(&mut lanyard(&[
         "man",
         "--dir",
         dir.path().to_str().unwrap(),

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::{lanyard, wait_with_timeout};
+use crate::{lanyard, stdout_of, wait_with_timeout};
 
 /// Runs one printed line through a shell, as a user pasting it would, in `cwd`.
 fn sh(line: &str, cwd: &Path) -> std::process::Output {
@@ -158,7 +158,7 @@ fn dev_mode_prints_lines_that_clone_fetch_and_show_a_refresh() {
         .next()
         .unwrap();
     let fetch = r#"curl -fsS -H "Authorization: Bearer $LANYARD_E2E_RUNNER_TOKEN" "$LANYARD_E2E_API_URL/v1/sessions/$LANYARD_E2E_SESSION_ID/credentials/github""#;
-    let out = lanyard(&[
+    let mut e2e_run = lanyard(&[
         "e2e",
         "run",
         "--with-resources",
@@ -168,16 +168,9 @@ fn dev_mode_prints_lines_that_clone_fetch_and_show_a_refresh() {
         "sh",
         "-c",
         fetch,
-    ])
-    .env("LANYARD_E2E_ACCOUNT_TOKEN", token)
-    .output()
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let seeded: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    ]);
+    e2e_run.env("LANYARD_E2E_ACCOUNT_TOKEN", token);
+    let seeded: serde_json::Value = serde_json::from_str(&stdout_of(&mut e2e_run)).unwrap();
     assert_eq!(seeded["owner"], "demo-ci", "the test account's own owner");
 
     // Ctrl-C: it stops cleanly and leaves nothing behind.

@@ -32,6 +32,17 @@ pub(crate) fn lanyard(args: &[&str]) -> Command {
     cmd
 }
 
+/// Runs `cmd` to its end; it must succeed (its stderr is the failure message). Its stdout.
+pub(crate) fn stdout_of(cmd: &mut Command) -> String {
+    let out = cmd.output().expect("run the command");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 output")
+}
+
 pub(crate) async fn database_for(dir: &Path) -> DatabaseUrl {
     match postgres_under_test() {
         Some(server) => fresh_postgres_database(&server).await,
