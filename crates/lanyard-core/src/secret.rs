@@ -30,13 +30,24 @@ pub struct BearerSecret {
     pub hash: String,
 }
 
-/// A presented secret, split into what the store needs to check it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PresentedSecret {
+/// A presented secret, split into what the store needs to check it. It borrows its lookup from
+/// the presented string and keeps its hash on the stack: it is made on every request.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PresentedSecret<'a> {
     pub kind: SecretKind,
-    pub lookup: String,
+    pub lookup: &'a str,
     /// Hex SHA-256 of the whole presented string. A hash, so safe to keep and debug-print.
-    pub hash: String,
+    hash: [u8; 64],
+}
+
+impl std::fmt::Debug for PresentedSecret<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PresentedSecret")
+            .field("kind", &self.kind)
+            .field("lookup", &self.lookup)
+            .field("hash", &self.hash())
+            .finish()
+    }
 }
 
 impl BearerSecret {
@@ -59,7 +70,7 @@ impl BearerSecret {
     }
 
     /// Splits a presented bearer string; `None` if it cannot be a secret of any kind.
-    pub fn parse(presented: &str) -> Option<PresentedSecret> {
+    pub fn parse(presented: &str) -> Option<PresentedSecret<'_>> {
         let kind = [SecretKind::RunnerToken, SecretKind::ApiKey]
             .into_iter()
             .find(|k| presented.starts_with(k.as_str()))?;
@@ -70,8 +81,8 @@ impl BearerSecret {
         }
         Some(PresentedSecret {
             kind,
-            lookup: body[..LOOKUP_LEN].to_string(),
-            hash: sha256_hex(presented),
+            lookup: &body[..LOOKUP_LEN],
+            hash: sha256_hex_array(presented),
         })
     }
 
@@ -80,19 +91,40 @@ impl BearerSecret {
     }
 }
 
-impl PresentedSecret {
-    /// Constant-time check against the stored hash.
+impl PresentedSecret<'_> {
+    /// Constant-time check against the stored hash, compared eight bytes at a time (a byte at
+    /// a time cost as much as the rest of a cached request's authentication).
     pub fn matches(&self, stored_hash: &str) -> bool {
-        self.hash.as_bytes().ct_eq(stored_hash.as_bytes()).into()
+        let Ok(stored) = <&[u8; 64]>::try_from(stored_hash.as_bytes()) else {
+            return false;
+        };
+        words(&self.hash).ct_eq(&words(stored)).into()
+    }
+
+    /// Hex SHA-256 of the whole presented string.
+    pub fn hash(&self) -> &str {
+        std::str::from_utf8(&self.hash).expect("hex digits are ASCII")
     }
 }
 
-pub fn sha256_hex(s: &str) -> String {
-    // Into a stack buffer: `hex::encode` collects chars one by one, a cost on every request.
+fn words(hex: &[u8; 64]) -> [u64; 8] {
+    std::array::from_fn(|i| {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&hex[i * 8..i * 8 + 8]);
+        u64::from_ne_bytes(word)
+    })
+}
+
+/// Into a stack buffer: `hex::encode` collects chars one by one, a cost on every request.
+fn sha256_hex_array(s: &str) -> [u8; 64] {
     let mut out = [0u8; 64];
     hex::encode_to_slice(Sha256::digest(s.as_bytes()), &mut out)
         .expect("32 bytes are 64 hex digits");
-    String::from_utf8(out.to_vec()).expect("hex digits are ASCII")
+    out
+}
+
+pub fn sha256_hex(s: &str) -> String {
+    String::from_utf8(sha256_hex_array(s).to_vec()).expect("hex digits are ASCII")
 }
 
 /// Constant-time equality for secrets of any kind (e.g. a shared header token).
@@ -124,12 +156,34 @@ mod tests {
     }
 
     #[test]
+    fn a_stored_hash_matches_only_when_every_digit_is_equal() {
+        let issued = BearerSecret::generate(SecretKind::RunnerToken);
+        let presented = BearerSecret::parse(issued.expose()).unwrap();
+        assert_eq!(presented.hash(), issued.hash);
+        for at in 0..issued.hash.len() {
+            let mut other = issued.hash.clone().into_bytes();
+            other[at] = if other[at] == b'0' { b'1' } else { b'0' };
+            let other = String::from_utf8(other).unwrap();
+            assert!(
+                !presented.matches(&other),
+                "a change at {at} went unnoticed"
+            );
+        }
+        for wrong_length in [&issued.hash[..63], "", &format!("{}0", issued.hash)] {
+            assert!(!presented.matches(wrong_length));
+        }
+    }
+
+    #[test]
     fn debug_never_shows_the_plaintext() {
         let issued = BearerSecret::generate(SecretKind::ApiKey);
         let debug = format!("{issued:?}");
         assert!(!debug.contains(issued.expose()), "{debug}");
         let secret_part = &issued.expose()[3 + LOOKUP_LEN..];
         assert!(!debug.contains(secret_part));
+        let presented = format!("{:?}", BearerSecret::parse(issued.expose()).unwrap());
+        assert!(!presented.contains(secret_part), "{presented}");
+        assert!(presented.contains(&issued.hash), "{presented}");
     }
 
     #[test]

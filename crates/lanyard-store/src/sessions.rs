@@ -123,6 +123,19 @@ pub struct RunnerSession {
     pub scopes: Vec<ScopeRecord>,
 }
 
+impl RunnerSession {
+    /// Gives back the spare capacity of its lists. A collected row list or a decoded JSON array
+    /// grows to at least four slots, and a cached session keeps them for as long as it is
+    /// cached: for one scope that was about 900 bytes a session, 9 MB for 10,000.
+    pub fn shrink_to_fit(&mut self) {
+        self.session.repos.shrink_to_fit();
+        self.scopes.shrink_to_fit();
+        for scope in &mut self.scopes {
+            scope.repositories.shrink_to_fit();
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct NewScope {
     pub host: String,

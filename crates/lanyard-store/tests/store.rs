@@ -78,7 +78,7 @@ async fn created_team_is_found_through_its_key_and_user() {
         let presented = BearerSecret::parse(secret.expose()).unwrap();
         let p = b
             .store
-            .api_key_principal(&presented.lookup)
+            .api_key_principal(presented.lookup)
             .await
             .unwrap()
             .unwrap();

@@ -84,7 +84,8 @@ pub struct CachedToken {
     pub permissions: BTreeMap<String, String>,
     /// The credential response for this token, rendered on first use: every session served this
     /// token shares its scope (the cache key), so the body is the same for all of them.
-    pub rendered: OnceLock<Box<[u8]>>,
+    /// Shared: each response holds a reference to it, not a copy.
+    pub rendered: OnceLock<axum::body::Bytes>,
     /// Its row in the store, when it has one: served from memory, it is re-read every
     /// [`RECHECK`] so that a revocation on another replica reaches this one.
     pub stored_id: Option<uuid::Uuid>,
@@ -182,11 +183,16 @@ pub struct Cooldown {
     pub retry_after: Option<u64>,
 }
 
+/// The hot caches' hasher. Their keys are made by this server (a runner token's random lookup
+/// id, a scope's SHA-256), never chosen by a caller, so a fast seeded hash is enough; SipHash
+/// cost more than the rest of the lookup.
+pub type FastHash = foldhash::fast::RandomState;
+
 #[derive(Debug)]
 pub struct Caches {
-    pub tokens: Cache<ScopeKey, Arc<CachedToken>>,
+    pub tokens: Cache<ScopeKey, Arc<CachedToken>, FastHash>,
     /// By runner-token lookup id.
-    pub sessions: Cache<Arc<str>, CachedSession>,
+    pub sessions: Cache<Arc<str>, CachedSession, FastHash>,
     pub cooldowns: Cache<ScopeKey, Cooldown>,
     /// Scopes whose refresh one caller has claimed; the others serve the current token meanwhile.
     pub refreshing: Cache<ScopeKey, ()>,
@@ -205,12 +211,12 @@ impl Caches {
             tokens: Cache::builder()
                 .max_capacity(limits.tokens)
                 .time_to_idle(limits.token_idle)
-                .build(),
+                .build_with_hasher(FastHash::default()),
             sessions: Cache::builder()
                 .max_capacity(limits.sessions)
                 .time_to_live(limits.session_ttl + limits.session_stale)
                 .support_invalidation_closures()
-                .build(),
+                .build_with_hasher(FastHash::default()),
             cooldowns: Cache::builder()
                 .max_capacity(limits.pending)
                 .time_to_live(limits.pending_ttl)
@@ -332,11 +338,9 @@ mod tests {
     fn debug_shows_neither_the_token_nor_its_rendered_body() {
         let t = token(Utc::now());
         t.rendered
-            .set(
-                b"{\"token\":\"ghs_rendered_secret\"}"
-                    .to_vec()
-                    .into_boxed_slice(),
-            )
+            .set(axum::body::Bytes::from_static(
+                b"{\"token\":\"ghs_rendered_secret\"}",
+            ))
             .unwrap();
         let debug = format!("{t:?}");
         assert!(

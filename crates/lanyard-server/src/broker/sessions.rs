@@ -17,16 +17,17 @@ impl Broker {
     /// the database answers again).
     pub async fn runner_session(
         &self,
-        presented: &PresentedSecret,
+        presented: &PresentedSecret<'_>,
     ) -> Result<Option<Arc<RunnerSession>>, StoreError> {
-        let lookup = presented.lookup.as_str();
+        let lookup = presented.lookup;
         let cached = self.caches.sessions.get(lookup);
         let session = match cached {
             Some(c) if c.loaded.elapsed() < self.caches.session_ttl => c.session,
             // Boxed: the store's future is large, and inline it would make every cached
             // request's future as large.
             stale => match Box::pin(self.store.runner_session(lookup)).await {
-                Ok(Some(loaded)) => {
+                Ok(Some(mut loaded)) => {
+                    loaded.shrink_to_fit();
                     let loaded = Arc::new(loaded);
                     self.caches.sessions.insert(
                         lookup.into(),

@@ -82,7 +82,7 @@ impl FromRequestParts<Services> for TeamAuth {
             if presented.kind != SecretKind::ApiKey {
                 return Err(ApiError::unauthorized(REFUSED));
             }
-            match svc.store().api_key_principal(&presented.lookup).await? {
+            match svc.store().api_key_principal(presented.lookup).await? {
                 Some(p) if presented.matches(&p.hash) => TeamAuth {
                     team: p.team,
                     method: AuthMethod::ApiKey { key_id: p.key_id },

@@ -178,3 +178,43 @@ async fn the_cached_paths_futures_stay_small() {
         assert!(size <= 2048, "the {what} future is {size} bytes");
     }
 }
+
+/// A cached session holds its lists at their length: collected rows and decoded JSON arrays
+/// grow to four slots, and with 10,000 sessions in memory the spare slots were 9 MB.
+#[tokio::test]
+async fn a_cached_session_keeps_no_spare_capacity() {
+    let w = world().await;
+    let repos = [
+        w.fake.repo_url("acme", "widgets"),
+        w.fake.repo_url("acme", "gadgets"),
+    ];
+    let (sid, runner) = w.app.start_session(&w.team, &repos).await;
+    credential(&w, &sid, &runner).await;
+    let presented = lanyard_core::BearerSecret::parse(&runner).unwrap();
+    let session = w
+        .app
+        .services()
+        .broker()
+        .runner_session(&presented)
+        .await
+        .unwrap()
+        .unwrap();
+    let lists = [
+        ("scopes", session.scopes.len(), session.scopes.capacity()),
+        (
+            "session repos",
+            session.session.repos.len(),
+            session.session.repos.capacity(),
+        ),
+        (
+            "scope repositories",
+            session.scopes[0].repositories.len(),
+            session.scopes[0].repositories.capacity(),
+        ),
+    ];
+    assert_eq!(lists[0].1, 1);
+    assert_eq!(lists[2].1, 2);
+    for (what, len, capacity) in lists {
+        assert_eq!(len, capacity, "{what}: {len} items in {capacity} slots");
+    }
+}

@@ -85,15 +85,15 @@ pub async fn github(
             permissions: Cow::Borrowed(&credential.permissions),
         })
         .expect("a credential serialises")
-        .into_boxed_slice()
     };
     // An App token's body is the same for every session of its scope: render it once. A PAT is
     // read afresh for each request, so it is rendered each time.
     let body = match served.source {
-        CredentialSource::GithubApp => {
-            Bytes::copy_from_slice(credential.rendered.get_or_init(render))
-        }
-        _ => Bytes::from(render().into_vec()),
+        CredentialSource::GithubApp => credential
+            .rendered
+            .get_or_init(|| Bytes::from(render()))
+            .clone(),
+        _ => Bytes::from(render()),
     };
     let mut response = (
         [(CONTENT_TYPE, HeaderValue::from_static("application/json"))],
