@@ -4,12 +4,13 @@
 //! the token it is served, so "which sessions hold a token" is "which live sessions have a scope
 //! with its key": a token is revoked when the last of them ends, and never while one is live.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use chrono::{DateTime, Utc};
 use lanyard_core::github::{Owner, PermissionSet};
 use lanyard_core::{Actor, AuditKind};
 use sqlx::types::Json;
+use sqlx::{FromRow, Row};
 use uuid::Uuid;
 
 use crate::accounts::TEAM_COLUMNS;
@@ -80,6 +81,10 @@ pub struct ScopeRecord {
     #[sqlx(flatten)]
     pub connection: MaybeConnection,
 }
+
+/// A scope's own columns, for [`ScopeRecord`] (joined with [`CONNECTION_COLUMNS`]).
+pub(crate) const SCOPE_COLUMNS: &str =
+    "sc.host, sc.owner, sc.cache_key, sc.repositories, sc.revoked_at";
 
 impl ScopeRecord {
     /// The team's connection for this scope's owner, if it still exists.
@@ -270,30 +275,33 @@ impl Store {
     /// The session behind a runner token's lookup id, with its team, and its scopes each joined
     /// with the team's connection for its owner. Two queries.
     pub async fn runner_session(&self, lookup: &str) -> StoreResult<Option<RunnerSession>> {
-        let session_sql = format!(
-            "SELECT {SESSION_COLUMNS}, s.runner_hash AS s_runner_hash, {TEAM_COLUMNS}, \
-             (SELECT u.email FROM users u WHERE u.team_id = t.id AND u.is_primary LIMIT 1) AS primary_email \
-             FROM sessions s JOIN teams t ON t.id = s.team_id WHERE s.runner_lookup = $1"
-        );
-        let scope_sql = format!(
-            "SELECT sc.host, sc.owner, sc.cache_key, sc.repositories, sc.revoked_at, {CONNECTION_COLUMNS} \
-             FROM session_scopes sc LEFT JOIN github_connections c \
-             ON c.team_id = $2 AND c.host = sc.host AND c.owner = sc.owner \
-             WHERE sc.session_id = $1 ORDER BY sc.host, sc.owner"
-        );
+        // One round trip: the session and its team, on a row per scope (one row with no scope
+        // columns when it has none). A cached session is read again every 2 s, so this is the
+        // credential path's cost once a runner's requests are further apart than that.
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "SELECT {SESSION_COLUMNS}, s.runner_hash AS s_runner_hash, {TEAM_COLUMNS}, \
+                 (SELECT u.email FROM users u WHERE u.team_id = t.id AND u.is_primary LIMIT 1) AS primary_email, \
+                 {SCOPE_COLUMNS}, {CONNECTION_COLUMNS} \
+                 FROM sessions s JOIN teams t ON t.id = s.team_id \
+                 LEFT JOIN session_scopes sc ON sc.session_id = s.id \
+                 LEFT JOIN github_connections c \
+                 ON c.team_id = s.team_id AND c.host = sc.host AND c.owner = sc.owner \
+                 WHERE s.runner_lookup = $1 ORDER BY sc.host, sc.owner"
+            )
+        });
         Ok(on_pool!(self, pool => {
-            match sqlx::query_as::<_, RunnerSession>(&session_sql)
-                .bind(lookup)
-                .fetch_optional(pool)
-                .await?
-            {
+            let rows = sqlx::query(SQL.as_str()).bind(lookup).fetch_all(pool).await?;
+            match rows.first() {
                 None => None,
-                Some(mut runner) => {
-                    runner.scopes = sqlx::query_as(&scope_sql)
-                        .bind(runner.session.id)
-                        .bind(runner.team.id)
-                        .fetch_all(pool)
-                        .await?;
+                Some(first) => {
+                    let mut runner = RunnerSession::from_row(first)?;
+                    runner.scopes = Vec::with_capacity(rows.len());
+                    for row in &rows {
+                        if row.try_get::<Option<String>, _>("host")?.is_some() {
+                            runner.scopes.push(ScopeRecord::from_row(row)?);
+                        }
+                    }
                     Some(runner)
                 }
             }

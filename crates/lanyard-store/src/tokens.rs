@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::audit::insert_audit;
 use crate::connections::CONNECTION_COLUMNS;
-use crate::sessions::SESSION_COLUMNS;
+use crate::sessions::{SCOPE_COLUMNS, SESSION_COLUMNS};
 use crate::BeginWrite;
 use crate::{on_pool, AuditEvent, Pool, Store, StoreResult};
 use crate::{ScopeRecord, SessionRecord};
@@ -237,7 +237,7 @@ impl Store {
         let session_sql =
             format!("SELECT {SESSION_COLUMNS} FROM sessions s WHERE s.id = $1 AND s.team_id = $2");
         let scope_sql = format!(
-            "SELECT sc.host, sc.owner, sc.cache_key, sc.repositories, sc.revoked_at, {CONNECTION_COLUMNS} \
+            "SELECT {SCOPE_COLUMNS}, {CONNECTION_COLUMNS} \
              FROM session_scopes sc LEFT JOIN github_connections c \
              ON c.team_id = $2 AND c.host = sc.host AND c.owner = sc.owner \
              WHERE sc.session_id = $1 AND sc.cache_key = $3"
