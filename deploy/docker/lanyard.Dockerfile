@@ -18,7 +18,7 @@ COPY --from=build /src/target/release/lanyard /usr/local/bin/lanyard
 # The embedded SQLite default keeps its data here; with Postgres it holds nothing.
 COPY --from=build --chown=65532:65532 /out/data /var/lib/lanyard
 # MALLOC_ARENA_MAX: glibc otherwise keeps an arena per thread and returns little of it; two keep
-# the resident memory with 10,000 live sessions near 50 MB instead of 55 (scripts/bench.sh).
+# the resident memory with 10,000 live sessions near 44 MB instead of 47 (scripts/bench.sh).
 ENV LANYARD_LISTEN=0.0.0.0:8080 \
     LANYARD_DATA_DIR=/var/lib/lanyard \
     LANYARD_LOG_FORMAT=json \
