@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::sync::Arc;
 
 use axum::extract::{Path as UrlPath, State};
@@ -20,6 +21,14 @@ pub(super) fn github_error(status: StatusCode, message: &str) -> Response {
     (status, Json(serde_json::json!({ "message": message }))).into_response()
 }
 
+struct CountDown<'a>(&'a AtomicU64);
+
+impl Drop for CountDown<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, SeqCst);
+    }
+}
+
 /// Applies injected delay and failure; `Some(response)` short-circuits the call.
 pub(super) async fn injected(state: &FakeState) -> Option<Response> {
     let (delay, status) = {
@@ -35,6 +44,9 @@ pub(super) async fn injected(state: &FakeState) -> Option<Response> {
         (f.delay, status)
     };
     if !delay.is_zero() {
+        state.delayed.fetch_add(1, SeqCst);
+        // Counted down however the wait ends, even when the caller gives up mid-delay.
+        let _waiting = CountDown(&state.delayed);
         tokio::time::sleep(delay).await;
     }
     let status = StatusCode::from_u16(status?).ok()?;

@@ -89,6 +89,8 @@ struct FakeState {
     mints: Mutex<Vec<MintRecord>>,
     revocations: Mutex<Vec<DateTime<Utc>>>,
     failure: Mutex<Failure>,
+    /// API calls waiting out the injected delay right now.
+    delayed: AtomicU64,
     git_rejections: AtomicU64,
     git_served: AtomicU64,
     repo_root: PathBuf,
@@ -140,6 +142,7 @@ impl FakeGithub {
             mints: Mutex::default(),
             revocations: Mutex::default(),
             failure: Mutex::default(),
+            delayed: AtomicU64::new(0),
             git_rejections: AtomicU64::new(0),
             git_served: AtomicU64::new(0),
             repo_root: repos.path().to_path_buf(),
@@ -308,6 +311,12 @@ impl FakeGithub {
     /// Every API call waits this long first.
     pub fn set_delay(&self, delay: Duration) {
         self.state.failure.lock().unwrap().delay = delay;
+    }
+
+    /// How many API calls are waiting out the delay now: a test that must act while a call is
+    /// at GitHub waits for this instead of guessing how long the call takes to get there.
+    pub fn calls_delayed(&self) -> u64 {
+        self.state.delayed.load(Ordering::SeqCst)
     }
 
     pub fn recover(&self) {

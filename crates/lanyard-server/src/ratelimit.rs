@@ -195,7 +195,9 @@ mod tests {
         let rl = RateLimiter::new(
             "t",
             3,
-            Duration::from_millis(200),
+            // Long enough that the 1,000 calls below all land before the first goes idle, even
+            // on a loaded machine.
+            Duration::from_secs(2),
             Arc::new(ManualClock::starting_now()),
             None,
             Arc::default(),

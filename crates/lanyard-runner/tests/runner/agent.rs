@@ -188,7 +188,12 @@ env > {o}/env
             .contains("is empty"),
         "{after}"
     );
-    assert_eq!(after[0]["consecutive_failures"], 1);
+    // At least the forced refresh failed; the background loop may have retried once more
+    // (about a second later) before status ran on a slow machine.
+    assert!(
+        after[0]["consecutive_failures"].as_u64() >= Some(1),
+        "{after}"
+    );
     assert!(read("get-after").contains(&token));
 
     let env = read("env");

@@ -45,9 +45,11 @@ fn team_written(dir: &Path, file: &str) -> uuid::Uuid {
         .expect("CMD saw LANYARD_E2E_TEAM_ID")
 }
 
+/// Waits until CMD has written a whole line to `path`: the shell's `>` creates the file empty
+/// a moment before `echo` writes it.
 async fn wait_for(path: &Path) {
     for _ in 0..400 {
-        if path.exists() {
+        if std::fs::read_to_string(path).is_ok_and(|s| s.ends_with('\n')) {
             return;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;

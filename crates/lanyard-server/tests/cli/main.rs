@@ -118,7 +118,8 @@ impl Served {
             .unwrap()
             .success());
         let status = wait_with_timeout(&mut self.child, Duration::from_secs(20));
-        while let Ok(line) = self.log.recv_timeout(Duration::from_millis(200)) {
+        // Until the reader has read the pipe to its end (it closes the channel then).
+        while let Ok(line) = self.log.recv_timeout(Duration::from_secs(10)) {
             self.seen.push(line);
         }
         (status, self.seen)

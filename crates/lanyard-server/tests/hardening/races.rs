@@ -8,6 +8,26 @@ use lanyard_core::{ManualClock, Tier};
 use lanyard_testkit::fake_github::FakeGithub;
 use lanyard_testkit::{expect_error, TestApp, TestTeam};
 
+/// How long GitHub takes to answer a mint in the races below: long enough for the test to act
+/// while the mint is in flight, on a loaded machine.
+const MINT_DELAY: Duration = Duration::from_secs(3);
+
+/// A bound that tells "propagates" (about 2 s: the session cache and the token re-check) from
+/// "never" (the 15-minute token cache), with room for a loaded CI machine.
+const PROPAGATION_BOUND: Duration = Duration::from_secs(10);
+
+/// Waits until a call is waiting out the fake's delay, i.e. is at GitHub now.
+async fn at_github(fake: &FakeGithub) {
+    let started = Instant::now();
+    while fake.calls_delayed() == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no call reached GitHub"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 struct World {
     app: TestApp,
     fake: FakeGithub,
@@ -56,12 +76,12 @@ impl World {
 async fn a_stop_while_its_token_is_minted_leaves_no_live_token() {
     let w = world().await;
     let (sid, runner) = w.session().await;
-    w.fake.set_delay(Duration::from_millis(1500));
+    w.fake.set_delay(MINT_DELAY);
     let app = &w.app;
     let fetching = async { app.fetch_credential(&sid, &runner, "").await };
     let stopping = async {
-        // The fetch is at GitHub by now, waiting for its mint.
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        // The fetch is at GitHub, waiting for its mint.
+        at_github(&w.fake).await;
         w.stop(app, &sid).await;
     };
     let (r, ()) = tokio::join!(fetching, stopping);
@@ -132,7 +152,7 @@ async fn a_token_revoked_on_one_replica_is_not_served_by_another() {
             break;
         }
         assert!(
-            started.elapsed() < Duration::from_millis(2500),
+            started.elapsed() < PROPAGATION_BOUND,
             "the other replica served the revoked token for {:?}",
             started.elapsed()
         );
@@ -166,7 +186,7 @@ async fn with_redis_a_revocation_is_announced_to_every_replica() {
     let started = Instant::now();
     while entries(other.metrics_text().await) > 0.0 {
         assert!(
-            started.elapsed() < Duration::from_secs(2),
+            started.elapsed() < PROPAGATION_BOUND,
             "the other replica still holds the revoked token in memory"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -181,13 +201,13 @@ async fn a_scope_revoked_during_its_mint_answers_revoked_not_ended() {
     use lanyard_testkit::fake_github::webhooks::{deliver, installation_repositories_event};
     let w = world().await;
     let (sid, runner) = w.session().await;
-    w.fake.set_delay(Duration::from_millis(1500));
+    w.fake.set_delay(MINT_DELAY);
     let app = &w.app;
     let fetching = async { app.fetch_credential(&sid, &runner, "").await };
     let removing = async {
-        // The mint is at GitHub by now (it passed GitHub's checks, and waits for its reply)
-        // when the delivery saying the repository left arrives.
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        // The mint is at GitHub (waiting for its reply) when the delivery saying the
+        // repository left arrives.
+        at_github(&w.fake).await;
         let payload = installation_repositories_event("removed", 7, "acme", &[], &["widgets"]);
         let r = deliver(
             &reqwest::Client::new(),

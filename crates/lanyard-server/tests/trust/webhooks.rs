@@ -134,8 +134,8 @@ async fn an_uninstall_ends_serving_on_every_replica_and_revokes_its_tokens() {
     let url = w.app.public_url();
     let r = w.app.fetch_credential(&sid, &runner, "").await;
     expect_error(r, "connection_revoked", &url).await;
-    // The other replica notices within 2 s of real time (the server's clock is a manual one, the
-    // cache's is not).
+    // The other replica notices within about 2 s of real time (the server's clock is a manual
+    // one, the cache's is not); the bound tells that from never, with room for a loaded machine.
     let started = Instant::now();
     loop {
         let r = replica.fetch_credential(&sid, &runner, "").await;
@@ -145,7 +145,7 @@ async fn an_uninstall_ends_serving_on_every_replica_and_revokes_its_tokens() {
         }
         assert_eq!(r.status(), 200);
         assert!(
-            started.elapsed() < Duration::from_secs(3),
+            started.elapsed() < Duration::from_secs(10),
             "the replica still serves after {:?}",
             started.elapsed()
         );

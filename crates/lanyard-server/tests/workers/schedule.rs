@@ -197,6 +197,14 @@ async fn a_failing_worker_does_not_stop_the_others() {
 #[tokio::test]
 async fn usage_counts_session_minutes_and_mints_per_day_once_however_often_it_runs() {
     let w = world().await;
+    // From the next noon (UTC), on a whole minute: a span that crossed midnight would count a
+    // begun minute on each day, and 90 minutes from 23:00:30 are rightly 91.
+    let today = w.now().date_naive();
+    let noon = (today + Duration::days(1))
+        .and_hms_opt(12, 0, 0)
+        .unwrap()
+        .and_utc();
+    w.clock.set(noon);
     let team = w.team("Acme", Tier::Pro, false).await;
     let (sid, runner) = w.session(&team, 7200).await;
     w.token(&sid, &runner).await;
