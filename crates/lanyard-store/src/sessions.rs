@@ -273,11 +273,13 @@ impl Store {
     }
 
     /// The session behind a runner token's lookup id, with its team, and its scopes each joined
-    /// with the team's connection for its owner. Two queries.
+    /// with the team's connection for its owner.
     pub async fn runner_session(&self, lookup: &str) -> StoreResult<Option<RunnerSession>> {
         // One round trip: the session and its team, on a row per scope (one row with no scope
         // columns when it has none). A cached session is read again every 2 s, so this is the
-        // credential path's cost once a runner's requests are further apart than that.
+        // credential path's cost once a runner's requests are further apart than that. Each
+        // scope's row repeats the session's columns; a session has at most 100 repositories, so
+        // at most 100 rows.
         static SQL: LazyLock<String> = LazyLock::new(|| {
             format!(
                 "SELECT {SESSION_COLUMNS}, s.runner_hash AS s_runner_hash, {TEAM_COLUMNS}, \

@@ -191,7 +191,7 @@ env > {o}/env
     // At least the forced refresh failed; the background loop may have retried once more
     // (about a second later) before status ran on a slow machine.
     assert!(
-        after[0]["consecutive_failures"].as_u64() >= Some(1),
+        matches!(after[0]["consecutive_failures"].as_u64(), Some(1 | 2)),
         "{after}"
     );
     assert!(read("get-after").contains(&token));

@@ -183,9 +183,11 @@ pub struct Cooldown {
     pub retry_after: Option<u64>,
 }
 
-/// The hot caches' hasher. Their keys are made by this server (a runner token's random lookup
-/// id, a scope's SHA-256), never chosen by a caller, so a fast seeded hash is enough; SipHash
-/// cost more than the rest of the lookup.
+/// The hot caches' hasher. What they hold is keyed by what this server made: a scope's SHA-256,
+/// and a runner token's random lookup id, inserted only once the store has a session under it
+/// (a lookup a caller made up is hashed to look, and a miss caches nothing). No caller can fill
+/// them with keys of its choosing, so a fast seeded hash is enough; SipHash cost more than the
+/// rest of the lookup. Caching misses here would need a hash that resists chosen keys.
 pub type FastHash = foldhash::fast::RandomState;
 
 #[derive(Debug)]

@@ -39,6 +39,7 @@ impl Broker {
                     loaded
                 }
                 Ok(None) => {
+                    // A miss is not cached: see `cache::FastHash`.
                     self.caches.sessions.invalidate(lookup);
                     return Ok(None);
                 }

@@ -91,7 +91,7 @@ pub async fn github(
     let body = match served.source {
         CredentialSource::GithubApp => credential
             .rendered
-            .get_or_init(|| Bytes::from(render()))
+            .get_or_init(|| Bytes::from(render().into_boxed_slice()))
             .clone(),
         _ => Bytes::from(render()),
     };

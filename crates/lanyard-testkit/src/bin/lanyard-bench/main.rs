@@ -32,10 +32,10 @@ use load::load;
 use setup::{create_team, credential_targets, fetch_each, sessions};
 
 const REQUESTS: usize = 10_000;
-/// Rounds of /healthz and the credential path, the order turned each round (ABBA), so drift
-/// hits both alike. The machine is shared and noisy: the median of many short rounds is steadier
-/// than a few long ones.
-const ROUNDS: usize = 15;
+/// Rounds of /healthz and the credential path, the order turned each round (as many of each
+/// order), so drift hits both alike. The machine is shared and noisy: the median of many rounds
+/// is steadier than a few.
+const ROUNDS: usize = 16;
 const CONCURRENCY: usize = 32;
 const SESSIONS_FOR_MINTS: usize = 1_000;
 const SESSIONS_FOR_MEMORY: usize = 10_000;
