@@ -46,10 +46,10 @@ pub fn resolve(config: &Config) -> Result<ServerSecrets, SecretFileError> {
                 .collect()
         })?,
     };
-    if jwt_secret.expose_secret().len() < MIN_SECRET_BYTES {
+    if let Err(why) = check_jwt_secret(jwt_secret.expose_secret()) {
         return Err(ConfigError::Invalid {
             key: "jwt_secret (LANYARD_JWT_SECRET)",
-            message: format!("the stored {JWT_FILE} file is shorter than {MIN_SECRET_BYTES} bytes"),
+            message: format!("the stored {JWT_FILE} file is {why}"),
         }
         .into());
     }
@@ -91,18 +91,20 @@ pub fn inspect(config: &Config) -> Result<String, String> {
             .unwrap_or_default();
         Ok(format!("{name} stored in the data dir ({mode:04o})"))
     };
-    let jwt = describe(JWT_FILE, config.jwt_secret.is_some(), &|s| {
-        if s.len() < MIN_SECRET_BYTES {
-            return Err(format!("shorter than {MIN_SECRET_BYTES} bytes"));
-        }
-        Ok(())
-    })?;
+    let jwt = describe(JWT_FILE, config.jwt_secret.is_some(), &check_jwt_secret)?;
     let key = describe(ENCRYPTION_FILE, config.encryption_key.is_some(), &|s| {
         check_encryption_key(s)
             .map(|_| ())
             .map_err(|e| e.to_string())
     })?;
     Ok(format!("{jwt}; {key}"))
+}
+
+fn check_jwt_secret(secret: &str) -> Result<(), String> {
+    if secret.len() < MIN_SECRET_BYTES {
+        return Err(format!("shorter than {MIN_SECRET_BYTES} bytes"));
+    }
+    Ok(())
 }
 
 fn load_or_create(

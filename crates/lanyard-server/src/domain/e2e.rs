@@ -172,17 +172,22 @@ pub async fn read_seed_pat(path: &std::path::Path) -> Result<SecretString, E2eEr
     const MAX_PAT_FILE: u64 = 4096;
     let unreadable =
         |why: String| E2eError::Seed(format!("the seed's pat_file {}: {why}", path.display()));
+    use tokio::io::AsyncReadExt;
     crate::config::require_private(path).map_err(unreadable)?;
-    let len = tokio::fs::metadata(path)
+    // Read through the cap, so a file that grows meanwhile is refused all the same.
+    let mut text = String::new();
+    tokio::fs::File::open(path)
         .await
         .map_err(|e| unreadable(e.to_string()))?
-        .len();
-    if len > MAX_PAT_FILE {
-        return Err(unreadable(format!("{len} bytes is too long for a PAT")));
-    }
-    let text = tokio::fs::read_to_string(path)
+        .take(MAX_PAT_FILE + 1)
+        .read_to_string(&mut text)
         .await
         .map_err(|e| unreadable(e.to_string()))?;
+    if text.len() as u64 > MAX_PAT_FILE {
+        return Err(unreadable(format!(
+            "more than {MAX_PAT_FILE} bytes is too long for a PAT"
+        )));
+    }
     Ok(SecretString::from(text.trim().to_string()))
 }
 

@@ -116,6 +116,16 @@ async fn with_resources_seeds_a_live_session() {
     let sessions: serde_json::Value = app.get_json("/v1/sessions", jwt).await;
     assert_eq!(sessions["sessions"][0]["session_id"], seeded["session_id"]);
     assert_eq!(sessions["sessions"][0]["status"], "active");
+    // Without an [e2e_seed] the session has no repositories: its token authenticates (no 401)
+    // and fetches nothing.
+    let r = app
+        .fetch_credential(
+            seeded["session_id"].as_str().unwrap(),
+            seeded["token"].as_str().unwrap(),
+            "",
+        )
+        .await;
+    expect_error(r, "not_found", &app.public_url()).await;
 }
 
 #[tokio::test]

@@ -87,6 +87,17 @@ async fn a_pat_seed_serves_the_pat() {
     let (app, t, _dir) = seeded_app(&seed, &fake, &clock).await;
     let served = seeded_round_trip(&app, &t, "ci-user", "tests").await;
     assert_eq!(served, pat);
+    // The file is read at each seeding, through a 4 KiB cap: the same PAT padded past it (it
+    // would trim to a good one) makes no account.
+    write_private(&pat_file, format!("{pat}\n{}", " ".repeat(5000)));
+    let r = create(&app, &t, Some(serde_json::json!({"with_resources": true}))).await;
+    assert_eq!(r.status(), 500, "a PAT file past the cap made an account");
+    let test_teams = lanyard_testkit::count(
+        &app.database_url,
+        "SELECT COUNT(*) FROM teams WHERE is_test_cohort = TRUE",
+    )
+    .await;
+    assert_eq!(test_teams, 0, "the half-made account was removed");
 }
 
 #[tokio::test]
