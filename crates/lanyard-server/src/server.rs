@@ -101,6 +101,11 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Runn
         let stopped = stopped.clone();
         tokio::spawn(async move { services.broker().follow_revocations(stopped).await })
     };
+    let session_changes = {
+        let services = services.clone();
+        let stopped = stopped.clone();
+        tokio::spawn(async move { services.broker().follow_session_changes(stopped).await })
+    };
     let metrics = metrics_listener.map(|listener| {
         let router = crate::http::metrics_router(services.clone());
         tokio::spawn(serve(listener, router, limits, stopped.clone()))
@@ -116,6 +121,7 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Runn
         }
         let _ = workers.await;
         let _ = revocations.await;
+        let _ = session_changes.await;
         served
     });
     if let Some(at) = metrics_addr {

@@ -14,6 +14,7 @@ use sqlx::{PgPool, SqlitePool};
 
 mod accounts;
 mod audit;
+mod changes;
 mod connections;
 mod ending;
 mod migrate;
@@ -33,6 +34,7 @@ pub use accounts::{
     ApiKeyPrincipal, ApiKeyRecord, CreatedTeam, NewApiKey, NewTeam, TeamRecord, UserPrincipal,
 };
 pub use audit::{AuditEvent, AuditRecord};
+pub use changes::{FeedCursor, SessionChanges, FEED_BATCH};
 pub use connections::{ConnectionKind, ConnectionRecord, ConnectionStatus, Proof};
 pub use migrate::MigrationStatus;
 pub use notifications::{Delivered, NewNotification, NotificationRecord, Outgoing};

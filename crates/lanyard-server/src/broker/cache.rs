@@ -5,21 +5,18 @@
 //! Times here are memory bounds on the wall clock. Whether a token may be served, and whether a
 //! cooldown still holds, is judged on the injected clock by the caller.
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use lanyard_store::RunnerSession;
 use moka::sync::Cache;
-use secrecy::SecretString;
 
+use super::marks::{TeamMark, TeamMarks};
 use super::scope::ScopeKey;
+pub use super::token::{CachedToken, RECHECK};
 use crate::metrics::CacheName;
-
-/// Tokens are replaced at most this long before they would stop meeting the floor.
-const MAX_REFRESH_AHEAD: chrono::Duration = chrono::Duration::minutes(5);
 
 /// How big and how long-lived each cache may be.
 #[derive(Debug, Clone, Copy)]
@@ -30,33 +27,57 @@ pub struct CacheLimits {
     pub token_idle: Duration,
     /// Runner tokens with a cached session.
     pub sessions: u64,
-    /// How long a runner token's session is trusted from memory. Changes made through this
-    /// process forget it at once; one made on another replica takes effect within this delay.
+    /// How long a runner token's session is trusted from memory without the session change
+    /// feed. Changes made through this process forget it at once; one made on another replica
+    /// takes effect within this delay (sooner through the feed).
     pub session_ttl: Duration,
     /// How long a session read earlier is still served while the store cannot answer (an
     /// outage writes no stop either): credentials already cached keep flowing.
     pub session_stale: Duration,
+    /// The longest a session is trusted through the session change feed before it is read
+    /// again anyway (a backstop), and how long an unused one stays in memory.
+    pub session_fed: Duration,
     /// Cooldowns, refresh markers and in-flight mints.
     pub pending: u64,
     /// The longest a cooldown, refresh marker or flight entry is kept.
     pub pending_ttl: Duration,
 }
 
-/// A session (with its scopes and connections) is trusted this long before it is read again:
-/// another replica, even one on the same SQLite file, may have stopped it or lost its
-/// connection, and the contract gives every replica 2 s to notice. This process forgets a team's
-/// sessions at once when it changes them itself.
+/// A session (with its scopes and connections) is trusted this long before it is read again,
+/// unless it was read while the session change feed was current and the feed still is (see
+/// [`super::feed`]): another replica, even one on the same SQLite file, may have stopped it or
+/// lost its connection, and the contract gives every replica 2 s to notice. This process
+/// forgets a team's sessions at once when it changes them itself.
 pub const SESSION_TTL: Duration = Duration::from_secs(2);
 
 /// See [`CacheLimits::session_stale`]. Short: a stop written through another replica meanwhile
 /// is not seen here until the database answers again.
 pub const SESSION_STALE: Duration = Duration::from_secs(30);
 
+/// See [`CacheLimits::session_fed`]. Runners ask minutes apart: long enough that their
+/// sessions stay in memory between requests.
+pub const SESSION_FED: Duration = Duration::from_secs(600);
+
 /// A runner token's session as read from the store, and when.
 #[derive(Debug, Clone)]
 pub struct CachedSession {
     pub session: Arc<RunnerSession>,
+    /// When its read began.
     pub loaded: std::time::Instant,
+    /// Read while the session change feed was current: trusted for as long as the feed stays
+    /// current (see [`super::feed`]).
+    pub fed: bool,
+    /// Set when its team is forgotten.
+    pub team: Arc<TeamMark>,
+    /// [`Caches::epoch`] when it was read: forgetting every session moves the epoch on.
+    pub epoch: u64,
+}
+
+impl CachedSession {
+    /// Not forgotten since it was read (alone, with its team, or with every session).
+    pub fn valid(&self, caches: &Caches) -> bool {
+        !self.team.forgotten() && self.epoch == caches.epoch()
+    }
 }
 
 impl Default for CacheLimits {
@@ -67,111 +88,10 @@ impl Default for CacheLimits {
             sessions: 50_000,
             session_ttl: SESSION_TTL,
             session_stale: SESSION_STALE,
+            session_fed: SESSION_FED,
             pending: 10_000,
             pending_ttl: Duration::from_secs(60),
         }
-    }
-}
-
-/// A credential as served: the token, its life, and its scope. `Debug` shows neither the token
-/// nor the rendered body that holds it.
-pub struct CachedToken {
-    pub token: SecretString,
-    pub created_at: DateTime<Utc>,
-    pub expires_at: DateTime<Utc>,
-    pub repositories: Vec<String>,
-    /// As GitHub granted them.
-    pub permissions: BTreeMap<String, String>,
-    /// The credential response for this token, rendered on first use: every session served this
-    /// token shares its scope (the cache key), so the body is the same for all of them.
-    /// Shared: each response holds a reference to it, not a copy.
-    pub rendered: OnceLock<axum::body::Bytes>,
-    /// Its row in the store, when it has one: served from memory, it is re-read every
-    /// [`RECHECK`] so that a revocation on another replica reaches this one.
-    pub stored_id: Option<uuid::Uuid>,
-    /// When it was last confirmed unrevoked, in ms of [`process_millis`].
-    checked_ms: AtomicU64,
-}
-
-/// How long a stored token is served from memory before its row is read again: a stop on
-/// another replica reaches this one within this (and a session re-read, 2 s) at most.
-pub const RECHECK: Duration = Duration::from_secs(1);
-
-/// Milliseconds since this process first asked: real time, like the caches' own clocks, not
-/// the injected one (a revocation on another replica happens in real time).
-fn process_millis() -> u64 {
-    static EPOCH: OnceLock<std::time::Instant> = OnceLock::new();
-    let elapsed = EPOCH.get_or_init(std::time::Instant::now).elapsed();
-    u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
-}
-
-impl std::fmt::Debug for CachedToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CachedToken")
-            .field("created_at", &self.created_at)
-            .field("expires_at", &self.expires_at)
-            .field("repositories", &self.repositories)
-            .field("rendered", &self.rendered.get().is_some())
-            .finish_non_exhaustive()
-    }
-}
-
-impl CachedToken {
-    pub fn new(
-        token: SecretString,
-        created_at: DateTime<Utc>,
-        expires_at: DateTime<Utc>,
-        repositories: Vec<String>,
-        permissions: BTreeMap<String, String>,
-    ) -> Self {
-        Self {
-            token,
-            created_at,
-            expires_at,
-            repositories,
-            permissions,
-            rendered: OnceLock::new(),
-            stored_id: None,
-            checked_ms: AtomicU64::new(process_millis()),
-        }
-    }
-
-    /// The token as stored under `id`.
-    pub fn stored_as(mut self, id: uuid::Uuid) -> Self {
-        self.stored_id = Some(id);
-        self
-    }
-
-    /// The stored id to re-read now, if this token is due a check and this caller is the one to
-    /// make it (the others keep serving meanwhile).
-    pub fn claim_recheck(&self) -> Option<uuid::Uuid> {
-        let id = self.stored_id?;
-        let now = process_millis();
-        let last = self.checked_ms.load(Ordering::Relaxed);
-        let due = now.saturating_sub(last) >= RECHECK.as_millis() as u64;
-        (due && self
-            .checked_ms
-            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-            .is_ok())
-        .then_some(id)
-    }
-}
-
-impl CachedToken {
-    fn remaining(&self, now: DateTime<Utc>) -> chrono::Duration {
-        self.expires_at - now
-    }
-
-    /// Meets the floor: may be served.
-    pub fn servable(&self, now: DateTime<Utc>, floor: chrono::Duration) -> bool {
-        self.remaining(now) >= floor
-    }
-
-    /// Meets the floor with time to spare: served without trying to refresh.
-    pub fn fresh(&self, now: DateTime<Utc>, floor: chrono::Duration) -> bool {
-        let life = self.expires_at - self.created_at;
-        let spare = ((life - floor) / 2).clamp(chrono::Duration::zero(), MAX_REFRESH_AHEAD);
-        self.remaining(now) >= floor + spare
     }
 }
 
@@ -202,22 +122,40 @@ pub struct Caches {
     pub flights: moka::future::Cache<ScopeKey, Arc<CachedToken>>,
     /// Consecutive failed mints per scope, forgotten after an hour without one.
     pub failures: Cache<ScopeKey, u32>,
-    /// How long a cached session is trusted before it is read again.
+    /// How long a cached session is trusted before it is read again, without the feed.
     pub session_ttl: Duration,
+    /// How long it is served as last read while the store cannot answer.
+    pub session_stale: Duration,
+    /// How long it is trusted at most through the feed.
+    pub session_fed: Duration,
+    pub team_marks: TeamMarks,
+    /// Moved on to forget every session; see [`CachedSession::epoch`].
+    epoch: AtomicU64,
+    /// Counts every forgetting (a session, a team, all): a session read during one is not
+    /// cached, since it may have read the state from before the change that was forgotten.
+    forgets: AtomicU64,
 }
 
 impl Caches {
     pub fn new(limits: CacheLimits) -> Self {
         Self {
             session_ttl: limits.session_ttl,
+            session_stale: limits.session_stale,
+            session_fed: limits.session_fed,
+            team_marks: TeamMarks::default(),
+            epoch: AtomicU64::new(0),
+            forgets: AtomicU64::new(0),
             tokens: Cache::builder()
                 .max_capacity(limits.tokens)
                 .time_to_idle(limits.token_idle)
                 .build_with_hasher(FastHash::default()),
             sessions: Cache::builder()
                 .max_capacity(limits.sessions)
-                .time_to_live(limits.session_ttl + limits.session_stale)
-                .support_invalidation_closures()
+                .time_to_live(
+                    limits
+                        .session_fed
+                        .max(limits.session_ttl + limits.session_stale),
+                )
                 .build_with_hasher(FastHash::default()),
             cooldowns: Cache::builder()
                 .max_capacity(limits.pending)
@@ -236,6 +174,32 @@ impl Caches {
                 .time_to_idle(Duration::from_secs(3600))
                 .build(),
         }
+    }
+
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::SeqCst)
+    }
+
+    pub fn forgets(&self) -> u64 {
+        self.forgets.load(Ordering::SeqCst)
+    }
+
+    /// Forgets one runner token's session.
+    pub fn forget_session(&self, lookup: &str) {
+        self.forgets.fetch_add(1, Ordering::SeqCst);
+        self.sessions.invalidate(lookup);
+    }
+
+    /// Forgets every cached session of a team.
+    pub fn forget_team(&self, team: uuid::Uuid) {
+        self.forgets.fetch_add(1, Ordering::SeqCst);
+        self.team_marks.forget(team);
+    }
+
+    /// Forgets every cached session.
+    pub fn forget_all_sessions(&self) {
+        self.forgets.fetch_add(1, Ordering::SeqCst);
+        self.epoch.fetch_add(1, Ordering::SeqCst);
     }
 
     /// Claims the refresh of a scope; `false` if another caller already holds the claim.
@@ -268,6 +232,8 @@ impl Caches {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use secrecy::SecretString;
+    use std::collections::BTreeMap;
     use std::time::Instant;
 
     fn token(now: DateTime<Utc>) -> Arc<CachedToken> {

@@ -30,12 +30,15 @@ use crate::redis_conn::RedisHandle;
 pub mod cache;
 mod counters;
 mod failures;
+mod feed;
 pub mod hosts;
 mod lock;
+mod marks;
 mod mint;
 mod revoke;
 pub mod scope;
 mod sessions;
+mod token;
 
 pub use cache::{CacheLimits, CachedToken, SESSION_TTL};
 pub use failures::REFRESH_FAILURES_TO_NOTIFY;
@@ -127,6 +130,8 @@ pub struct Broker {
     caches: Caches,
     lock: CrossReplica,
     counters: Counters,
+    /// The session change feed's state (see [`feed`]).
+    feed: feed::Feed,
     /// Upstream mints per team per hour (the tier's `mints_per_hour`).
     mint_limiter: Arc<RateLimiter>,
     /// Where revocations are announced to the other replicas, when configured.
@@ -160,6 +165,7 @@ impl Broker {
             floor: chrono::Duration::from_std(parts.floor).unwrap_or(chrono::Duration::minutes(15)),
             caches: Caches::new(parts.limits),
             counters: Counters::new(&parts.metrics),
+            feed: feed::Feed::default(),
             metrics: parts.metrics,
             mint_limiter: parts.mint_limiter,
         }

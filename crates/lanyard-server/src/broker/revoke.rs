@@ -21,32 +21,32 @@ const MAX_MESSAGE: usize = 1024;
 
 impl Broker {
     /// Tells the other replicas that these scopes' tokens are revoked (best effort: the store
-    /// re-check is the backstop).
-    async fn announce(&self, cache_keys: &[String]) {
+    /// re-check is the backstop). Each message is the scope's cache key and its team's id.
+    async fn announce(&self, tokens: &[TokenRecord]) {
         let Some(redis) = self.redis.as_ref() else {
             return;
         };
-        for key in cache_keys {
-            if let Err(e) = redis.publish(CHANNEL, key).await {
+        for token in tokens {
+            let message = format!("{} {}", token.cache_key, token.team_id);
+            if let Err(e) = redis.publish(CHANNEL, &message).await {
                 tracing::debug!(error = %e, "cannot announce a revocation; replicas re-check the store");
                 return;
             }
         }
     }
 
-    /// Forgets a revoked scope here: its token, and the sessions that hold it, so the next
+    /// Forgets an announced scope here: its token, and its team's sessions, so the next
     /// request reads from the store why it was revoked (a stop, an uninstall) and answers so.
-    fn forget_scope(&self, cache_key: &str) {
+    /// A message without a team (from an older replica) forgets the token alone; the session
+    /// change feed forgets the sessions soon after.
+    fn forget_scope(&self, message: &str) {
+        let (cache_key, team) = match message.split_once(' ') {
+            Some((key, team)) => (key, team.parse::<uuid::Uuid>().ok()),
+            None => (message, None),
+        };
         self.caches.tokens.invalidate(&ScopeKey::new(cache_key));
-        let key: Arc<str> = cache_key.into();
-        if let Err(e) = self
-            .caches
-            .sessions
-            .invalidate_entries_if(move |_, cached| {
-                cached.session.scopes.iter().any(|s| s.cache_key == key)
-            })
-        {
-            tracing::debug!(error = %e, "cannot forget the sessions of a revoked scope; they expire in 2 s");
+        if let Some(team) = team {
+            self.caches.forget_team(team);
         }
     }
 
@@ -67,8 +67,8 @@ impl Broker {
                                 let Some(message) = message else { break };
                                 let payload = message.get_payload_bytes();
                                 if payload.len() <= MAX_MESSAGE {
-                                    if let Ok(key) = std::str::from_utf8(payload) {
-                                        self.forget_scope(key);
+                                    if let Ok(message) = std::str::from_utf8(payload) {
+                                        self.forget_scope(message);
                                     }
                                 }
                             }
@@ -114,8 +114,7 @@ impl Broker {
     /// Revokes claimed tokens at GitHub and forgets them here. Returns how many are now dead; a
     /// failure is logged and counted, and the token dies at its expiry.
     pub async fn revoke(&self, tokens: Vec<TokenRecord>) -> usize {
-        let keys: Vec<String> = tokens.iter().map(|t| t.cache_key.clone()).collect();
-        self.announce(&keys).await;
+        self.announce(&tokens).await;
         let mut dead = 0;
         for record in tokens {
             self.caches

@@ -1,5 +1,6 @@
 //! The credential broker against the fake GitHub (CONTRACT §4 and §6).
 
+mod feed;
 mod freshness;
 mod lifecycle;
 mod setup;
