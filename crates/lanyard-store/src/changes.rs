@@ -10,8 +10,8 @@ use uuid::Uuid;
 
 use crate::{on_pool, Pool, Store, StoreResult};
 
-/// The most teams one read returns. More than this at once, and the reader is told to forget
-/// every cached session instead.
+/// The most changes (teams and sessions) one read returns. More than this at once, and the
+/// reader is told to forget every cached session instead.
 pub const FEED_BATCH: usize = 256;
 
 /// Where a reader of the feed stands. On SQLite the last row it saw (writers are serialised, so
@@ -26,13 +26,18 @@ pub struct FeedCursor {
 }
 
 /// What changed since a cursor.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SessionChanges {
-    /// The teams whose sessions changed (each once).
+    /// Teams all of whose sessions may have changed (each once).
     pub teams: Vec<Uuid>,
-    /// More than [`FEED_BATCH`] teams changed: forget every cached session.
+    /// Single sessions that changed, by runner lookup (each once).
+    pub sessions: Vec<String>,
+    /// More than [`FEED_BATCH`] changed: forget every cached session.
     pub overflow: bool,
 }
+
+/// One row as read: a session's change names its runner lookup, a team's does not.
+type Change = (Uuid, Option<String>);
 
 /// On Postgres, the most rows re-read while a long transaction holds the mark back; beyond it
 /// the reader forgets every session instead of telling the rows apart.
@@ -55,10 +60,10 @@ impl Store {
         })
     }
 
-    /// The teams whose sessions changed since `cursor`, which moves on past them.
+    /// What changed since `cursor`, which moves on past it.
     pub async fn session_changes(&self, cursor: &mut FeedCursor) -> StoreResult<SessionChanges> {
         let limit = i64::try_from(FEED_BATCH + 1).unwrap_or(i64::MAX);
-        let (mut teams, overflow) = match &self.pool {
+        let (changes, overflow): (Vec<Change>, bool) = match &self.pool {
             Pool::Sqlite(pool) => {
                 // The end first, then every team up to it: a backlog (a team's deletion writes
                 // a row per session) is taken in one read, never trickled over many.
@@ -66,9 +71,9 @@ impl Store {
                     sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM session_changes")
                         .fetch_one(pool)
                         .await?;
-                let teams: Vec<Uuid> = sqlx::query_scalar(
-                    "SELECT DISTINCT team_id FROM session_changes WHERE seq > $1 AND seq <= $2 \
-                     LIMIT $3",
+                let changes: Vec<Change> = sqlx::query_as(
+                    "SELECT DISTINCT team_id, runner_lookup FROM session_changes \
+                     WHERE seq > $1 AND seq <= $2 LIMIT $3",
                 )
                 .bind(cursor.mark)
                 .bind(end)
@@ -76,26 +81,27 @@ impl Store {
                 .fetch_all(pool)
                 .await?;
                 cursor.mark = cursor.mark.max(end);
-                let overflow = teams.len() > FEED_BATCH;
-                (teams, overflow)
+                let overflow = changes.len() > FEED_BATCH;
+                (changes, overflow)
             }
             Pool::Postgres(pool) => {
                 // The mark first: every transaction older than it has ended, so the read below
                 // (a later snapshot) sees its rows.
                 let mark = postgres_mark(pool).await?;
-                let rows: Vec<(i64, i64, Uuid)> = sqlx::query_as(
-                    "SELECT seq, tx, team_id FROM session_changes WHERE tx >= $1 LIMIT $2",
+                let rows: Vec<(i64, i64, Uuid, Option<String>)> = sqlx::query_as(
+                    "SELECT seq, tx, team_id, runner_lookup FROM session_changes \
+                     WHERE tx >= $1 LIMIT $2",
                 )
                 .bind(cursor.mark)
                 .bind(MAX_WINDOW + 1)
                 .fetch_all(pool)
                 .await?;
                 let whole = i64::try_from(rows.len()).unwrap_or(i64::MAX) <= MAX_WINDOW;
-                let mut teams = Vec::new();
+                let mut changes = Vec::new();
                 let mut seen = HashSet::new();
-                for (seq, tx, team) in rows {
+                for (seq, tx, team, lookup) in rows {
                     if !cursor.seen.contains(&seq) {
-                        teams.push(team);
+                        changes.push((team, lookup));
                     }
                     // Rows of transactions at or past the new mark come again next time.
                     if tx >= mark {
@@ -106,16 +112,30 @@ impl Store {
                 // remember nothing (the next read forgets everything again until it fits).
                 cursor.seen = if whole { seen } else { HashSet::new() };
                 cursor.mark = mark;
-                teams.sort_unstable();
-                teams.dedup();
-                let overflow = !whole || teams.len() > FEED_BATCH;
-                (teams, overflow)
+                changes.sort_unstable();
+                changes.dedup();
+                let overflow = !whole || changes.len() > FEED_BATCH;
+                (changes, overflow)
             }
         };
-        teams.sort_unstable();
-        teams.dedup();
-        teams.truncate(FEED_BATCH);
-        Ok(SessionChanges { teams, overflow })
+        if overflow {
+            return Ok(SessionChanges {
+                overflow,
+                ..SessionChanges::default()
+            });
+        }
+        let mut out = SessionChanges::default();
+        for (team, lookup) in changes {
+            match lookup {
+                Some(lookup) => out.sessions.push(lookup),
+                None => out.teams.push(team),
+            }
+        }
+        out.teams.sort_unstable();
+        out.teams.dedup();
+        out.sessions.sort_unstable();
+        out.sessions.dedup();
+        Ok(out)
     }
 
     /// Deletes the feed's rows written before `before_ms` (milliseconds since the Unix epoch).

@@ -276,8 +276,8 @@ impl Store {
     /// with the team's connection for its owner.
     pub async fn runner_session(&self, lookup: &str) -> StoreResult<Option<RunnerSession>> {
         // One round trip: the session and its team, on a row per scope (one row with no scope
-        // columns when it has none). A cached session is read again every 2 s, so this is the
-        // credential path's cost once a runner's requests are further apart than that. Each
+        // columns when it has none). A cached session is read again after 2 s (after up to 10
+        // minutes while the replica follows the session change feed), and on every change. Each
         // scope's row repeats the session's columns; a session has at most 100 repositories, so
         // at most 100 rows.
         static SQL: LazyLock<String> = LazyLock::new(|| {

@@ -4,7 +4,7 @@
 //! `TEST_DATABASE_URL` is set.
 
 use lanyard_store::testing::{count, databases_under_test, execute_script};
-use lanyard_store::{Dialect, FeedCursor, Store};
+use lanyard_store::{Dialect, FeedCursor, SessionChanges, Store};
 use sqlx::Connection;
 use tempfile::TempDir;
 use uuid::Uuid;
@@ -16,7 +16,8 @@ fn uuid(dialect: Dialect, id: Uuid) -> String {
     }
 }
 
-/// A team with a primary user, a connection and a session with one scope, written directly.
+/// A team with a primary user, a connection and a session with one scope, written directly. The
+/// session's runner lookup is the team's id, in simple form.
 fn seed(d: Dialect, team: Uuid) -> String {
     let t = uuid(d, team);
     let (user, conn, session) = (
@@ -24,7 +25,7 @@ fn seed(d: Dialect, team: Uuid) -> String {
         uuid(d, Uuid::new_v4()),
         uuid(d, Uuid::new_v4()),
     );
-    let lookup = Uuid::new_v4().simple();
+    let lookup = team.simple();
     let now = "2026-12-01T00:00:00+00:00";
     format!(
         "INSERT INTO teams (id, name, tier, created_at) VALUES ({t}, 'Feed', 'hobby', '{now}');\n\
@@ -39,10 +40,15 @@ fn seed(d: Dialect, team: Uuid) -> String {
     )
 }
 
-async fn changed_since(store: &Store, cursor: &mut FeedCursor) -> Vec<Uuid> {
+async fn changes_since(store: &Store, cursor: &mut FeedCursor) -> SessionChanges {
     let changes = store.session_changes(cursor).await.unwrap();
     assert!(!changes.overflow);
-    changes.teams
+    changes
+}
+
+/// The teams named whole since `cursor`.
+async fn changed_since(store: &Store, cursor: &mut FeedCursor) -> Vec<Uuid> {
+    changes_since(store, cursor).await.teams
 }
 
 #[tokio::test]
@@ -78,23 +84,34 @@ async fn every_change_a_session_reads_is_in_the_feed_and_nothing_else() {
             execute_script(&url, &sql).await;
             assert_eq!(count(&url, &rows).await, before, "{d:?}: {sql}");
         }
-        let each: [&str; 8] = [
-            "UPDATE teams SET tier = 'growth' WHERE id = {t}",
-            "UPDATE users SET email = 'new@feed.test' WHERE team_id = {t}",
-            "UPDATE github_connections SET status = 'suspended' WHERE team_id = {t}",
-            "UPDATE session_scopes SET revoked_at = '2026-12-01T00:00:00+00:00' WHERE session_id IN (SELECT id FROM sessions WHERE team_id = {t})",
-            "UPDATE sessions SET stopped_at = '2026-12-01T00:00:00+00:00' WHERE team_id = {t}",
-            "DELETE FROM session_scopes WHERE session_id IN (SELECT id FROM sessions WHERE team_id = {t})",
-            "DELETE FROM github_connections WHERE team_id = {t}",
-            "DELETE FROM teams WHERE id = {t}",
+        // A change to one session names it alone; one to the team, its connections or its
+        // users names the team.
+        let lookup = team.simple().to_string();
+        let each: [(&str, bool); 8] = [
+            ("UPDATE teams SET tier = 'growth' WHERE id = {t}", false),
+            ("UPDATE users SET email = 'new@feed.test' WHERE team_id = {t}", false),
+            ("UPDATE github_connections SET status = 'suspended' WHERE team_id = {t}", false),
+            ("UPDATE session_scopes SET revoked_at = '2026-12-01T00:00:00+00:00' WHERE session_id IN (SELECT id FROM sessions WHERE team_id = {t})", true),
+            ("UPDATE sessions SET stopped_at = '2026-12-01T00:00:00+00:00' WHERE team_id = {t}", true),
+            ("DELETE FROM session_scopes WHERE session_id IN (SELECT id FROM sessions WHERE team_id = {t})", true),
+            ("DELETE FROM github_connections WHERE team_id = {t}", false),
+            ("DELETE FROM teams WHERE id = {t}", false),
         ];
-        for sql in each {
+        for (sql, one_session) in each {
             let sql = sql.replace("{t}", &t);
             let before = count(&url, &rows).await;
             execute_script(&url, &sql).await;
             assert!(count(&url, &rows).await > before, "{d:?}: {sql}");
-            let teams = changed_since(&store, &mut cursor).await;
-            assert!(teams.contains(&team), "{d:?}: {sql}: {teams:?}");
+            let changes = changes_since(&store, &mut cursor).await;
+            if one_session {
+                assert!(
+                    changes.sessions.contains(&lookup),
+                    "{d:?}: {sql}: {changes:?}"
+                );
+                assert!(!changes.teams.contains(&team), "{d:?}: {sql}: {changes:?}");
+            } else {
+                assert!(changes.teams.contains(&team), "{d:?}: {sql}: {changes:?}");
+            }
         }
         // Pruning keeps what is younger than the mark.
         assert_eq!(store.prune_session_changes(0).await.unwrap(), 0);

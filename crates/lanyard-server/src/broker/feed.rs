@@ -1,8 +1,9 @@
 //! Following the session change feed, so that a cached runner session can be trusted for longer
 //! than [`SESSION_TTL`](super::SESSION_TTL) without missing a change made on another replica.
 //!
-//! Every [`POLL`] this replica reads the teams whose sessions changed (the store's triggers write
-//! them, whichever replica or tool made the change) and forgets their cached sessions. While the
+//! Every [`POLL`] this replica reads what changed (the store's triggers write it, whichever
+//! replica or tool made the change): a session, forgotten alone, or a team, all of whose
+//! cached sessions are forgotten. While the
 //! last read that succeeded began less than [`CURRENT`] ago, a session read while the feed was
 //! current stays trusted until the cache's own time limit: any change it has not seen yet was
 //! committed less than [`CURRENT`] ago, inside the contract's 2 s. When the feed falls behind
@@ -47,16 +48,21 @@ impl Broker {
     pub async fn follow_session_changes(&self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
         let mut cursor: Option<FeedCursor> = None;
         let mut failing = false;
+        let mut overflowing = false;
         let mut last_prune: Option<std::time::Instant> = None;
         loop {
             let read = self.read_feed(&mut cursor).await;
             self.counters.feed_read(read.is_ok());
             match read {
-                Ok(()) => {
+                Ok(overflow) => {
                     if failing {
                         tracing::info!("the session change feed is readable again");
                         failing = false;
                     }
+                    if overflow && !overflowing {
+                        tracing::warn!("too many session changes at once: every cached session was forgotten (on Postgres, a long transaction may be holding the feed's mark back)");
+                    }
+                    overflowing = overflow;
                 }
                 Err(e) if !failing => {
                     tracing::warn!(error = %e, "cannot read the session change feed; sessions are read again every 2 s until it answers");
@@ -76,28 +82,34 @@ impl Broker {
     }
 
     /// One read of the feed from `cursor` (from its end, the first time), applied to the cache.
+    /// `true` when it named too much and every session was forgotten.
     async fn read_feed(
         &self,
         cursor: &mut Option<FeedCursor>,
-    ) -> Result<(), lanyard_store::StoreError> {
+    ) -> Result<bool, lanyard_store::StoreError> {
         let began = process_millis().max(1);
+        let mut overflow = false;
         match cursor {
             // Nothing is trusted past 2 s before the first good read, so what changed before
             // the start needs no forgetting.
             None => *cursor = Some(self.store.session_feed_start().await?),
             Some(cursor) => {
                 let changes = self.store.session_changes(cursor).await?;
+                overflow = changes.overflow;
                 if changes.overflow {
                     self.caches.forget_all_sessions();
                 } else {
                     for team in changes.teams {
                         self.caches.forget_team(team);
                     }
+                    for lookup in changes.sessions {
+                        self.caches.forget_session(&lookup);
+                    }
                 }
             }
         }
         self.feed.read_began_ms.store(began, Ordering::SeqCst);
-        Ok(())
+        Ok(overflow)
     }
 
     async fn prune_feed(&self) {

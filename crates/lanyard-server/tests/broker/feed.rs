@@ -104,6 +104,35 @@ async fn a_session_is_trusted_past_two_seconds_while_the_feed_is_followed() {
     until_ended(&w, &sid, &runner, "the feed's change never arrived").await;
 }
 
+/// A stop names the one session: the team's other sessions stay trusted from memory.
+#[tokio::test]
+async fn one_sessions_stop_leaves_the_teams_other_sessions_in_memory() {
+    let (w, first, first_runner) = served_session().await;
+    let (second, second_runner) = w
+        .app
+        .start_session(&w.team, &[w.fake.repo_url("acme", "widgets")])
+        .await;
+    assert_eq!(status(&w, &second, &second_runner).await, 200);
+    let r = w
+        .app
+        .delete(&format!("/v1/sessions/{first}"))
+        .bearer_auth(&w.team.api_key)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    assert_eq!(status(&w, &first, &first_runner).await, 410);
+    // The stop's row has been read; then the second session changes behind the feed's back.
+    feed_is_current(&w.app).await;
+    stop_behind_the_feeds_back(&w.app, &second).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(
+        status(&w, &second, &second_runner).await,
+        200,
+        "another session's stop made this one be read again"
+    );
+}
+
 #[tokio::test]
 async fn without_the_feed_a_session_is_read_again_after_two_seconds() {
     let (w, sid, runner) = served_session().await;

@@ -2,24 +2,27 @@
 -- only while it follows this feed: every change that alters what a cached session holds (the
 -- session, its scopes, their connections, its team, the team's primary user) writes a row here,
 -- by trigger, so no write path can forget to. Each replica reads the rows after the last it saw
--- and forgets the named teams' cached sessions. Creating a session writes nothing (no replica
--- holds it yet). Rows older than an hour are pruned.
+-- and forgets what they name: one session (by its runner lookup, for a change to the session or
+-- its scopes) or every session of a team. Creating a session writes nothing (no replica holds
+-- it yet). Rows older than an hour are pruned.
 CREATE TABLE session_changes (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     team_id BLOB NOT NULL,
+    -- Set when the change is to one session alone.
+    runner_lookup TEXT,
     changed_ms BIGINT NOT NULL DEFAULT (CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER))
 );
 CREATE INDEX session_changes_age ON session_changes (changed_ms);
 
 CREATE TRIGGER session_changes_on_session_update AFTER UPDATE ON sessions
-BEGIN INSERT INTO session_changes (team_id) VALUES (NEW.team_id); END;
+BEGIN INSERT INTO session_changes (team_id, runner_lookup) VALUES (NEW.team_id, NEW.runner_lookup); END;
 CREATE TRIGGER session_changes_on_session_delete AFTER DELETE ON sessions
-BEGIN INSERT INTO session_changes (team_id) VALUES (OLD.team_id); END;
+BEGIN INSERT INTO session_changes (team_id, runner_lookup) VALUES (OLD.team_id, OLD.runner_lookup); END;
 
 CREATE TRIGGER session_changes_on_scope_update AFTER UPDATE ON session_scopes
-BEGIN INSERT INTO session_changes (team_id) SELECT team_id FROM sessions WHERE id = NEW.session_id; END;
+BEGIN INSERT INTO session_changes (team_id, runner_lookup) SELECT team_id, runner_lookup FROM sessions WHERE id = NEW.session_id; END;
 CREATE TRIGGER session_changes_on_scope_delete AFTER DELETE ON session_scopes
-BEGIN INSERT INTO session_changes (team_id) SELECT team_id FROM sessions WHERE id = OLD.session_id; END;
+BEGIN INSERT INTO session_changes (team_id, runner_lookup) SELECT team_id, runner_lookup FROM sessions WHERE id = OLD.session_id; END;
 
 CREATE TRIGGER session_changes_on_connection_insert AFTER INSERT ON github_connections
 BEGIN INSERT INTO session_changes (team_id) VALUES (NEW.team_id); END;
