@@ -1,8 +1,9 @@
-//! The session change feed (migration 0006): which teams' cached sessions are out of date.
+//! The session change feed (migration 0006): which cached runner sessions are out of date.
 //!
-//! Triggers write a row for every change to what a runner session holds. A replica reads the
-//! rows after its cursor and forgets those teams' sessions; while it keeps up, it may trust a
-//! session from memory for longer than the 2 s the contract allows without the feed.
+//! Triggers write a row for every change to what a runner session holds, naming the session or
+//! its whole team. A replica reads the rows after its cursor and forgets what they name; while
+//! it keeps up, it may trust a session from memory for longer than the 2 s the contract allows
+//! without the feed.
 
 use std::collections::HashSet;
 
@@ -47,11 +48,7 @@ impl Store {
     /// The feed's current end: a reader starting here sees every change committed from now on.
     pub async fn session_feed_start(&self) -> StoreResult<FeedCursor> {
         let mark: i64 = match &self.pool {
-            Pool::Sqlite(pool) => {
-                sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM session_changes")
-                    .fetch_one(pool)
-                    .await?
-            }
+            Pool::Sqlite(pool) => sqlite_end(pool).await?,
             Pool::Postgres(pool) => postgres_mark(pool).await?,
         };
         Ok(FeedCursor {
@@ -67,10 +64,7 @@ impl Store {
             Pool::Sqlite(pool) => {
                 // The end first, then every team up to it: a backlog (a team's deletion writes
                 // a row per session) is taken in one read, never trickled over many.
-                let end: i64 =
-                    sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM session_changes")
-                        .fetch_one(pool)
-                        .await?;
+                let end = sqlite_end(pool).await?;
                 let changes: Vec<Change> = sqlx::query_as(
                     "SELECT DISTINCT team_id, runner_lookup FROM session_changes \
                      WHERE seq > $1 AND seq <= $2 LIMIT $3",
@@ -148,6 +142,13 @@ impl Store {
                 .rows_affected()
         }))
     }
+}
+
+/// The last row written (0 when there is none).
+async fn sqlite_end(pool: &sqlx::SqlitePool) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM session_changes")
+        .fetch_one(pool)
+        .await
 }
 
 /// The oldest transaction still running (or the next to start, when none is).

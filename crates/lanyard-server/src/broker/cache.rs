@@ -122,12 +122,9 @@ pub struct Caches {
     pub flights: moka::future::Cache<ScopeKey, Arc<CachedToken>>,
     /// Consecutive failed mints per scope, forgotten after an hour without one.
     pub failures: Cache<ScopeKey, u32>,
-    /// How long a cached session is trusted before it is read again, without the feed.
-    pub session_ttl: Duration,
-    /// How long it is served as last read while the store cannot answer.
-    pub session_stale: Duration,
-    /// How long it is trusted at most through the feed.
-    pub session_fed: Duration,
+    /// The sizes and times these caches were built with (the sessions' trust times are read
+    /// from here).
+    pub limits: CacheLimits,
     pub team_marks: TeamMarks,
     /// Moved on to forget every session; see [`CachedSession::epoch`].
     epoch: AtomicU64,
@@ -139,9 +136,7 @@ pub struct Caches {
 impl Caches {
     pub fn new(limits: CacheLimits) -> Self {
         Self {
-            session_ttl: limits.session_ttl,
-            session_stale: limits.session_stale,
-            session_fed: limits.session_fed,
+            limits,
             team_marks: TeamMarks::default(),
             epoch: AtomicU64::new(0),
             forgets: AtomicU64::new(0),

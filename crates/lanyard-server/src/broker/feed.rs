@@ -3,10 +3,10 @@
 //!
 //! Every [`POLL`] this replica reads what changed (the store's triggers write it, whichever
 //! replica or tool made the change): a session, forgotten alone, or a team, all of whose
-//! cached sessions are forgotten. While the
-//! last read that succeeded began less than [`CURRENT`] ago, a session read while the feed was
-//! current stays trusted until the cache's own time limit: any change it has not seen yet was
-//! committed less than [`CURRENT`] ago, inside the contract's 2 s. When the feed falls behind
+//! cached sessions are forgotten. While the last read that succeeded began less than
+//! [`CURRENT`] ago, a session read while the feed was current stays trusted (for up to
+//! [`SESSION_FED`](super::cache::SESSION_FED)): any change it has not seen yet was committed
+//! less than [`CURRENT`] ago, inside the contract's 2 s. When the feed falls behind
 //! (the database is slow or down), sessions go back to being read again after 2 s.
 
 use std::sync::atomic::{AtomicU64, Ordering};

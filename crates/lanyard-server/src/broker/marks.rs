@@ -75,6 +75,7 @@ impl TeamMarks {
         }
     }
 
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.inner
             .lock()

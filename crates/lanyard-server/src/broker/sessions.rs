@@ -42,7 +42,8 @@ impl Broker {
                     Some(c)
                         if matches!(e, StoreError::Unavailable(_))
                             && c.loaded.elapsed()
-                                < self.caches.session_ttl + self.caches.session_stale =>
+                                < self.caches.limits.session_ttl
+                                    + self.caches.limits.session_stale =>
                     {
                         tracing::warn!(error = %e, "the store cannot answer; serving the session as last read");
                         self.counters.stale_session();
@@ -59,9 +60,8 @@ impl Broker {
     /// change feed was current and the feed still is (so any change since was applied, or was
     /// made under 2 s ago).
     fn trusted(&self, cached: &cache::CachedSession) -> bool {
-        let age = cached.loaded.elapsed();
-        age < self.caches.session_ttl
-            || (cached.fed && age < self.caches.session_fed && self.feed.current())
+        let (age, limits) = (cached.loaded.elapsed(), &self.caches.limits);
+        age < limits.session_ttl || (cached.fed && age < limits.session_fed && self.feed.current())
     }
 
     /// Reads a session from the store and caches it, unless something was forgotten during
