@@ -206,3 +206,65 @@ pub async fn count(url: &DatabaseUrl, sql: &str) -> i64 {
             .unwrap_or_else(|e| panic!("{sql}: {e}"))
     })
 }
+
+/// A Postgres table held under `ACCESS EXCLUSIVE` by an open transaction: every query that
+/// reads it waits until [`TableLock::release`]. For tests that must hold a store read mid-way.
+pub struct TableLock {
+    conn: PgConnection,
+    url: DatabaseUrl,
+}
+
+impl std::fmt::Debug for TableLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TableLock").field("url", &self.url).finish()
+    }
+}
+
+impl TableLock {
+    /// Locks `table` (a Postgres database only).
+    pub async fn take(url: &DatabaseUrl, table: &str) -> Self {
+        assert_eq!(
+            url.dialect(),
+            crate::Dialect::Postgres,
+            "a Postgres table lock"
+        );
+        let mut conn = PgConnection::connect(url.expose())
+            .await
+            .expect("connect to postgres");
+        sqlx::raw_sql(&format!(
+            "BEGIN; LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE"
+        ))
+        .execute(&mut conn)
+        .await
+        .expect("lock the table");
+        Self {
+            conn,
+            url: url.clone(),
+        }
+    }
+
+    /// How many queries on this database are waiting for a lock.
+    pub async fn waiters(&self) -> i64 {
+        let mut conn = PgConnection::connect(self.url.expose())
+            .await
+            .expect("connect to postgres");
+        let n = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .expect("count the waiters");
+        let _ = conn.close().await;
+        n
+    }
+
+    /// Ends the transaction: the waiting queries run.
+    pub async fn release(mut self) {
+        sqlx::raw_sql("COMMIT")
+            .execute(&mut self.conn)
+            .await
+            .expect("release the lock");
+        let _ = self.conn.close().await;
+    }
+}

@@ -29,7 +29,7 @@ use secrecy::ExposeSecret;
 use tempfile::TempDir;
 use uuid::Uuid;
 
-pub use lanyard_store::testing::{count, dump_text, execute_script};
+pub use lanyard_store::testing::{count, dump_text, execute_script, TableLock};
 
 impl Drop for TestApp {
     fn drop(&mut self) {

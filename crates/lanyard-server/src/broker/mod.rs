@@ -40,7 +40,7 @@ pub mod scope;
 mod sessions;
 mod token;
 
-pub use cache::{CacheLimits, CachedToken, SESSION_TTL};
+pub use cache::{CacheLimits, CachedToken, SESSION_STALE, SESSION_TTL};
 pub use failures::REFRESH_FAILURES_TO_NOTIFY;
 pub use hosts::{build_host, read_secret, GithubHosts};
 pub use scope::{cache_key, ScopeKey};

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use lanyard_store::Dialect;
-use lanyard_testkit::{execute_script, TestApp};
+use lanyard_testkit::{execute_script, TableLock, TestApp};
 
 use crate::*;
 
@@ -155,4 +155,63 @@ async fn without_the_feed_a_session_is_read_again_after_two_seconds() {
         "a session was trusted while the feed could not be read",
     )
     .await;
+}
+
+/// Polls until a query waits on `lock`.
+async fn until_waiting(lock: &TableLock) {
+    let started = Instant::now();
+    while lock.waiters().await == 0 {
+        assert!(started.elapsed() < BOUND, "no read ever waited on the lock");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A session read that overlaps a forgetting (here, the feed naming its team) may hold the state
+/// from before that change, so it is served but not kept: the next request reads again. Holds
+/// the read mid-way with a lock on the sessions table, so Postgres only.
+#[tokio::test]
+async fn a_read_overlapping_a_change_is_not_kept() {
+    let w = world().await;
+    if w.app.database_url.dialect() != Dialect::Postgres {
+        eprintln!("SQLite readers never wait on a writer: nothing to hold the read with");
+        return;
+    }
+    feed_is_current(&w.app).await;
+    let (sid, runner) = w
+        .app
+        .start_session(&w.team, &[w.fake.repo_url("acme", "widgets")])
+        .await;
+    let app = std::sync::Arc::new(w.app);
+
+    // The first read waits on the lock while the feed names the team.
+    let lock = TableLock::take(&app.database_url, "sessions").await;
+    let first = {
+        let (app, sid, runner) = (app.clone(), sid.clone(), runner.clone());
+        tokio::spawn(async move { app.fetch_credential(&sid, &runner, "").await.status() })
+    };
+    until_waiting(&lock).await;
+    execute_script(
+        &app.database_url,
+        &format!(
+            "INSERT INTO session_changes (team_id) VALUES ('{}')",
+            w.team.id
+        ),
+    )
+    .await;
+    feed_is_current(&app).await;
+    lock.release().await;
+    assert_eq!(first.await.unwrap(), 200);
+
+    // Trusted from memory, the next request would not wait on the lock; it reads again.
+    let lock = TableLock::take(&app.database_url, "sessions").await;
+    let mut second = {
+        let (app, sid, runner) = (app.clone(), sid.clone(), runner.clone());
+        tokio::spawn(async move { app.fetch_credential(&sid, &runner, "").await.status() })
+    };
+    tokio::select! {
+        status = &mut second => panic!("served from memory ({status:?}) without reading again"),
+        () = until_waiting(&lock) => {}
+    }
+    lock.release().await;
+    assert_eq!(second.await.unwrap(), 200);
 }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use lanyard_core::{SystemClock, Tier};
+use lanyard_server::broker::{SESSION_STALE, SESSION_TTL};
 use lanyard_store::testing::{fresh_postgres_database, postgres_under_test};
 use lanyard_testkit::chaos::{Fault, Proxy};
 use lanyard_testkit::fake_github::FakeGithub;
@@ -33,6 +34,18 @@ async fn world(env: &[(&str, &str)]) -> World {
     World { app, fake, team }
 }
 
+/// A world on a fresh Postgres database reached through a fault-injecting proxy, when
+/// `TEST_DATABASE_URL` is set.
+async fn world_behind_a_postgres_proxy() -> Option<(Proxy, World)> {
+    let server = postgres_under_test()?;
+    let db = fresh_postgres_database(&server).await;
+    let (proxy, proxied) = Proxy::in_front_of(db.expose()).await;
+    Some((
+        proxy,
+        world(&[("LANYARD_DATABASE_URL", proxied.as_str())]).await,
+    ))
+}
+
 impl World {
     async fn session(&self, app: &TestApp, repos: &[&str]) -> (String, String) {
         let urls: Vec<String> = repos
@@ -45,13 +58,10 @@ impl World {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_dropping_connections() {
-    let Some(server) = postgres_under_test() else {
+    let Some((proxy, w)) = world_behind_a_postgres_proxy().await else {
         eprintln!("no TEST_DATABASE_URL: nothing to break");
         return;
     };
-    let db = fresh_postgres_database(&server).await;
-    let (proxy, proxied) = Proxy::in_front_of(db.expose()).await;
-    let w = world(&[("LANYARD_DATABASE_URL", proxied.as_str())]).await;
     let mut sessions = Vec::new();
     for repos in [&["a"][..], &["b"], &["a", "b"]] {
         let (sid, runner) = w.session(&w.app, repos).await;
@@ -128,6 +138,78 @@ async fn postgres_dropping_connections() {
     println!(
         "chaos postgres: served {served}/{asked} cached credentials during a 4 s outage, \
          /readyz {ready_during:?}, {created_during} sessions created during it, recovered in {recovered_in:?}"
+    );
+}
+
+/// A session read before the database went away is served as last read for at most
+/// `SESSION_TTL + SESSION_STALE` after that read. Past it, a stop written meanwhile could go
+/// unseen for too long, so the answer is 503 until the database is back, and then 200 again.
+/// Runs for the whole bound (about 35 s of real time).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_outage_outlasting_the_stale_bound() {
+    let Some((proxy, w)) = world_behind_a_postgres_proxy().await else {
+        eprintln!("no TEST_DATABASE_URL: nothing to break");
+        return;
+    };
+    let (sid, runner) = w.session(&w.app, &["a"]).await;
+    // The server reads the session during this fetch: its bound ends between `before` + bound
+    // and `after` + bound.
+    let before = Instant::now();
+    assert_eq!(
+        w.app.fetch_credential(&sid, &runner, "").await.status(),
+        200
+    );
+    let after = Instant::now();
+    let bound = SESSION_TTL + SESSION_STALE;
+
+    proxy.set(Fault::Refuse);
+    let (mut served, mut refused) = (Vec::new(), Vec::new());
+    loop {
+        let sent = Instant::now();
+        let status = w.app.fetch_credential(&sid, &runner, "").await.status();
+        let answered = Instant::now();
+        if answered < before + bound {
+            assert_eq!(status, 200, "refused {:?} into the outage", sent - after);
+            served.push(answered - before);
+        } else if sent > after + bound {
+            assert_eq!(
+                status,
+                503,
+                "served {:?} after its bound",
+                sent - after - bound
+            );
+            refused.push(sent - after);
+            if refused.len() >= 3 {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(
+        served
+            .last()
+            .is_some_and(|t| *t > bound - Duration::from_secs(2)),
+        "served until near the bound: {served:?}"
+    );
+    let stale = metric(&w.app, "lanyard_stale_sessions_served_total").await;
+    assert!(stale > 0.0, "served as last read, counted");
+
+    proxy.set(Fault::None);
+    let back = Instant::now();
+    while w.app.fetch_credential(&sid, &runner, "").await.status() != 200 {
+        assert!(
+            back.elapsed() < Duration::from_secs(60),
+            "never served again"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    println!(
+        "chaos postgres: a session served as last read for {:?} of a {:?} outage ({} times, \
+         {stale} counted), then 503; served again {:?} after the database came back",
+        served.last().unwrap(),
+        refused.last().unwrap(),
+        served.len(),
+        back.elapsed()
     );
 }
 
