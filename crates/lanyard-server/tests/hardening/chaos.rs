@@ -185,10 +185,12 @@ async fn postgres_outage_outlasting_the_stale_bound() {
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    // Served all along (asserted above) and still near the end: well past the 2 s a session is
+    // trusted without a read, with room for slow requests on a loaded machine.
     assert!(
         served
             .last()
-            .is_some_and(|t| *t > bound - Duration::from_secs(2)),
+            .is_some_and(|t| *t > bound - Duration::from_secs(5)),
         "served until near the bound: {served:?}"
     );
     let stale = metric(&w.app, "lanyard_stale_sessions_served_total").await;
