@@ -207,6 +207,14 @@ pub async fn count(url: &DatabaseUrl, sql: &str) -> i64 {
     })
 }
 
+/// A UUID as a SQL literal in `dialect` (SQLite stores UUIDs as 16-byte blobs).
+pub fn uuid_literal(dialect: crate::Dialect, id: uuid::Uuid) -> String {
+    match dialect {
+        crate::Dialect::Sqlite => format!("X'{}'", id.simple()),
+        crate::Dialect::Postgres => format!("'{id}'"),
+    }
+}
+
 /// A Postgres table held under `ACCESS EXCLUSIVE` by an open transaction: every query that
 /// reads it waits until [`TableLock::release`]. For tests that must hold a store read mid-way.
 pub struct TableLock {

@@ -3,18 +3,11 @@
 //! later-numbered one is still found. On SQLite always, and on Postgres when
 //! `TEST_DATABASE_URL` is set.
 
-use lanyard_store::testing::{count, databases_under_test, execute_script};
+use lanyard_store::testing::{count, databases_under_test, execute_script, uuid_literal as uuid};
 use lanyard_store::{Dialect, FeedCursor, SessionChanges, Store};
 use sqlx::Connection;
 use tempfile::TempDir;
 use uuid::Uuid;
-
-fn uuid(dialect: Dialect, id: Uuid) -> String {
-    match dialect {
-        Dialect::Sqlite => format!("X'{}'", id.simple()),
-        Dialect::Postgres => format!("'{id}'"),
-    }
-}
 
 /// A team with a primary user, a connection and a session with one scope, written directly. The
 /// session's runner lookup is the team's id, in simple form.

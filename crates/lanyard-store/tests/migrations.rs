@@ -4,7 +4,7 @@
 use chrono::{Duration, Utc};
 use lanyard_core::github::{Access, Permission, PermissionSet};
 use lanyard_core::{Actor, BearerSecret, Tier};
-use lanyard_store::testing::{databases_under_test, execute_script};
+use lanyard_store::testing::{databases_under_test, execute_script, uuid_literal as uuid};
 use lanyard_store::{DatabaseUrl, Dialect, Store};
 use tempfile::TempDir;
 use uuid::Uuid;
@@ -27,13 +27,6 @@ fn legacy_schema(dialect: Dialect) -> String {
          INSERT INTO lanyard_migrations VALUES (1, '0001_accounts', '2026-11-01T00:00:00Z');\n\
          INSERT INTO lanyard_migrations VALUES (2, '0002_github', '2026-11-01T00:00:00Z');\n"
     )
-}
-
-fn uuid(dialect: Dialect, id: Uuid) -> String {
-    match dialect {
-        Dialect::Sqlite => format!("X'{}'", id.simple()),
-        Dialect::Postgres => format!("'{id}'"),
-    }
 }
 
 fn bytes(dialect: Dialect, hex: &str) -> String {

@@ -29,7 +29,7 @@ use secrecy::ExposeSecret;
 use tempfile::TempDir;
 use uuid::Uuid;
 
-pub use lanyard_store::testing::{count, dump_text, execute_script, TableLock};
+pub use lanyard_store::testing::{count, dump_text, execute_script, uuid_literal, TableLock};
 
 impl Drop for TestApp {
     fn drop(&mut self) {
@@ -296,6 +296,16 @@ impl TestApp {
         let r = self.get("/metrics").send().await.expect("request");
         assert!(r.status().is_success(), "/metrics answered {}", r.status());
         r.text().await.expect("text")
+    }
+
+    /// One series' value in the `/metrics` scrape, named in full with its labels (for example
+    /// `lanyard_github_webhooks_total{event="installation",result="refused"}`); `None` until
+    /// the series exists.
+    pub async fn metric(&self, series: &str) -> Option<f64> {
+        self.metrics_text().await.lines().find_map(|line| {
+            let (name, value) = line.rsplit_once(' ')?;
+            (name == series).then(|| value.parse().ok()).flatten()
+        })
     }
 
     /// Creates a team (through the same domain call as `lanyard admin create-team`) with a

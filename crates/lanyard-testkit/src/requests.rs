@@ -39,6 +39,20 @@ impl TestApp {
         )
     }
 
+    /// `DELETE /v1/sessions/{id}` with the team's key; returns the body and panics unless 200.
+    pub async fn stop_session(&self, team: &TestTeam, session_id: &str) -> serde_json::Value {
+        let r = self
+            .delete(&format!("/v1/sessions/{session_id}"))
+            .bearer_auth(&team.api_key)
+            .send()
+            .await
+            .expect("request");
+        let status = r.status();
+        let body: serde_json::Value = r.json().await.expect("json");
+        assert_eq!(status, 200, "session not stopped: {body}");
+        body
+    }
+
     /// `GET path` with a bearer credential, expecting a JSON body (any status).
     pub async fn get_json(&self, path: &str, bearer: &str) -> serde_json::Value {
         let r = self

@@ -227,14 +227,7 @@ async fn stopping_the_session_stops_the_agent() {
         .spawn()
         .unwrap();
     wait_for_file(&ready).await;
-    let r = w
-        .app
-        .delete(&format!("/v1/sessions/{sid}"))
-        .bearer_auth(&w.team.api_key)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    w.app.stop_session(&w.team, &sid).await;
     let started = Instant::now();
     let o = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
         .await

@@ -126,14 +126,7 @@ async fn a_grandchild_that_ignores_sigterm_is_killed_after_the_grace() {
         .parse()
         .unwrap();
     assert!(alive(grandchild));
-    let r = w
-        .app
-        .delete(&format!("/v1/sessions/{sid}"))
-        .bearer_auth(&w.team.api_key)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    w.app.stop_session(&w.team, &sid).await;
     let o = finished(child).await;
     assert_eq!(o.status.code(), Some(4), "{}", text(&o));
     // SIGKILL is delivered before the runner exits; give the kernel a moment to tear it down.

@@ -5,28 +5,27 @@
 use std::time::{Duration, Instant};
 
 use lanyard_store::Dialect;
-use lanyard_testkit::{execute_script, TableLock, TestApp};
+use lanyard_testkit::{execute_script, uuid_literal, TableLock, TestApp};
 
 use crate::*;
 
 /// Tells "within a poll or two" (about 1 s) and "every 2 s" from "never", on a loaded machine.
 const BOUND: Duration = Duration::from_secs(10);
 
-fn feed_reads(metrics: &str, result: &str) -> u64 {
-    let prefix = format!(r#"lanyard_session_feed_reads_total{{result="{result}"}} "#);
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(prefix.as_str()))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0)
+async fn feed_reads(app: &TestApp, result: &str) -> f64 {
+    app.metric(&format!(
+        r#"lanyard_session_feed_reads_total{{result="{result}"}}"#
+    ))
+    .await
+    .unwrap_or(0.0)
 }
 
 /// Polls until the server has read the feed twice since this was called: every change made
 /// before has been applied, and the feed is current.
 async fn feed_is_current(app: &TestApp) {
-    let before = feed_reads(&app.metrics_text().await, "ok");
+    let before = feed_reads(app, "ok").await;
     let started = Instant::now();
-    while feed_reads(&app.metrics_text().await, "ok") < before + 2 {
+    while feed_reads(app, "ok").await < before + 2.0 {
         assert!(started.elapsed() < BOUND, "the feed was never read");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -40,10 +39,7 @@ async fn stop_behind_the_feeds_back(app: &TestApp, sid: &str) {
         Dialect::Sqlite => "DROP TRIGGER session_changes_on_session_update",
         Dialect::Postgres => "DROP TRIGGER session_changes_on_sessions ON sessions",
     };
-    let id = match d {
-        Dialect::Sqlite => format!("X'{}'", uuid::Uuid::parse_str(sid).unwrap().simple()),
-        Dialect::Postgres => format!("'{sid}'"),
-    };
+    let id = uuid_literal(d, uuid::Uuid::parse_str(sid).unwrap());
     execute_script(
         &app.database_url,
         &format!("{drop}; UPDATE sessions SET stopped_at = expires_at WHERE id = {id};"),
@@ -92,10 +88,7 @@ async fn a_session_is_trusted_past_two_seconds_while_the_feed_is_followed() {
         "read again although the feed named no change"
     );
     // A row in the feed for the team: the session is read again, and found stopped.
-    let team = match w.app.database_url.dialect() {
-        Dialect::Sqlite => format!("X'{}'", w.team.id.simple()),
-        Dialect::Postgres => format!("'{}'", w.team.id),
-    };
+    let team = uuid_literal(w.app.database_url.dialect(), w.team.id);
     execute_script(
         &w.app.database_url,
         &format!("INSERT INTO session_changes (team_id) VALUES ({team})"),
@@ -113,14 +106,7 @@ async fn one_sessions_stop_leaves_the_teams_other_sessions_in_memory() {
         .start_session(&w.team, &[w.fake.repo_url("acme", "widgets")])
         .await;
     assert_eq!(status(&w, &second, &second_runner).await, 200);
-    let r = w
-        .app
-        .delete(&format!("/v1/sessions/{first}"))
-        .bearer_auth(&w.team.api_key)
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "{}", r.status());
+    w.app.stop_session(&w.team, &first).await;
     assert_eq!(status(&w, &first, &first_runner).await, 410);
     // The stop's row has been read; then the second session changes behind the feed's back.
     feed_is_current(&w.app).await;
@@ -143,7 +129,7 @@ async fn without_the_feed_a_session_is_read_again_after_two_seconds() {
     )
     .await;
     let started = Instant::now();
-    while feed_reads(&w.app.metrics_text().await, "error") == 0 {
+    while feed_reads(&w.app, "error").await == 0.0 {
         assert!(started.elapsed() < BOUND, "the failed read was not counted");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -193,8 +179,8 @@ async fn a_read_overlapping_a_change_is_not_kept() {
     execute_script(
         &app.database_url,
         &format!(
-            "INSERT INTO session_changes (team_id) VALUES ('{}')",
-            w.team.id
+            "INSERT INTO session_changes (team_id) VALUES ({})",
+            uuid_literal(Dialect::Postgres, w.team.id)
         ),
     )
     .await;

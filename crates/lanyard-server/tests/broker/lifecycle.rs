@@ -17,13 +17,7 @@ async fn a_shared_token_lives_until_its_last_holder_stops() {
         token.as_str()
     );
 
-    let stop = |sid: String| {
-        w.app
-            .delete(&format!("/v1/sessions/{sid}"))
-            .bearer_auth(&w.team.api_key)
-            .send()
-    };
-    let r: serde_json::Value = stop(sid_a.clone()).await.unwrap().json().await.unwrap();
+    let r: serde_json::Value = w.app.stop_session(&w.team, &sid_a).await;
     assert_eq!(r["status"], "stopped");
     assert_eq!(r["tokens_revoked"], 0, "B still holds the token");
     assert!(w.fake.token_is_live(&token));
@@ -32,7 +26,7 @@ async fn a_shared_token_lives_until_its_last_holder_stops() {
         token.as_str()
     );
 
-    let r: serde_json::Value = stop(sid_b.clone()).await.unwrap().json().await.unwrap();
+    let r: serde_json::Value = w.app.stop_session(&w.team, &sid_b).await;
     assert_eq!(r["tokens_revoked"], 1);
     assert!(
         !w.fake.token_is_live(&token),
@@ -60,14 +54,7 @@ async fn a_stopped_session_gets_410() {
         .start_session(&w.team, &[w.fake.repo_url("acme", "widgets")])
         .await;
     credential(&w, &sid, &runner).await;
-    let r = w
-        .app
-        .delete(&format!("/v1/sessions/{sid}"))
-        .bearer_auth(&w.team.api_key)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    w.app.stop_session(&w.team, &sid).await;
     expect_error(
         w.app.fetch_credential(&sid, &runner, "").await,
         "session_ended",

@@ -193,7 +193,11 @@ async fn postgres_outage_outlasting_the_stale_bound() {
             .is_some_and(|t| *t > bound - Duration::from_secs(5)),
         "served until near the bound: {served:?}"
     );
-    let stale = metric(&w.app, "lanyard_stale_sessions_served_total").await;
+    let stale = w
+        .app
+        .metric("lanyard_stale_sessions_served_total")
+        .await
+        .unwrap_or(0.0);
     assert!(stale > 0.0, "served as last read, counted");
 
     proxy.set(Fault::None);
@@ -229,7 +233,11 @@ async fn redis_down_mid_load() {
         w.app.fetch_credential(&sid, &runner, "").await.status(),
         200
     );
-    let fail_open_before = metric(&w.app, "lanyard_rate_limit_fail_open_total").await;
+    let fail_open_before = w
+        .app
+        .metric("lanyard_rate_limit_fail_open_total")
+        .await
+        .unwrap_or(0.0);
 
     proxy.set(Fault::Refuse);
     // New scopes during the outage, each asked for 10 times at once on each replica.
@@ -267,7 +275,12 @@ async fn redis_down_mid_load() {
             "at most one mint per scope per replica: {repos:?} minted {mints} times"
         );
     }
-    let fail_open = metric(&w.app, "lanyard_rate_limit_fail_open_total").await - fail_open_before;
+    let fail_open = w
+        .app
+        .metric("lanyard_rate_limit_fail_open_total")
+        .await
+        .unwrap_or(0.0)
+        - fail_open_before;
     assert!(fail_open > 0.0, "the rate limits failed open, counted");
     proxy.set(Fault::None);
     println!(
@@ -366,14 +379,4 @@ async fn github_stalling() {
         "chaos github: a mint against a stalled GitHub answered 503 after {took:?}; \
          {cached_served} cached credentials served meanwhile"
     );
-}
-
-async fn metric(app: &TestApp, name: &str) -> f64 {
-    app.metrics_text()
-        .await
-        .lines()
-        .find(|l| l.starts_with(name))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
 }

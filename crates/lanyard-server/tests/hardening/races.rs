@@ -62,13 +62,7 @@ impl World {
     }
 
     async fn stop(&self, app: &TestApp, sid: &str) {
-        let r = app
-            .delete(&format!("/v1/sessions/{sid}"))
-            .bearer_auth(&self.team.api_key)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
+        app.stop_session(&self.team, sid).await;
     }
 }
 

@@ -53,14 +53,6 @@ impl World {
         let r = self.deliver("installation", delivery, &payload).await;
         r.status().as_u16()
     }
-
-    async fn metric(&self, needle: &str) -> Option<f64> {
-        let text = self.app.metrics_text().await;
-        text.lines()
-            .find(|l| l.starts_with(needle))
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|v| v.parse().ok())
-    }
 }
 
 #[tokio::test]
@@ -103,7 +95,8 @@ async fn a_delivery_without_the_right_signature_changes_nothing() {
     let r = w.app.fetch_credential(&sid, &runner, "").await;
     assert_eq!(r.status(), 200);
     assert_eq!(
-        w.metric(r#"lanyard_github_webhooks_total{event="installation",result="refused"}"#)
+        w.app
+            .metric(r#"lanyard_github_webhooks_total{event="installation",result="refused"}"#)
             .await,
         Some(5.0)
     );
@@ -181,7 +174,8 @@ async fn a_redelivery_or_a_replayed_body_changes_nothing() {
         .count();
     assert_eq!(suspensions, 1);
     assert_eq!(
-        w.metric(r#"lanyard_github_webhooks_total{event="installation",result="duplicate"}"#)
+        w.app
+            .metric(r#"lanyard_github_webhooks_total{event="installation",result="duplicate"}"#)
             .await,
         Some(2.0)
     );
@@ -304,7 +298,8 @@ async fn events_lanyard_does_not_act_on_answer_204() {
     assert_eq!(w.connections().await[0]["status"], "active");
     // The event label is from a fixed set: a made-up event is counted as `other`.
     assert_eq!(
-        w.metric(r#"lanyard_github_webhooks_total{event="other",result="ignored"}"#)
+        w.app
+            .metric(r#"lanyard_github_webhooks_total{event="other",result="ignored"}"#)
             .await,
         Some(2.0)
     );

@@ -72,14 +72,7 @@ async fn expiry_revokes_a_token_only_when_its_last_holder_has_expired() {
     assert_eq!(w.fake.revocation_count(), 1);
     // A stopped session is not expired again.
     let (stopped, _) = w.session(&team, 60).await;
-    let r = w
-        .app
-        .delete(&format!("/v1/sessions/{stopped}"))
-        .bearer_auth(&team.api_key)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    w.app.stop_session(&team, &stopped).await;
     w.advance(Duration::seconds(61));
     assert_eq!(w.run(Worker::SessionExpiry).await.done, 0);
 }
@@ -227,14 +220,7 @@ async fn usage_counts_session_minutes_and_mints_per_day_once_however_often_it_ru
 
     // The session stops at 100 minutes; later runs count it up to there and no further.
     w.advance(Duration::minutes(10));
-    let r = w
-        .app
-        .delete(&format!("/v1/sessions/{sid}"))
-        .bearer_auth(&team.api_key)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    w.app.stop_session(&team, &sid).await;
     w.advance(Duration::minutes(30));
     w.run(Worker::UsageMeter).await;
     w.run(Worker::UsageMeter).await;
