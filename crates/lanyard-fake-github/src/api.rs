@@ -44,7 +44,8 @@ pub(super) async fn injected(state: &FakeState) -> Option<Response> {
         (f.delay, status)
     };
     if !delay.is_zero() {
-        state.delayed.fetch_add(1, SeqCst);
+        let now_delayed = state.delayed.fetch_add(1, SeqCst) + 1;
+        state.most_delayed.fetch_max(now_delayed, SeqCst);
         // Counted down however the wait ends, even when the caller gives up mid-delay.
         let _waiting = CountDown(&state.delayed);
         tokio::time::sleep(delay).await;

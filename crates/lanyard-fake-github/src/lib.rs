@@ -91,6 +91,8 @@ struct FakeState {
     failure: Mutex<Failure>,
     /// API calls waiting out the injected delay right now.
     delayed: AtomicU64,
+    /// The most API calls ever waiting out the delay at once.
+    most_delayed: AtomicU64,
     git_rejections: AtomicU64,
     git_served: AtomicU64,
     repo_root: PathBuf,
@@ -143,6 +145,7 @@ impl FakeGithub {
             revocations: Mutex::default(),
             failure: Mutex::default(),
             delayed: AtomicU64::new(0),
+            most_delayed: AtomicU64::new(0),
             git_rejections: AtomicU64::new(0),
             git_served: AtomicU64::new(0),
             repo_root: repos.path().to_path_buf(),
@@ -317,6 +320,12 @@ impl FakeGithub {
     /// at GitHub waits for this instead of guessing how long the call takes to get there.
     pub fn calls_delayed(&self) -> u64 {
         self.state.delayed.load(Ordering::SeqCst)
+    }
+
+    /// The most API calls that were ever at GitHub at once (waiting out the delay): how much
+    /// concurrency a client really used.
+    pub fn most_calls_delayed(&self) -> u64 {
+        self.state.most_delayed.load(Ordering::SeqCst)
     }
 
     pub fn recover(&self) {

@@ -262,3 +262,104 @@ async fn a_made_up_method_never_becomes_a_label() {
     );
     assert!(!second.contains("XXXX"));
 }
+
+/// CONTRACT §17: no response that carries a secret can be cached. Each route that hands one out
+/// (a key, a runner token, a token, an e2e account with its JWT) answers `no-store`, and so do
+/// the errors and every other API answer; only the documentation pages choose their own.
+#[tokio::test]
+async fn responses_that_carry_a_secret_are_never_cached() {
+    use lanyard_testkit::fake_github::FakeGithub;
+    let e2e = format!("e2e-{}", uuid::Uuid::new_v4().simple());
+    let clock = lanyard_core::ManualClock::starting_now();
+    let fake = FakeGithub::start(std::sync::Arc::new(clock.clone())).await;
+    fake.add_installation(5, "acme", &["widgets"]);
+    let app = TestApp::builder()
+        .clock(&clock)
+        .github(&fake)
+        .env("LANYARD_E2E_ACCOUNT_TOKEN", &e2e)
+        .spawn()
+        .await;
+    let admin = lanyard_testkit::ADMIN_TOKEN;
+    let no_store = |what: &str, r: &reqwest::Response| {
+        assert_eq!(
+            r.headers()
+                .get("cache-control")
+                .map(|v| v.to_str().unwrap()),
+            Some("no-store"),
+            "{what} ({})",
+            r.status()
+        );
+    };
+    let r = app
+        .post("/admin/v1/teams")
+        .bearer_auth(admin)
+        .json(&serde_json::json!({"name": "Cached"}))
+        .send()
+        .await
+        .unwrap();
+    no_store("a provisioned team's key", &r);
+    let team = app.create_team("Secret", Tier::Pro).await;
+    let r = app
+        .post(&format!("/admin/v1/teams/{}/api-keys", team.id))
+        .bearer_auth(admin)
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap();
+    no_store("an admin-issued key", &r);
+    let r = app
+        .post("/v1/api-keys")
+        .bearer_auth(&team.api_key)
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap();
+    no_store("a team-issued key", &r);
+    assert_eq!(
+        app.connect_installation(&team, &fake.host, "acme", 5)
+            .await
+            .status(),
+        201
+    );
+    let repo = fake.repo_url("acme", "widgets");
+    let r = app
+        .post("/v1/sessions")
+        .bearer_auth(&team.api_key)
+        .json(&serde_json::json!({"repos": [repo]}))
+        .send()
+        .await
+        .unwrap();
+    no_store("a new session's runner token", &r);
+    let body: serde_json::Value = r.json().await.unwrap();
+    let (sid, runner) = (
+        body["session_id"].as_str().unwrap(),
+        body["runner_token"].as_str().unwrap(),
+    );
+    let r = app.fetch_credential(sid, runner, "").await;
+    assert_eq!(r.status(), 200);
+    no_store("a credential", &r);
+    let r = app
+        .get(&format!(
+            "/api/projects/{}/agentic-sessions/{sid}/credentials/github",
+            team.id
+        ))
+        .bearer_auth(runner)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    no_store("a compat credential", &r);
+    let r = app
+        .post("/internal/e2e/account")
+        .header("x-e2e-token", &e2e)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    no_store("an e2e account", &r);
+    no_store("an error", &app.get("/v1/me").send().await.unwrap());
+    for page in ["/docs", "/openapi.json"] {
+        let r = app.get(page).send().await.unwrap();
+        assert_eq!(r.headers()["cache-control"], "no-cache", "{page}");
+    }
+}

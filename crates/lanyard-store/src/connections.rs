@@ -6,7 +6,9 @@ use lanyard_core::{Actor, AuditKind};
 use uuid::Uuid;
 
 use crate::audit::insert_audit;
+use crate::tokens::{claim_token, lock_holders, TOKEN_COLUMNS};
 use crate::BeginWrite;
+use crate::TokenRecord;
 use crate::{on_pool, AuditEvent, Store, StoreResult};
 
 lanyard_core::string_enum! {
@@ -152,27 +154,76 @@ impl Store {
     }
 
     /// Removes one of the team's connections. `false` if it has no such connection.
+    /// Deletes one of the team's connections, and claims for revocation every unexpired token
+    /// minted through it (audited `credential.revoked`); the caller revokes those at GitHub once
+    /// this returns. `None` when the team has no such connection.
+    ///
+    /// The holder locks of every scope the connection served are taken first, so a mint racing
+    /// the deletion either stored its token before (and it is claimed here) or finds the
+    /// connection gone when it stores (and revokes its token itself).
     pub async fn delete_connection(
         &self,
         team_id: Uuid,
         id: Uuid,
         actor: &Actor,
         now: DateTime<Utc>,
-    ) -> StoreResult<bool> {
+    ) -> StoreResult<Option<Vec<TokenRecord>>> {
         let event = AuditEvent::new(AuditKind::GithubConnectionDeleted, actor.clone()).subject(id);
+        let tokens_sql = format!(
+            "SELECT {TOKEN_COLUMNS} FROM github_tokens t WHERE t.team_id = $1 AND t.host = $2 \
+             AND t.installation_id = $3 AND t.revoked_at IS NULL AND t.expires_at > $4"
+        );
         on_pool!(self, pool => {
             let mut tx = pool.begin_write().await?;
-            let deleted = sqlx::query("DELETE FROM github_connections WHERE id = $1 AND team_id = $2")
+            let found: Option<(String, String, Option<i64>)> = sqlx::query_as(
+                "SELECT host, owner, installation_id FROM github_connections \
+                 WHERE id = $1 AND team_id = $2",
+            )
+            .bind(id)
+            .bind(team_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some((host, owner, installation_id)) = found else {
+                return Ok(None);
+            };
+            let keys: Vec<String> = sqlx::query_scalar(
+                "SELECT DISTINCT sc.cache_key FROM session_scopes sc \
+                 JOIN sessions s ON s.id = sc.session_id \
+                 WHERE s.team_id = $1 AND sc.host = $2 AND sc.owner = $3",
+            )
+            .bind(team_id)
+            .bind(&host)
+            .bind(&owner)
+            .fetch_all(&mut *tx)
+            .await?;
+            lock_holders!(self, tx, keys.iter().map(String::as_str));
+            sqlx::query("DELETE FROM github_connections WHERE id = $1 AND team_id = $2")
                 .bind(id)
                 .bind(team_id)
                 .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            if deleted == 1 {
-                insert_audit!(&mut *tx, team_id, &event, now)?;
+                .await?;
+            insert_audit!(&mut *tx, team_id, &event, now)?;
+            let mut revoke: Vec<TokenRecord> = Vec::new();
+            if let Some(installation_id) = installation_id {
+                revoke = sqlx::query_as(&tokens_sql)
+                    .bind(team_id)
+                    .bind(&host)
+                    .bind(installation_id)
+                    .bind(now)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                for token in &revoke {
+                    claim_token!(
+                        tx,
+                        token,
+                        actor.clone(),
+                        serde_json::json!({"reason": "its connection was deleted"}),
+                        now
+                    );
+                }
             }
             tx.commit().await?;
-            Ok(deleted == 1)
+            Ok(Some(revoke))
         })
     }
 }

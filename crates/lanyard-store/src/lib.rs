@@ -44,7 +44,7 @@ pub use sessions::{
 };
 pub use signals::{ActiveCount, ExpiringPat};
 pub use teams::{CreateOutcome, TeamDeletion, TeamUpdate};
-pub use tokens::{ScopeLock, Stored, TokenRecord};
+pub use tokens::{Stored, TokenRecord};
 pub use trust::{Applied, Delivery, InstallState, WebhookChange};
 pub use url::{DatabaseUrl, DatabaseUrlError, Dialect};
 pub use usage::{MintRow, SessionSpan, UsageDay};

@@ -12,7 +12,7 @@ use crate::audit::insert_audit;
 use crate::connections::CONNECTION_COLUMNS;
 use crate::sessions::{SCOPE_COLUMNS, SESSION_COLUMNS};
 use crate::BeginWrite;
-use crate::{on_pool, AuditEvent, Pool, Store, StoreResult};
+use crate::{on_pool, AuditEvent, Store, StoreResult};
 use crate::{ScopeRecord, SessionRecord};
 
 /// A cached installation token (encrypted).
@@ -66,10 +66,13 @@ macro_rules! claim_token {
 }
 pub(crate) use claim_token;
 
-/// Whether a live session holds a scope: `$1` the cache key, `$2` now.
+/// Whether a live session holds a scope through a connection that still binds the token's
+/// installation: `$1` the cache key, `$2` now, `$3` the installation.
 const LIVE_HOLDER: &str = "SELECT EXISTS (SELECT 1 FROM session_scopes sc \
-     JOIN sessions s ON s.id = sc.session_id WHERE sc.cache_key = $1 AND sc.revoked_at IS NULL \
-     AND s.stopped_at IS NULL AND s.expires_at > $2)";
+     JOIN sessions s ON s.id = sc.session_id \
+     JOIN github_connections c ON c.team_id = s.team_id AND c.host = sc.host AND c.owner = sc.owner \
+     WHERE sc.cache_key = $1 AND sc.revoked_at IS NULL \
+     AND s.stopped_at IS NULL AND s.expires_at > $2 AND c.installation_id = $3)";
 
 /// What became of a minted token on storing it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,13 +122,6 @@ pub(crate) use lock_holders;
 pub(crate) const TOKEN_COLUMNS: &str = "t.id, t.team_id, t.cache_key, t.host, \
      t.installation_id, t.ciphertext, t.repositories, t.permissions, t.created_at, t.expires_at";
 
-/// Holds the cross-replica mint lock for one scope until dropped (Postgres advisory lock; a no-op
-/// on SQLite, whose single writer is serialised in-process).
-#[derive(Debug)]
-pub struct ScopeLock {
-    _tx: Option<sqlx::Transaction<'static, sqlx::Postgres>>,
-}
-
 impl Store {
     /// The newest unrevoked token for a cache key, if any.
     pub async fn latest_token(&self, cache_key: &str) -> StoreResult<Option<TokenRecord>> {
@@ -165,6 +161,7 @@ impl Store {
             let held: bool = sqlx::query_scalar(LIVE_HOLDER)
                 .bind(&token.cache_key)
                 .bind(now)
+                .bind(token.installation_id)
                 .fetch_one(&mut *tx)
                 .await?;
             sqlx::query(
@@ -210,19 +207,43 @@ impl Store {
         Ok(live != Some(true))
     }
 
-    /// Takes the cross-replica mint lock for a scope (see [`ScopeLock`]).
-    pub async fn lock_scope(&self, lock_id: i64) -> StoreResult<ScopeLock> {
-        match &self.pool {
-            Pool::Sqlite(_) => Ok(ScopeLock { _tx: None }),
-            Pool::Postgres(pool) => {
-                let mut tx = pool.begin_write().await?;
-                sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                    .bind(lock_id)
-                    .execute(&mut *tx)
-                    .await?;
-                Ok(ScopeLock { _tx: Some(tx) })
-            }
-        }
+    /// Claims the mint lease of a scope for `holder` until `until`, if nobody holds it or the
+    /// last holder's lease lapsed at `now`. One short statement: nothing is held meanwhile, so a
+    /// replica waiting for another's mint holds no pooled connection.
+    pub async fn claim_mint_lease(
+        &self,
+        cache_key: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        Ok(on_pool!(self, pool => {
+            sqlx::query(
+                "INSERT INTO mint_leases (cache_key, holder, expires_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (cache_key) DO UPDATE SET holder = excluded.holder, \
+                 expires_at = excluded.expires_at WHERE mint_leases.expires_at <= $4",
+            )
+            .bind(cache_key)
+            .bind(holder)
+            .bind(until)
+            .bind(now)
+            .execute(pool)
+            .await?
+            .rows_affected()
+                == 1
+        }))
+    }
+
+    /// Gives a mint lease back, if `holder` still holds it.
+    pub async fn release_mint_lease(&self, cache_key: &str, holder: &str) -> StoreResult<()> {
+        on_pool!(self, pool => {
+            sqlx::query("DELETE FROM mint_leases WHERE cache_key = $1 AND holder = $2")
+                .bind(cache_key)
+                .bind(holder)
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
     }
 
     /// One scope of a session as the store has it now (its session, and the scope joined with

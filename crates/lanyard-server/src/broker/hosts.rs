@@ -10,14 +10,11 @@ use lanyard_core::github::Scheme;
 use lanyard_core::Clock;
 use lanyard_github::{AppCredentials, GithubHost};
 use secrecy::SecretString;
-use tokio::sync::Semaphore;
+
+use super::slots::FairSlots;
 
 use crate::config::GithubHost as HostConfig;
 use crate::metrics::Fixed;
-
-/// Concurrent upstream mints per host: a flood of new scopes queues here instead of opening
-/// unbounded connections to GitHub.
-pub const MINTS_IN_FLIGHT_PER_HOST: usize = 8;
 
 /// The App's OAuth side: what the installation flow needs.
 #[derive(Debug)]
@@ -39,8 +36,8 @@ pub struct Host {
     pub oauth: Option<OAuthApp>,
     /// Set when webhooks are configured.
     pub webhook_secret: Option<SecretString>,
-    /// Bounds the mints in flight to this host.
-    pub mint_permits: Semaphore,
+    /// Bounds the mints in flight to this host, fairly between teams (`max_concurrent_mints`).
+    pub mint_slots: Arc<FairSlots>,
 }
 
 pub fn read_secret(what: &str, host: &str, path: &Path) -> anyhow::Result<SecretString> {
@@ -131,6 +128,6 @@ pub fn build_host(h: &HostConfig, clock: Arc<dyn Clock>) -> anyhow::Result<Host>
         label: Fixed(h.host.as_str().into()),
         oauth,
         webhook_secret,
-        mint_permits: Semaphore::new(MINTS_IN_FLIGHT_PER_HOST),
+        mint_slots: FairSlots::new(h.max_concurrent_mints),
     })
 }

@@ -1,34 +1,47 @@
 //! The cross-replica mint lock: one replica mints a scope at a time. Through Redis (`SET NX PX`,
-//! released by compare-and-delete) when it is configured, and otherwise through a Postgres
-//! advisory lock. SQLite has one writer process, so its lock is the in-process single-flight.
+//! released by compare-and-delete) when it is configured, and otherwise through a lease row in
+//! the database (`mint_leases`). Either is taken and given back with one short call: nothing, no
+//! pooled connection above all, is held while GitHub answers or while another replica mints.
+//!
+//! A lock is given back when its [`MintLock`] is released, or dropped: a caller cancelled in
+//! mid-mint (its client went away) leaves no lease behind. A crashed replica's lock lapses after
+//! [`LOCK_TTL`].
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use lanyard_store::{ScopeLock, Store, StoreError};
+use lanyard_core::Clock;
+use lanyard_store::{Store, StoreError};
 use uuid::Uuid;
 
 use super::scope::ScopeKey;
 use crate::redis_conn::RedisHandle;
 
-/// How long a Redis mint lock is held at most (a crashed holder frees it by then).
+/// How long a mint lock is held at most (a crashed holder frees it by then).
 pub const LOCK_TTL: Duration = Duration::from_secs(15);
 
-/// A held lock; give it back with [`CrossReplica::release`].
+/// Where a lock is held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    Redis,
+    Database,
+}
+
+/// A held lock: given back by [`MintLock::release`], or in the background when dropped.
 #[derive(Debug)]
-pub enum MintLock {
-    /// Held until dropped.
-    Database {
-        _held: ScopeLock,
-    },
-    Redis(String),
+pub struct MintLock {
+    backend: Backend,
+    key: ScopeKey,
+    holder: String,
+    locks: CrossReplica,
+    released: bool,
 }
 
 /// The outcome of one attempt.
 #[derive(Debug)]
 pub enum Attempt {
     Held(MintLock),
-    /// Another replica holds it.
+    /// Another replica (or another caller on this one) holds it.
     Busy,
 }
 
@@ -36,6 +49,7 @@ pub enum Attempt {
 pub struct CrossReplica {
     store: Store,
     redis: Option<Arc<RedisHandle>>,
+    clock: Arc<dyn Clock>,
 }
 
 fn redis_key(key: &ScopeKey) -> String {
@@ -46,53 +60,104 @@ const RELEASE: &str =
     "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
 
 impl CrossReplica {
-    pub fn new(store: Store, redis: Option<Arc<RedisHandle>>) -> Self {
-        Self { store, redis }
+    pub fn new(store: Store, redis: Option<Arc<RedisHandle>>, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            store,
+            redis,
+            clock,
+        }
     }
 
-    /// One attempt. Redis answers at once (held or busy); without Redis, or when it fails, the
-    /// database lock is waited for.
+    /// One attempt, answered at once: held or busy. Redis first when configured; when it fails,
+    /// the database lease.
     pub async fn try_acquire(&self, key: &ScopeKey) -> Result<Attempt, StoreError> {
+        let holder = Uuid::new_v4().simple().to_string();
+        let held = |backend| {
+            Attempt::Held(MintLock {
+                backend,
+                key: key.clone(),
+                holder: holder.clone(),
+                locks: self.clone(),
+                released: false,
+            })
+        };
         if let Some(redis) = &self.redis {
-            match set_nx(redis, key).await {
-                Ok(Some(id)) => return Ok(Attempt::Held(MintLock::Redis(id))),
-                Ok(None) => return Ok(Attempt::Busy),
+            match set_nx(redis, key, &holder).await {
+                Ok(true) => return Ok(held(Backend::Redis)),
+                Ok(false) => return Ok(Attempt::Busy),
                 Err(e) => {
                     redis.reset().await;
-                    tracing::warn!(error = %e, "redis mint lock unavailable; using the database lock");
+                    tracing::warn!(error = %e, "redis mint lock unavailable; using the database lease");
                 }
             }
         }
-        let lock = self.store.lock_scope(key.lock_id()).await?;
-        Ok(Attempt::Held(MintLock::Database { _held: lock }))
+        let now = self.clock.now();
+        let until = now + chrono::Duration::from_std(LOCK_TTL).unwrap_or(chrono::Duration::MAX);
+        if self
+            .store
+            .claim_mint_lease(key.as_str(), &holder, now, until)
+            .await?
+        {
+            Ok(held(Backend::Database))
+        } else {
+            Ok(Attempt::Busy)
+        }
     }
 
-    pub async fn release(&self, key: &ScopeKey, lock: MintLock) {
-        match (lock, &self.redis) {
-            (MintLock::Redis(id), Some(redis)) => {
+    async fn give_back(&self, backend: Backend, key: &ScopeKey, holder: &str) {
+        match (backend, &self.redis) {
+            (Backend::Redis, Some(redis)) => {
                 if let Ok(mut conn) = redis.connection().await {
                     let _: Result<i64, _> = redis::Script::new(RELEASE)
                         .key(redis_key(key))
-                        .arg(id)
+                        .arg(holder)
                         .invoke_async(&mut conn)
                         .await;
                 }
             }
-            (lock, _) => drop(lock),
+            _ => {
+                if let Err(e) = self.store.release_mint_lease(key.as_str(), holder).await {
+                    tracing::warn!(error = %e, "could not give a mint lease back; it lapses by itself");
+                }
+            }
         }
     }
 }
 
-async fn set_nx(redis: &RedisHandle, key: &ScopeKey) -> anyhow::Result<Option<String>> {
-    let id = Uuid::new_v4().simple().to_string();
+impl MintLock {
+    /// Gives the lock back now.
+    pub async fn release(mut self) {
+        self.released = true;
+        self.locks
+            .give_back(self.backend, &self.key, &self.holder)
+            .await;
+    }
+}
+
+impl Drop for MintLock {
+    fn drop(&mut self) {
+        if self.released {
+            return;
+        }
+        // Cancelled mid-mint: give it back in the background (a runtime is there while requests
+        // are served; without one, the lock lapses after LOCK_TTL).
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let (locks, backend, key) = (self.locks.clone(), self.backend, self.key.clone());
+            let holder = std::mem::take(&mut self.holder);
+            runtime.spawn(async move { locks.give_back(backend, &key, &holder).await });
+        }
+    }
+}
+
+async fn set_nx(redis: &RedisHandle, key: &ScopeKey, holder: &str) -> anyhow::Result<bool> {
     let mut conn = redis.connection().await?;
     let set: Option<String> = redis::cmd("SET")
         .arg(redis_key(key))
-        .arg(&id)
+        .arg(holder)
         .arg("NX")
         .arg("PX")
         .arg(u64::try_from(LOCK_TTL.as_millis()).unwrap_or(u64::MAX))
         .query_async(&mut conn)
         .await?;
-    Ok(set.map(|_| id))
+    Ok(set.is_some())
 }

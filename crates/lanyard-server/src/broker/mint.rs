@@ -2,7 +2,7 @@
 //! lock, seal it, store it, and cache it.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use lanyard_core::github::PermissionSet;
 use lanyard_core::Actor;
@@ -11,14 +11,31 @@ use lanyard_store::{Stored, TokenRecord};
 use uuid::Uuid;
 
 use super::cache::CachedToken;
+use super::hosts::Host;
 use super::lock::{Attempt, LOCK_TTL};
 use super::scope::ScopeKey;
+use super::slots::NoSlot;
 use super::{token_aad, Broker, BrokerError};
 use crate::metrics::{Label, MintLabels, MintResult};
 use crate::ratelimit::Decision;
 
-/// How often a replica waiting for another's mint looks for its token.
+/// How soon a replica waiting for another's mint first looks for its token; the wait doubles
+/// after each look, up to [`MAX_WAIT_POLL`].
 const WAIT_POLL: Duration = Duration::from_millis(25);
+const MAX_WAIT_POLL: Duration = Duration::from_millis(250);
+
+/// The `Retry-After` of a mint that found no upstream slot in time.
+const SLOT_RETRY_AFTER: u64 = 5;
+
+/// The key a team's upstream mints are counted under in the mint limiter.
+#[derive(Debug, Clone, Copy)]
+struct MintKey(Uuid);
+
+impl std::fmt::Display for MintKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "team:{}", self.0)
+    }
+}
 
 /// What minting one scope needs, borrowed from the session asking.
 #[derive(Debug, Clone, Copy)]
@@ -95,8 +112,9 @@ impl Broker {
         Ok(None)
     }
 
-    /// One refresh of a scope: what another replica stored, else a mint under the lock.
-    /// Says whether it minted.
+    /// One refresh of a scope: what another replica stored, else a mint in turn (see
+    /// [`Self::mint_in_turn`]). Says whether it minted. When the mint fails, a stored token
+    /// that still meets the floor is served.
     pub(super) async fn refresh(
         &self,
         req: MintRequest<'_>,
@@ -105,31 +123,7 @@ impl Broker {
         if let Some(t) = self.stored_fresh(req.key, &mut fallback).await? {
             return Ok((t, false));
         }
-        let deadline = Instant::now() + LOCK_TTL;
-        let lock = loop {
-            match self.lock.try_acquire(req.key).await? {
-                Attempt::Held(lock) => break lock,
-                Attempt::Busy if Instant::now() < deadline => {
-                    tokio::time::sleep(WAIT_POLL).await;
-                    if let Some(t) = self.stored_fresh(req.key, &mut fallback).await? {
-                        return Ok((t, false));
-                    }
-                }
-                Attempt::Busy => {
-                    return Err(BrokerError::Unavailable {
-                        retry_after: Some(1),
-                    })
-                }
-            }
-        };
-        // Another replica may have minted while this one waited for the lock.
-        let result = match self.stored_fresh(req.key, &mut fallback).await {
-            Ok(Some(t)) => Ok((t, false)),
-            Ok(None) => self.limited_mint(req).await,
-            Err(e) => Err(e),
-        };
-        self.lock.release(req.key, lock).await;
-        match (result, fallback) {
+        match (self.mint_in_turn(req, &mut fallback).await, fallback) {
             (Ok(done), _) => Ok(done),
             (Err(e @ BrokerError::HolderEnded), _) => Err(e),
             (Err(e), fallback) => {
@@ -146,38 +140,71 @@ impl Broker {
         }
     }
 
-    /// A mint, unless the team has used up its tier's mints for the hour.
-    async fn limited_mint(
+    /// A mint that waits its turn without holding anything another request needs. In this
+    /// order: the team's hourly mint allowance, a slot of the host's upstream concurrency (fair
+    /// between teams, see [`super::slots`]), then the cross-replica lock, each taken and waited
+    /// for with no pooled connection held. A token another replica stores meanwhile is taken
+    /// instead of minting.
+    async fn mint_in_turn(
         &self,
         req: MintRequest<'_>,
+        fallback: &mut Option<Arc<CachedToken>>,
     ) -> Result<(Arc<CachedToken>, bool), BrokerError> {
-        let key = format!("team:{}", req.team_id);
-        match self
+        let allowance = self
             .mint_limiter
-            .check_limit(&key, req.mints_per_hour)
-            .await
-        {
-            Decision::Limited { retry_after } => Err(BrokerError::RateLimited { retry_after }),
-            Decision::Allowed => Ok((self.mint(req).await?, true)),
+            .check_limit(&MintKey(req.team_id).to_string(), req.mints_per_hour)
+            .await;
+        if let Decision::Limited { retry_after } = allowance {
+            return Err(BrokerError::RateLimited { retry_after });
         }
-    }
-
-    async fn mint(&self, req: MintRequest<'_>) -> Result<Arc<CachedToken>, BrokerError> {
         let host = self
             .hosts
             .get(req.host)
             .ok_or_else(|| GithubError::NoApp(req.host.to_string()))?;
-        let installation = u64::try_from(req.installation_id).unwrap_or_default();
-        // Closed only when the process stops; then no mint is wanted anyway.
-        let _permit = host
-            .mint_permits
-            .acquire()
+        let _slot = host
+            .mint_slots
+            .acquire(req.team_id)
             .await
-            .map_err(|_| GithubError::Unavailable {
-                status: None,
-                retry_after: Some(1),
-                message: "shutting down".into(),
+            .map_err(|NoSlot::Busy| BrokerError::Unavailable {
+                retry_after: Some(SLOT_RETRY_AFTER),
             })?;
+        let deadline = tokio::time::Instant::now() + LOCK_TTL;
+        let mut poll = WAIT_POLL;
+        let lock = loop {
+            match self.lock.try_acquire(req.key).await? {
+                Attempt::Held(lock) => break lock,
+                Attempt::Busy if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(poll).await;
+                    poll = (poll * 2).min(MAX_WAIT_POLL);
+                    if let Some(t) = self.stored_fresh(req.key, fallback).await? {
+                        return Ok((t, false));
+                    }
+                }
+                Attempt::Busy => {
+                    return Err(BrokerError::Unavailable {
+                        retry_after: Some(1),
+                    })
+                }
+            }
+        };
+        // Another replica may have minted while this one waited for the lock.
+        let result = match self.stored_fresh(req.key, fallback).await {
+            Ok(Some(t)) => Ok((t, false)),
+            Ok(None) => self.mint(req, host).await.map(|t| (t, true)),
+            Err(e) => Err(e),
+        };
+        lock.release().await;
+        result
+    }
+
+    /// The mint itself, its slot and lock held by the caller: GitHub's answer, checked against
+    /// the floor, stored with its holder check, cached.
+    async fn mint(
+        &self,
+        req: MintRequest<'_>,
+        host: &Host,
+    ) -> Result<Arc<CachedToken>, BrokerError> {
+        let installation = u64::try_from(req.installation_id).unwrap_or_default();
         let outcome = host
             .client
             .mint(installation, req.repositories, req.permissions)
@@ -247,7 +274,7 @@ impl Broker {
         {
             Ok(Stored::Held) => {}
             Ok(Stored::Orphaned) => {
-                tracing::info!(host = %req.host, "every holder of the scope stopped during the mint; the new token is revoked");
+                tracing::info!(host = %req.host, "every holder of the scope stopped, or its connection was deleted, during the mint; the new token is revoked");
                 self.revoke(vec![record]).await;
                 return Err(BrokerError::HolderEnded);
             }

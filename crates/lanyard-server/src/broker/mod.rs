@@ -38,6 +38,7 @@ mod mint;
 mod revoke;
 pub mod scope;
 mod sessions;
+pub mod slots;
 mod token;
 
 pub use cache::{CacheLimits, CachedToken, SESSION_STALE, SESSION_TTL};
@@ -156,7 +157,11 @@ pub struct BrokerParts {
 impl Broker {
     pub fn new(parts: BrokerParts) -> Self {
         Self {
-            lock: CrossReplica::new(parts.store.clone(), parts.redis.clone()),
+            lock: CrossReplica::new(
+                parts.store.clone(),
+                parts.redis.clone(),
+                parts.clock.clone(),
+            ),
             redis: parts.redis,
             store: parts.store,
             hosts: parts.hosts,

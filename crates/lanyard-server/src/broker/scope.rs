@@ -25,16 +25,6 @@ impl ScopeKey {
     pub fn as_str(&self) -> &str {
         &self.0
     }
-
-    /// The Postgres advisory-lock id of this scope.
-    pub fn lock_id(&self) -> i64 {
-        let prefix = self
-            .0
-            .get(..16)
-            .and_then(|p| u64::from_str_radix(p, 16).ok())
-            .unwrap_or(0);
-        i64::from_ne_bytes(prefix.to_ne_bytes())
-    }
 }
 
 /// The key a session's scope is stored with. Repositories are sorted and de-duplicated, and the

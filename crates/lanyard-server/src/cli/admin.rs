@@ -9,6 +9,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use uuid::Uuid;
 
+use super::failure::{arg, bad, domain};
 use super::AdminCommand;
 use crate::domain::admin::{self, parse_email, parse_external_id, parse_name, parse_tier};
 use crate::domain::admin::{Provision, Provisioned};
@@ -40,11 +41,6 @@ pub(super) enum Action {
     DeleteTeam { team: Uuid },
     ConnectGithub { team: Uuid, connect: Connect },
     Workers { json: bool },
-}
-
-/// `--flag: reason`, for an argument that does not parse.
-fn arg<T, E: std::fmt::Display>(flag: &str, r: Result<T, E>) -> anyhow::Result<T> {
-    r.map_err(|e| anyhow::anyhow!("--{flag}: {e}"))
 }
 
 pub(super) fn parse(command: AdminCommand) -> anyhow::Result<Action> {
@@ -87,7 +83,10 @@ pub(super) fn parse(command: AdminCommand) -> anyhow::Result<Action> {
             };
             if update.name.is_none() && update.tier.is_none() && update.notification_email.is_none()
             {
-                anyhow::bail!("nothing to change: give --name, --tier or --notification-email");
+                return Err(bad(
+                    "team",
+                    "nothing to change: give --name, --tier or --notification-email",
+                ));
             }
             Action::UpdateTeam { team, update }
         }
@@ -107,10 +106,11 @@ pub(super) fn parse(command: AdminCommand) -> anyhow::Result<Action> {
                 .map(|path| {
                     std::fs::read_to_string(&path)
                         .map(|s| SecretString::from(s.trim().to_string()))
-                        .map_err(|e| anyhow::anyhow!("--pat-file {}: {e}", path.display()))
+                        .map_err(|e| format!("{}: {e}", path.display()))
                 })
-                .transpose()?;
-            let connect = Connect::parse(&host, &owner, installation_id, pat)?;
+                .transpose();
+            let pat = arg("pat-file", pat)?;
+            let connect = Connect::parse(&host, &owner, installation_id, pat).map_err(domain)?;
             Action::ConnectGithub { team, connect }
         }
         AdminCommand::Workers { json } => Action::Workers { json },
@@ -120,30 +120,32 @@ pub(super) fn parse(command: AdminCommand) -> anyhow::Result<Action> {
 /// `--team`: no such team, for a command that names one that does not exist.
 fn team_error(team: Uuid, e: admin::AdminError) -> anyhow::Error {
     match e {
-        admin::AdminError::NotFound => anyhow::anyhow!("--team: no team {team}"),
-        e => e.into(),
+        admin::AdminError::NotFound => bad("team", format!("no team {team}")),
+        e => domain(e),
     }
 }
 
 pub(super) async fn run(svc: &Services, action: Action) -> anyhow::Result<()> {
     let operator = Actor::operator();
     match action {
-        Action::CreateTeam(input) => print_json(&match admin::provision(svc, input).await? {
-            Provisioned::Created { team, api_key } => CreatedTeamView {
-                team_id: team.id,
-                api_key: Some(api_key.expose_secret().to_string()),
-                tier: team.tier,
-                external_id: team.external_id,
-                created: true,
-            },
-            Provisioned::Existing(team) => CreatedTeamView {
-                team_id: team.id,
-                api_key: None,
-                tier: team.tier,
-                external_id: team.external_id,
-                created: false,
-            },
-        }),
+        Action::CreateTeam(input) => {
+            print_json(&match admin::provision(svc, input).await.map_err(domain)? {
+                Provisioned::Created { team, api_key } => CreatedTeamView {
+                    team_id: team.id,
+                    api_key: Some(api_key.expose_secret().to_string()),
+                    tier: team.tier,
+                    external_id: team.external_id,
+                    created: true,
+                },
+                Provisioned::Existing(team) => CreatedTeamView {
+                    team_id: team.id,
+                    api_key: None,
+                    tier: team.tier,
+                    external_id: team.external_id,
+                    created: false,
+                },
+            })
+        }
         Action::UpdateTeam { team, update } => {
             let t = admin::update(svc, team, update, &operator)
                 .await

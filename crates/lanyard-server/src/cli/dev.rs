@@ -52,11 +52,12 @@ pub(super) fn dev_listen(raw: Option<&str>) -> anyhow::Result<SocketAddr> {
     let addr: SocketAddr = raw
         .trim()
         .parse()
-        .map_err(|_| anyhow::anyhow!("--listen: {raw:?} is not an IP:port address"))?;
+        .map_err(|_| super::failure::bad("listen", format!("{raw:?} is not an IP:port address")))?;
     if !addr.ip().is_loopback() {
-        anyhow::bail!(
-            "--listen: dev mode serves only on loopback (127.0.0.1 or [::1]), not {addr}: it is not for production, and its secrets are printed"
-        );
+        return Err(super::failure::bad(
+            "listen",
+            format!("dev mode serves only on loopback (127.0.0.1 or [::1]), not {addr}: it is not for production, and its secrets are printed"),
+        ));
     }
     Ok(addr)
 }
@@ -101,6 +102,7 @@ pub(super) async fn run(listen: SocketAddr, token_lifetime: Duration) -> anyhow:
         client_id: Some(CLIENT_ID.to_string()),
         client_secret_file: Some(secrets.client_secret),
         webhook_secret_file: Some(secrets.webhook_secret),
+        max_concurrent_mints: crate::config::DEFAULT_MAX_CONCURRENT_MINTS,
     }];
     // A quarter of the life: the runner refreshes at half of it, and the broker then mints.
     config.token_min_remaining = token_lifetime / 4;

@@ -38,7 +38,7 @@ pub(super) async fn run(command: E2eCommand) -> anyhow::Result<()> {
 /// A client for Lanyard's own API at `api`: `https://`, or `http://` to loopback only; it follows
 /// no redirects (a secret header is never sent on to another place) and gives up after a minute.
 pub(super) fn lanyard_client(api: &str) -> anyhow::Result<(reqwest::Client, ApiUrl)> {
-    let api = ApiUrl::parse(api).map_err(|e| anyhow::anyhow!("--api: {e}"))?;
+    let api = super::failure::arg("api", ApiUrl::parse(api))?;
     let mut builder = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(Duration::from_secs(10))

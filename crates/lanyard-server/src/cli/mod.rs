@@ -9,7 +9,7 @@ use clap::Parser;
 use lanyard_core::SystemClock;
 use tracing_appender::non_blocking::WorkerGuard;
 
-use crate::config::{self, Config, ConfigError, Flags, Loaded};
+use crate::config::{self, Config, Flags, Loaded};
 use crate::services::Services;
 use crate::{server, telemetry};
 
@@ -19,6 +19,7 @@ mod args;
 mod dev;
 mod doctor;
 mod e2e;
+mod failure;
 mod ops;
 
 pub use args::Cli;
@@ -39,13 +40,10 @@ pub fn main() -> ExitCode {
     };
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) if e.downcast_ref::<ConfigError>().is_some() => {
-            eprintln!("error: configuration: {e:#}");
-            ExitCode::from(2)
-        }
         Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            let report = failure::Report::of(&e);
+            eprintln!("{}", report.line());
+            report.exit_code()
         }
     }
 }
@@ -117,7 +115,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             dev_token_lifetime,
         } => {
             if cli.common.config.is_some() || cli.common.data_dir.is_some() {
-                anyhow::bail!("--dev reads no configuration and keeps its data in a throwaway directory: leave out --config and --data-dir");
+                return Err(failure::bad(
+                    "dev",
+                    "it reads no configuration and keeps its data in a throwaway directory: leave out --config and --data-dir",
+                ));
             }
             serve_dev(listen, dev_token_lifetime).await
         }

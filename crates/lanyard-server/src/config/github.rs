@@ -22,7 +22,18 @@ pub struct GithubHost {
     pub client_secret_file: Option<PathBuf>,
     /// Verifies webhook deliveries; without it, the host's webhook route answers 404.
     pub webhook_secret_file: Option<PathBuf>,
+    /// Mints in flight to this host at once, shared fairly between teams.
+    pub max_concurrent_mints: usize,
 }
+
+/// The default number of mints in flight per host: about two thirds of GitHub's documented 100
+/// concurrent requests, leaving room for the App's other calls (installation checks,
+/// revocations, webhooks' follow-ups).
+pub const DEFAULT_MAX_CONCURRENT_MINTS: usize = 64;
+
+/// The most `max_concurrent_mints` may be: ten times GitHub's documented 100 concurrent requests,
+/// for a GHES host sized for it.
+pub const MAX_CONCURRENT_MINTS_LIMIT: u64 = 1000;
 
 const KEY: &str = "github (LANYARD_GITHUB_*)";
 
@@ -85,6 +96,18 @@ pub(super) fn validate_github(h: GithubLayer) -> Result<GithubHost, ConfigError>
             format!("client_id and client_secret_file for {host} go together"),
         ));
     }
+    let max_concurrent_mints = match h.max_concurrent_mints {
+        None => DEFAULT_MAX_CONCURRENT_MINTS,
+        Some(n @ 1..=MAX_CONCURRENT_MINTS_LIMIT) => n as usize,
+        Some(n) => {
+            return Err(ConfigError::invalid(
+                KEY,
+                format!(
+                    "max_concurrent_mints for {host} is {n}; it must be from 1 to {MAX_CONCURRENT_MINTS_LIMIT}"
+                ),
+            ))
+        }
+    };
     Ok(GithubHost {
         host,
         api_url,
@@ -95,6 +118,7 @@ pub(super) fn validate_github(h: GithubLayer) -> Result<GithubHost, ConfigError>
         client_id: h.client_id,
         client_secret_file: h.client_secret_file,
         webhook_secret_file: h.webhook_secret_file,
+        max_concurrent_mints,
     })
 }
 

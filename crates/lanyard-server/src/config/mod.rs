@@ -14,7 +14,7 @@ use lanyard_core::{format_duration, parse_duration};
 use lanyard_store::DatabaseUrl;
 use secrecy::{ExposeSecret, SecretString};
 
-pub use github::{origin_of, GithubHost};
+pub use github::{origin_of, GithubHost, DEFAULT_MAX_CONCURRENT_MINTS, MAX_CONCURRENT_MINTS_LIMIT};
 use github::{parse_origins, validate_github};
 pub use seed::{E2eSeed, SeedCredential};
 pub use sources::{env_name, known_variables, require_private, worker_env_name, Setting, SETTINGS};
@@ -129,10 +129,11 @@ pub struct Flags {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
+    /// The cause is in the message and not a `source`, so a chain prints it once.
+    #[error("cannot read config file {path}: {error}")]
     ReadFile {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("config file {path}: {message}")]
     Toml { path: PathBuf, message: String },
@@ -171,9 +172,9 @@ impl Config {
         let text = path
             .as_ref()
             .map(|path| {
-                std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile {
+                std::fs::read_to_string(path).map_err(|error| ConfigError::ReadFile {
                     path: path.clone(),
-                    source,
+                    error,
                 })
             })
             .transpose()?;

@@ -80,6 +80,7 @@ pub(super) struct GithubLayer {
     pub client_id: Option<String>,
     pub client_secret_file: Option<PathBuf>,
     pub webhook_secret_file: Option<PathBuf>,
+    pub max_concurrent_mints: Option<u64>,
 }
 
 /// A scalar setting: its TOML key, and whether it is a secret (and so has a `_FILE` variant).
@@ -131,6 +132,7 @@ const GITHUB_VARIABLES: &[&str] = &[
     "LANYARD_GITHUB_CLIENT_ID",
     "LANYARD_GITHUB_CLIENT_SECRET_FILE",
     "LANYARD_GITHUB_WEBHOOK_SECRET_FILE",
+    "LANYARD_GITHUB_MAX_CONCURRENT_MINTS",
 ];
 
 /// `LANYARD_*` variables that belong to the runner or select the file; they earn no warning.
@@ -264,6 +266,17 @@ fn github_shortcut(env: &BTreeMap<String, String>) -> Result<Option<GithubLayer>
             })
         })
         .transpose()?;
+    let max_concurrent_mints = env
+        .get("LANYARD_GITHUB_MAX_CONCURRENT_MINTS")
+        .map(|v| {
+            v.trim().parse::<u64>().map_err(|_| ConfigError::Invalid {
+                key: "github",
+                message:
+                    "LANYARD_GITHUB_MAX_CONCURRENT_MINTS must be a whole number from 1 to 1000"
+                        .into(),
+            })
+        })
+        .transpose()?;
     Ok(Some(GithubLayer {
         host: env
             .get("LANYARD_GITHUB_HOST")
@@ -283,6 +296,7 @@ fn github_shortcut(env: &BTreeMap<String, String>) -> Result<Option<GithubLayer>
         webhook_secret_file: env
             .get("LANYARD_GITHUB_WEBHOOK_SECRET_FILE")
             .map(PathBuf::from),
+        max_concurrent_mints,
     }))
 }
 
@@ -334,6 +348,8 @@ fn explain(e: figment::Error, file: Option<(&Path, &str)>) -> ConfigError {
     let key = e.path.join(".");
     let problem = match &e.kind {
         figment::error::Kind::UnknownField(name, _) => format!("unknown key `{name}`"),
+        // A syntax error belongs to no key.
+        other if key.is_empty() => other.to_string(),
         other => format!("`{key}`: {other}"),
     };
     match file {

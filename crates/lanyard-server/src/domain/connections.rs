@@ -60,7 +60,7 @@ pub enum ConnectionError {
     /// Says nothing of the installation: its account must not be learnt by guessing ids.
     #[error("a team binds an App installation through the installation flow (POST /v1/github/installations)")]
     ProofRequired,
-    #[error("installation {installation} belongs to {found:?}, not {owner:?}")]
+    #[error("installation {installation} belongs to {found}, not {owner}")]
     InstallationMismatch {
         installation: u64,
         found: String,
@@ -262,20 +262,21 @@ pub async fn rotate_pat(
     Ok(rotated)
 }
 
-/// Removes one of the team's connections.
+/// Removes one of the team's connections, and revokes at GitHub every token minted through it
+/// (CONTRACT §17): its sessions can no longer be served through it, so nothing it minted is left
+/// live.
 pub async fn disconnect(
     svc: &Services,
     team_id: Uuid,
     id: Uuid,
     actor: &Actor,
 ) -> Result<(), ConnectionError> {
-    let deleted = svc
+    let revoke = svc
         .store()
         .delete_connection(team_id, id, actor, svc.clock().now())
-        .await?;
-    if !deleted {
-        return Err(ConnectionError::NotFound);
-    }
+        .await?
+        .ok_or(ConnectionError::NotFound)?;
     svc.broker().forget_team(team_id);
+    svc.broker().revoke(revoke).await;
     Ok(())
 }

@@ -1,10 +1,15 @@
 //! The request middleware: a request id, one tracing span per request (request id, route, and
 //! once authenticated the team), metrics, and one access-log line. Never logs headers or bodies.
+//!
+//! Every response is `Cache-Control: no-store` unless its route set its own (the documentation
+//! pages): many carry a secret (a token, a key, a runner token, a JWT), and one rule for all
+//! means no new route can forget it (CONTRACT §17).
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
+use axum::http::header::CACHE_CONTROL;
 use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
@@ -64,6 +69,10 @@ pub async fn observe(
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
+    response
+        .headers_mut()
+        .entry(CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
     let route = if response.extensions().get::<CountAsUnmatched>().is_some() {
         labels.of(None)
     } else {

@@ -136,19 +136,29 @@ async fn sessions_over_several_owners_need_an_owner() {
 }
 
 /// Deleting a connection stops a live session's credentials for that owner at once, even right
-/// after the session was served (and so cached).
+/// after the session was served (and so cached), and revokes at GitHub the tokens minted through
+/// it (CONTRACT §17), audited with why.
 #[tokio::test]
-async fn a_deleted_connection_stops_serving_at_once() {
+async fn a_deleted_connection_stops_serving_at_once_and_its_tokens_die() {
     let w = world().await;
     let url = w.app.public_url();
     let (sid, runner) = w
         .app
         .start_session(&w.team, &[w.fake.repo_url("acme", "widgets")])
         .await;
-    assert_eq!(
-        w.app.fetch_credential(&sid, &runner, "").await.status(),
-        200
-    );
+    let (other_sid, other_runner) = w
+        .app
+        .start_session(&w.team, &[w.fake.repo_url("acme", "gadgets")])
+        .await;
+    let first = credential(&w, &sid, &runner).await["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let second = credential(&w, &other_sid, &other_runner).await["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(w.fake.token_is_live(&first) && w.fake.token_is_live(&second));
     let list = w
         .app
         .get_json("/v1/github/connections", &w.team.api_key)
@@ -165,4 +175,15 @@ async fn a_deleted_connection_stops_serving_at_once() {
     let r = w.app.fetch_credential(&sid, &runner, "").await;
     let body = expect_error(r, "repo_not_connected", &url).await;
     assert!(body["message"].as_str().unwrap().contains("acme"));
+    assert!(
+        !w.fake.token_is_live(&first) && !w.fake.token_is_live(&second),
+        "a deleted connection's tokens are still live at GitHub"
+    );
+    let audit = w.app.store().list_audit(w.team.id, 50, None).await.unwrap();
+    let reasons: Vec<_> = audit
+        .iter()
+        .filter(|a| a.kind == "credential.revoked")
+        .map(|a| a.data["reason"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(reasons, ["its connection was deleted"; 2], "{audit:?}");
 }

@@ -80,7 +80,12 @@ async fn the_operator_provisions_changes_keys_and_deletes_a_team() {
     ] {
         let (ok, _, stderr) = admin(dir.path(), &db, &args);
         assert!(!ok, "{args:?}");
-        assert!(stderr.contains("--team: no team"), "{stderr}");
+        assert!(
+            stderr
+                .lines()
+                .any(|l| l.starts_with("error: invalid_argument: --team: no team")),
+            "{stderr}"
+        );
     }
 
     // The audit outlives the team: the operator's deletion is its last record.

@@ -74,6 +74,15 @@ fn config_errors_exit_non_zero_and_name_the_problem() {
             1,
             "one clear line, no backtrace: {stderr}"
         );
+        assert!(
+            stderr.starts_with("error: invalid_config: ") && stderr.trim_end().ends_with('.'),
+            "`error: <code>: <sentence>`: {stderr}"
+        );
+        // A cause is said once (a missing file's used to be repeated).
+        assert!(
+            stderr.matches("No such file").count() <= 1,
+            "the cause repeats: {stderr}"
+        );
     }
 }
 

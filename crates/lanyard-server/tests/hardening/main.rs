@@ -3,5 +3,6 @@
 
 mod chaos;
 mod crash;
+mod fairness;
 mod races;
 mod sockets;

@@ -18,15 +18,20 @@ use crate::domain::installations::InstallError;
 use crate::domain::sessions::SessionError;
 use crate::domain::webhooks::WebhookError;
 
-/// A sentence from a domain error's text: capitalised, with a full stop.
+/// A sentence from a domain error's text: with a full stop, and capitalised when it starts with a
+/// plain word. A value it starts with (`https://…`, `ttl_seconds`, `lk_…`) is left as written.
 fn sentence(e: &impl std::fmt::Display) -> String {
     let text = e.to_string();
-    let mut chars = text.chars();
-    let mut out: String = chars
-        .next()
-        .map(|c| c.to_uppercase().collect())
-        .unwrap_or_default();
-    out.push_str(chars.as_str());
+    let first_word = text.split(' ').next().unwrap_or_default();
+    let mut out = if first_word.chars().all(|c| c.is_ascii_lowercase()) {
+        let mut chars = text.chars();
+        chars
+            .next()
+            .map(|c| c.to_uppercase().chain(chars).collect())
+            .unwrap_or_default()
+    } else {
+        text
+    };
     if !out.ends_with('.') {
         out.push('.');
     }
@@ -282,5 +287,23 @@ impl From<E2eError> for ApiError {
             (None, E2eError::Store(s)) => s.into(),
             (None, seed) => ApiError::internal(anyhow::anyhow!("{seed}")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sentence;
+
+    #[test]
+    fn a_sentence_capitalises_a_word_but_never_a_value() {
+        assert_eq!(sentence(&"the session ended"), "The session ended.");
+        assert_eq!(
+            sentence(&"ttl_seconds must be positive"),
+            "ttl_seconds must be positive."
+        );
+        assert_eq!(
+            sentence(&"https://github.com/acme is not connected."),
+            "https://github.com/acme is not connected."
+        );
     }
 }

@@ -81,7 +81,21 @@ impl ApiError {
     pub fn message(&self) -> &str {
         &self.message
     }
+
+    /// What went wrong underneath a 5xx (logged, never sent).
+    pub fn cause(&self) -> Option<&anyhow::Error> {
+        self.cause.as_ref()
+    }
 }
+
+/// `code: message`: what the CLI prints of an error the API would answer.
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+impl std::error::Error for ApiError {}
 
 /// The unknown-route answer. The e2e guard answers with exactly this too.
 pub fn unknown_route() -> ApiError {

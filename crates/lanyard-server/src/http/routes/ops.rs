@@ -138,6 +138,6 @@ pub async fn openapi_json(Extension(docs): Extension<Arc<PublishedDocs>>) -> Res
 #[utoipa::path(get, path = "/docs", tag = "ops", responses(
     (status = 200, description = "HTML", content_type = "text/html"),
 ))]
-pub async fn docs(Extension(docs): Extension<Arc<PublishedDocs>>) -> Html<String> {
-    Html(docs.html.clone())
+pub async fn docs(Extension(docs): Extension<Arc<PublishedDocs>>) -> Response {
+    ([(CACHE_CONTROL, "no-cache")], Html(docs.html.clone())).into_response()
 }
