@@ -109,7 +109,7 @@ pub(super) async fn run(config: &Config, source: String) -> Report {
     if config.github.is_empty() {
         report.push(
             "github",
-            Ok("no host configured: sessions cannot name any repository".into()),
+            Err("no GitHub host is configured, so every session's repository gets 422 unknown_github_host: add a [[github]] table, or set LANYARD_GITHUB_HOST with LANYARD_GITHUB_APP_ID and LANYARD_GITHUB_APP_PRIVATE_KEY_FILE (docs/github-app.md)".into()),
         );
     }
     if config.e2e_seed.is_some() {

@@ -171,6 +171,35 @@ fn github_hosts_from_toml_and_the_env_shortcut() {
     assert_eq!(c.github[1].host, "github.com");
     assert_eq!(c.github[1].api_url, "https://api.github.com");
     assert_eq!(c.github[1].app_id, Some(7));
+    assert_eq!(
+        c.github[0].max_concurrent_mints,
+        DEFAULT_MAX_CONCURRENT_MINTS
+    );
+}
+
+#[test]
+fn max_concurrent_mints_is_bounded_per_host() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let toml = |n: &str| format!("[[github]]\nhost = \"ghe.test\"\nmax_concurrent_mints = {n}\n");
+    let path = write(&dir, &toml("200"));
+    let e = env(&[("LANYARD_CONFIG", path.to_str().unwrap())]);
+    let c = Config::load(&Flags::default(), &e).unwrap().config;
+    assert_eq!(c.github[0].max_concurrent_mints, 200);
+    for bad in ["0", "1001"] {
+        let path = write(&dir, &toml(bad));
+        let e = env(&[("LANYARD_CONFIG", path.to_str().unwrap())]);
+        let err = Config::load(&Flags::default(), &e).unwrap_err().to_string();
+        assert!(
+            err.contains("max_concurrent_mints") && err.contains("1000"),
+            "{err}"
+        );
+    }
+    let e = env(&[("LANYARD_GITHUB_MAX_CONCURRENT_MINTS", "many")]);
+    let err = Config::load(&Flags::default(), &e).unwrap_err().to_string();
+    assert!(err.contains("LANYARD_GITHUB_MAX_CONCURRENT_MINTS"), "{err}");
+    let e = env(&[("LANYARD_GITHUB_MAX_CONCURRENT_MINTS", "12")]);
+    let c = Config::load(&Flags::default(), &e).unwrap().config;
+    assert_eq!(c.github[0].max_concurrent_mints, 12);
 }
 
 #[test]

@@ -192,3 +192,24 @@ async fn each_broken_part_is_named() {
     let (_, detail) = check(&report, "config");
     assert!(detail.contains("token_min_remaining"), "{detail}");
 }
+
+/// A server with no GitHub host can serve nothing: doctor says what is missing and fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_github_host_is_named_as_missing() {
+    let s = Setup::new().await;
+    let mut cmd = lanyard(&["doctor", "--json"]);
+    cmd.envs(
+        s.env(&[])
+            .into_iter()
+            .filter(|(k, _)| !k.starts_with("LANYARD_GITHUB_")),
+    );
+    let out = tokio::process::Command::from(cmd).output().await.unwrap();
+    assert!(!out.status.success());
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (ok, detail) = check(&report, "github");
+    assert!(!ok, "{detail}");
+    assert!(
+        detail.contains("unknown_github_host") && detail.contains("[[github]]"),
+        "{detail}"
+    );
+}
