@@ -108,6 +108,28 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+impl StoreError {
+    /// One error of each kind, for the API's document of what a store error can become.
+    pub fn examples() -> Vec<StoreError> {
+        let all = vec![
+            StoreError::Unavailable(sqlx::Error::PoolTimedOut),
+            StoreError::Database(sqlx::Error::RowNotFound),
+            StoreError::Migration(String::new()),
+            StoreError::Corrupt(String::new()),
+        ];
+        for e in &all {
+            // A new kind does not compile until it has an example above.
+            match e {
+                StoreError::Unavailable(_)
+                | StoreError::Database(_)
+                | StoreError::Migration(_)
+                | StoreError::Corrupt(_) => {}
+            }
+        }
+        all
+    }
+}
+
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         match e {

@@ -1,5 +1,7 @@
 //! Route coverage: every `TestApp` records, when dropped, which (method, route template) pairs
-//! answered 2xx, so a final check can fail when a route has no test.
+//! answered 2xx, so a final check can fail when a route has no test; and which error codes each
+//! answered (`ERROR METHOD route code`), so it can fail when a route answers a code its OpenAPI
+//! entry does not list.
 
 use std::path::PathBuf;
 
@@ -21,6 +23,19 @@ pub fn successful_routes(metrics: &str) -> Vec<String> {
         .collect()
 }
 
+/// The `ERROR METHOD route code` lines of the error answers in a metrics scrape.
+pub fn error_answers(metrics: &str) -> Vec<String> {
+    metrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("lanyard_http_errors_total{"))
+        .filter_map(|l| {
+            let field = |name: &str| l.split(&format!("{name}=\"")).nth(1)?.split('"').next();
+            let (method, route, code) = (field("method")?, field("route")?, field("code")?);
+            Some(format!("ERROR {method} {route} {code}"))
+        })
+        .collect()
+}
+
 /// Every ledger line recorded so far.
 pub fn recorded() -> std::collections::BTreeSet<String> {
     let mut all = std::collections::BTreeSet::new();
@@ -38,7 +53,9 @@ pub fn recorded() -> std::collections::BTreeSet<String> {
 
 /// Appends the routes this server answered with 2xx to the coverage ledger.
 pub(crate) fn record_coverage(server: &lanyard_server::RunningServer) {
-    let routes = successful_routes(&server.services.metrics().encode());
+    let metrics = server.services.metrics().encode();
+    let mut routes = successful_routes(&metrics);
+    routes.extend(error_answers(&metrics));
     let dir = ledger_dir();
     if !routes.is_empty() && std::fs::create_dir_all(&dir).is_ok() {
         let name = format!(

@@ -82,6 +82,9 @@ pub async fn observe(
     let elapsed = started.elapsed();
     svc.metrics()
         .observe_http(route, method, status, elapsed.as_secs_f64());
+    if let Some(code) = response.extensions().get::<lanyard_core::ErrorCode>() {
+        svc.metrics().observe_error(route, method, *code);
+    }
     span.in_scope(|| {
         tracing::info!(
             status,

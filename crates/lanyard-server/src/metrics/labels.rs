@@ -160,6 +160,13 @@ pub struct HttpLabels {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct ErrorLabels {
+    pub route: Fixed,
+    pub method: Label<Method>,
+    pub code: Label<lanyard_core::ErrorCode>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct RouteLabels {
     pub route: Fixed,
     pub method: Label<Method>,

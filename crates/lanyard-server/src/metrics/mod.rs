@@ -17,6 +17,7 @@ type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 /// The exposed families, as they appear in the scrape (counters with their `_total`).
 pub const FAMILIES: &[&str] = &[
     "lanyard_http_requests_total",
+    "lanyard_http_errors_total",
     "lanyard_http_request_duration_seconds",
     "lanyard_github_mints_total",
     "lanyard_github_token_cache_total",
@@ -42,6 +43,8 @@ pub fn type_name(family: &str) -> &str {
 pub struct Metrics {
     registry: PromRegistry,
     pub http_requests: Family<HttpLabels, Counter>,
+    /// Error answers by route template, method and error code (a registry entry).
+    pub http_errors: Family<ErrorLabels, Counter>,
     pub http_duration: HistogramFamily<RouteLabels>,
     pub github_mints: Family<MintLabels, Counter>,
     pub token_cache: Family<CacheResultLabel, Counter>,
@@ -81,6 +84,11 @@ impl Default for Metrics {
             http_requests: family!(
                 "lanyard_http_requests",
                 "HTTP requests by route template, method and status",
+                Family::default()
+            ),
+            http_errors: family!(
+                "lanyard_http_errors",
+                "HTTP error answers by route template, method and error code",
                 Family::default()
             ),
             http_duration: family!(
@@ -173,6 +181,17 @@ impl Metrics {
                 method: Label(method),
             })
             .observe(seconds);
+    }
+
+    /// Counts an error answer by its code.
+    pub fn observe_error(&self, route: &Fixed, method: Method, code: lanyard_core::ErrorCode) {
+        self.http_errors
+            .get_or_create(&ErrorLabels {
+                route: route.clone(),
+                method: Label(method),
+                code: Label(code),
+            })
+            .inc();
     }
 
     pub fn set_cache_entries(&self, cache: CacheName, entries: u64) {

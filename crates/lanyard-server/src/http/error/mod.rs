@@ -9,7 +9,10 @@ use axum::response::{IntoResponse, Response};
 use lanyard_core::wire::{ErrorEnvelope, HostOwner};
 use lanyard_core::ErrorCode;
 
+mod documented;
 mod from_domain;
+
+pub use documented::{codes_of, Documented};
 
 /// Per-request facts the error renderer needs, set by the request middleware.
 #[derive(Debug, Clone)]
@@ -138,6 +141,8 @@ impl IntoResponse for ApiError {
             details: self.details,
         };
         let mut response = (status, axum::Json(body)).into_response();
+        // For the request middleware's count of error codes.
+        response.extensions_mut().insert(self.code);
         if let Some(seconds) = self.retry_after {
             response
                 .headers_mut()

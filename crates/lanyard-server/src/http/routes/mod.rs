@@ -1,6 +1,7 @@
 //! Every route, gathered in one place. The OpenAPI document is generated from this list.
 
 use axum::Router;
+use lanyard_core::ErrorCode;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::OpenApi as OpenApiDoc;
 use utoipa::{Modify, OpenApi};
@@ -118,7 +119,134 @@ pub fn api_with(services: Option<&Services>) -> (Router<Services>, OpenApiDoc) {
         .merge(admin)
         .split_for_parts();
     responses::complete_all(&mut doc);
+    responses::document_errors(&mut doc, &answers());
     (router, doc)
+}
+
+/// An operation, and the codes its handler can answer beyond those every operation of its kind
+/// has (`responses::complete_all`): those of the error types it returns through, and those it
+/// makes itself. Its OpenAPI entry lists each (CONTRACT §17); `tests/route_coverage.rs` fails when
+/// a test saw an operation answer a code its entry does not list.
+#[derive(Debug)]
+pub struct Answers {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub codes: Vec<ErrorCode>,
+}
+
+/// What every operation's error types can become. Authentication reads the store, so every
+/// authenticated operation can answer as the store does.
+pub fn answers() -> Vec<Answers> {
+    use crate::domain::accounts::AccountError;
+    use crate::domain::admin::AdminError;
+    use crate::domain::connections::ConnectionError;
+    use crate::domain::credentials::CredentialError;
+    use crate::domain::installations::InstallError;
+    use crate::domain::sessions::SessionError;
+    use crate::domain::webhooks::WebhookError;
+    use crate::http::error::{codes_of, Documented};
+    use lanyard_store::StoreError;
+    use ErrorCode as C;
+
+    let store = StoreError::codes();
+    let with = |mut codes: Vec<ErrorCode>, more: &[ErrorCode]| {
+        codes.extend_from_slice(more);
+        codes
+    };
+    let team = with(store.clone(), &[C::Unauthorized]);
+    let runner = with(CredentialError::codes(), &team);
+    // The admin guard answers an unknown route's 404; each operation fails in some of the admin
+    // domain's ways.
+    let admin =
+        |errors: Vec<AdminError>| with(codes_of(errors), &with(store.clone(), &[C::NotFound]));
+    use AdminError as A;
+    let team_fields = || vec![A::InvalidTier, A::InvalidExternalId, A::InvalidEmail];
+    let op = |method, path, codes: Vec<ErrorCode>| Answers {
+        method,
+        path,
+        codes,
+    };
+    vec![
+        op("GET", "/readyz", vec![C::NotReady]),
+        op("GET", "/metrics", vec![C::NotFound]),
+        op("GET", "/v1/me", team.clone()),
+        op("PATCH", "/v1/me", with(codes_of(team_fields()), &team)),
+        op("GET", "/v1/audit", team.clone()),
+        op("GET", "/v1/usage", team.clone()),
+        op("GET", "/v1/notifications", team.clone()),
+        op(
+            "POST",
+            "/v1/api-keys",
+            with(
+                AccountError::codes(),
+                &with(team.clone(), &[C::InvalidLabel]),
+            ),
+        ),
+        op("GET", "/v1/api-keys", team.clone()),
+        op(
+            "DELETE",
+            "/v1/api-keys/{key_id}",
+            with(AccountError::codes(), &team),
+        ),
+        op(
+            "POST",
+            "/v1/github/connections",
+            with(ConnectionError::codes(), &team),
+        ),
+        op("GET", "/v1/github/connections", team.clone()),
+        op(
+            "DELETE",
+            "/v1/github/connections/{connection_id}",
+            with(ConnectionError::codes(), &team),
+        ),
+        op(
+            "PATCH",
+            "/v1/github/connections/{connection_id}",
+            with(ConnectionError::codes(), &team),
+        ),
+        op("POST", "/v1/sessions", with(SessionError::codes(), &team)),
+        op("GET", "/v1/sessions", team.clone()),
+        op("GET", "/v1/sessions/{session_id}", team.clone()),
+        op(
+            "DELETE",
+            "/v1/sessions/{session_id}",
+            with(SessionError::codes(), &team),
+        ),
+        op(
+            "GET",
+            "/v1/sessions/{session_id}/credentials/github",
+            runner.clone(),
+        ),
+        op(
+            "GET",
+            "/api/projects/{team_id}/agentic-sessions/{session_id}/credentials/github",
+            runner,
+        ),
+        op(
+            "POST",
+            "/v1/github/installations",
+            with(InstallError::codes(), &team),
+        ),
+        op("GET", "/v1/github/setup", InstallError::codes()),
+        op("POST", "/v1/github/webhooks/{host}", WebhookError::codes()),
+        op("POST", "/admin/v1/teams", admin(team_fields())),
+        op("GET", "/admin/v1/teams", admin(vec![A::InvalidExternalId])),
+        op("PATCH", "/admin/v1/teams/{team_id}", admin(team_fields())),
+        op("DELETE", "/admin/v1/teams/{team_id}", admin(Vec::new())),
+        op(
+            "POST",
+            "/admin/v1/teams/{team_id}/api-keys",
+            with(
+                admin(Vec::new()),
+                &with(AccountError::codes(), &[C::InvalidLabel]),
+            ),
+        ),
+        op(
+            "POST",
+            "/admin/v1/teams/{team_id}/github/connections",
+            with(admin(Vec::new()), &ConnectionError::codes()),
+        ),
+    ]
 }
 
 /// The router with the admin API closed, and the OpenAPI document (see [`api_with`]).

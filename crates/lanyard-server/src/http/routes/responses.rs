@@ -11,6 +11,7 @@
 //! Routes do not repeat these; a route that documents one of these statuses itself (a 404 with
 //! its own meaning, say) keeps its own description.
 
+use lanyard_core::ErrorCode;
 use utoipa::openapi::path::{Operation, ParameterIn};
 use utoipa::openapi::{ContentBuilder, OpenApi, Ref, RefOr, ResponseBuilder};
 
@@ -64,6 +65,57 @@ fn complete(path: &str, op: &mut Operation) {
         );
     } else if secured {
         add(op, 401, "`unauthorized`");
+    }
+}
+
+/// Lists `codes` on `op`: each under its status, added to the status's entry when the route
+/// documents it already (with words of its own), or as a new entry.
+fn list_codes(op: &mut Operation, codes: &[ErrorCode]) {
+    for code in codes {
+        let status = code.spec().status.to_string();
+        let named = format!("`{code}`");
+        match op.responses.responses.get_mut(&status) {
+            Some(RefOr::T(response)) => {
+                if !response.description.contains(&named) {
+                    response.description = format!("{}; {}", response.description, line(*code));
+                }
+            }
+            Some(RefOr::Ref(_)) => {}
+            None => {
+                op.responses.responses.insert(status, error(&line(*code)));
+            }
+        }
+    }
+}
+
+/// "`code`: what it means", from the registry.
+fn line(code: ErrorCode) -> String {
+    format!(
+        "`{code}`: {}",
+        code.spec().description.trim_end_matches('.')
+    )
+}
+
+/// Lists on each operation the codes its error types can become (see [`super::answers`]).
+pub fn document_errors(doc: &mut OpenApi, answers: &[super::Answers]) {
+    for answer in answers {
+        let item = doc
+            .paths
+            .paths
+            .get_mut(answer.path)
+            .unwrap_or_else(|| panic!("{} is not a documented path", answer.path));
+        let op = match answer.method {
+            "GET" => &mut item.get,
+            "POST" => &mut item.post,
+            "PATCH" => &mut item.patch,
+            "DELETE" => &mut item.delete,
+            "PUT" => &mut item.put,
+            other => panic!("{other} is not a method the API uses"),
+        };
+        let op = op
+            .as_mut()
+            .unwrap_or_else(|| panic!("{} {} is not documented", answer.method, answer.path));
+        list_codes(op, &answer.codes);
     }
 }
 
