@@ -8,7 +8,8 @@ FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock rustfmt.toml ./
 COPY crates ./crates
-# --no-default-features leaves out dev mode, and with it the fake GitHub's test-only keys.
+# Dev mode is opt-in (the `dev` feature); --no-default-features keeps it out even if that changes,
+# and with it the fake GitHub's test-only keys.
 RUN cargo build --release --locked -p lanyard-server --no-default-features --bin lanyard \
     && mkdir -p /out/data \
     && chmod 700 /out/data

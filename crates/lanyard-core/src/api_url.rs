@@ -5,8 +5,6 @@
 //! refused: a secret goes in a header, never in a URL. Clients built on an [`ApiUrl`] must also
 //! follow no redirects, so a secret never travels on to another place.
 
-use std::net::{IpAddr, Ipv6Addr};
-
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ApiUrlError {
     #[error("{0:?} is not an http(s) URL (expected https://host[:port][/path])")]
@@ -39,57 +37,34 @@ fn echo(raw: &str) -> String {
     shown.chars().take(200).collect()
 }
 
-/// Whether `host` (as written in a URL's authority, without the port) is a loopback host.
-pub fn is_loopback_host(host: &str) -> bool {
-    if host.eq_ignore_ascii_case("localhost") {
-        return true;
-    }
-    if let Some(inner) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
-        return inner.parse::<Ipv6Addr>().is_ok_and(|ip| ip.is_loopback());
-    }
-    host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
-}
-
 impl ApiUrl {
     pub fn parse(raw: &str) -> Result<Self, ApiUrlError> {
-        let trimmed = raw.trim().trim_end_matches('/');
-        let (scheme, rest) = trimmed
-            .split_once("://")
-            .ok_or_else(|| ApiUrlError::Malformed(echo(raw)))?;
-        let scheme = scheme.to_ascii_lowercase();
-        if scheme != "https" && scheme != "http" {
-            return Err(ApiUrlError::Malformed(echo(raw)));
-        }
-        if rest.contains(['?', '#', '@']) {
-            return Err(ApiUrlError::Extra(echo(raw)));
-        }
-        if rest
+        let trimmed = raw.trim();
+        // The URL parser would drop a tab or newline inside silently: refuse it instead.
+        if trimmed
             .bytes()
             .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
         {
             return Err(ApiUrlError::Malformed(echo(raw)));
         }
-        let authority = rest.split('/').next().unwrap_or_default();
-        let host = if authority.starts_with('[') {
-            match authority.find(']') {
-                Some(end) => &authority[..=end],
-                None => return Err(ApiUrlError::Malformed(echo(raw))),
-            }
-        } else {
-            authority.split(':').next().unwrap_or_default()
-        };
-        let port = &authority[host.len()..];
-        let port_ok = port.is_empty()
-            || port
-                .strip_prefix(':')
-                .is_some_and(|p| !p.is_empty() && p.parse::<u16>().is_ok());
-        if host.is_empty() || !port_ok {
+        let url = url::Url::parse(trimmed).map_err(|_| ApiUrlError::Malformed(echo(raw)))?;
+        if !matches!(url.scheme(), "https" | "http") || url.cannot_be_a_base() {
             return Err(ApiUrlError::Malformed(echo(raw)));
         }
-        if scheme == "http" && !is_loopback_host(host) {
+        let userinfo = !url.username().is_empty() || url.password().is_some();
+        if userinfo || url.query().is_some() || url.fragment().is_some() {
+            return Err(ApiUrlError::Extra(echo(raw)));
+        }
+        let loopback = match url.host() {
+            Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            None => return Err(ApiUrlError::Malformed(echo(raw))),
+        };
+        if url.scheme() == "http" && !loopback {
             return Err(ApiUrlError::InsecureHttp(echo(raw)));
         }
-        Ok(Self(format!("{scheme}://{rest}")))
+        Ok(Self(url.as_str().trim_end_matches('/').to_string()))
     }
 
     pub fn as_str(&self) -> &str {

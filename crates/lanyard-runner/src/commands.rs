@@ -150,7 +150,8 @@ pub async fn status(json: bool) -> i32 {
         "{:<28} {:<12} {:<22} {:<22} {:<22} LAST ERROR",
         "HOST/OWNER", "SOURCE", "EXPIRES", "LAST REFRESH", "NEXT REFRESH"
     );
-    let time = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%dT%H:%M:%S").to_string();
+    // UTC, and marked as such.
+    let time = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%dT%H:%M:%SZ").to_string();
     for c in creds {
         println!(
             "{:<28} {:<12} {:<22} {:<22} {:<22} {}",

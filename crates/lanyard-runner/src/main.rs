@@ -120,9 +120,12 @@ fn duration(s: &str) -> Result<Duration, String> {
 fn init_logs() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colour only for a person at a terminal: stderr sent to a file or a log collector stays
+    // plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let _ = if std::env::var("LANYARD_LOG_FORMAT").as_deref() == Ok("json") {
         builder.json().try_init()
     } else {
@@ -260,7 +263,7 @@ async fn run_agent(session: &Session, policy: Policy, grace: Duration, cmd: Vec<
         }
     };
     for s in engine.status() {
-        tracing::info!(host = %s.host, owner = %s.owner, source = %s.source, expires_at = ?s.expires_at, "credential ready");
+        tracing::info!(host = %s.host, owner = %s.owner, source = %s.source, expires_at = %lanyard_runner::engine::expiry(s.expires_at), "credential ready");
     }
     let dir = match private_dir() {
         Ok(d) => d,

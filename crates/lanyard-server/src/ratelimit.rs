@@ -94,7 +94,6 @@ impl RateLimiter {
             match self.check_redis(redis, key, limit).await {
                 Ok(decision) => return decision,
                 Err(e) => {
-                    redis.reset().await;
                     self.metrics.rate_limit_fail_open.inc();
                     tracing::warn!(limiter = self.name, error = %e, "rate limiter cannot reach Redis; failing open");
                     return Decision::Allowed;

@@ -1,11 +1,12 @@
 //! A lazily connected, shared Redis handle. The server starts even when Redis is down; readiness
-//! reports it. One multiplexed connection is shared; after a failure it is dropped and the next
-//! call reconnects, so an outage costs one fast error per call rather than a hang.
+//! reports it. One multiplexed connection is shared through redis's `ConnectionManager`, which
+//! reconnects by itself after a dropped connection (once, with a short timeout, so an outage
+//! costs a fast error per call rather than a hang); until the first connection succeeds, each
+//! call tries to make it.
 
 use std::time::Duration;
 
-use redis::aio::MultiplexedConnection;
-use redis::AsyncConnectionConfig;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::sync::Mutex;
 
 use crate::config::RedisUrl;
@@ -23,7 +24,7 @@ pub enum RedisUnavailable {
 pub struct RedisHandle {
     url: RedisUrl,
     client: redis::Client,
-    connection: Mutex<Option<MultiplexedConnection>>,
+    connection: Mutex<Option<ConnectionManager>>,
 }
 
 impl std::fmt::Debug for RedisHandle {
@@ -45,25 +46,24 @@ impl RedisHandle {
     }
 
     /// The shared connection, connecting on first use.
-    pub async fn connection(&self) -> Result<MultiplexedConnection, RedisUnavailable> {
+    pub async fn connection(&self) -> Result<ConnectionManager, RedisUnavailable> {
         let mut slot = self.connection.lock().await;
         if let Some(conn) = slot.as_ref() {
             return Ok(conn.clone());
         }
-        let config = AsyncConnectionConfig::new()
+        let config = ConnectionManagerConfig::new()
             .set_connection_timeout(CONNECT_TIMEOUT)
-            .set_response_timeout(CONNECT_TIMEOUT);
-        let conn = self
-            .client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await?;
+            .set_response_timeout(CONNECT_TIMEOUT)
+            .set_number_of_retries(1)
+            .set_max_delay(100);
+        let conn = tokio::time::timeout(
+            CONNECT_TIMEOUT * 2,
+            ConnectionManager::new_with_config(self.client.clone(), config),
+        )
+        .await
+        .map_err(|_| RedisUnavailable::Timeout(CONNECT_TIMEOUT * 2))??;
         *slot = Some(conn.clone());
         Ok(conn)
-    }
-
-    /// Forgets the shared connection after an error, so the next call reconnects.
-    pub async fn reset(&self) {
-        *self.connection.lock().await = None;
     }
 
     /// A dedicated connection subscribed to `channel` (pub/sub needs a connection of its own).
@@ -90,14 +90,8 @@ impl RedisHandle {
         .await;
         match sent {
             Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => {
-                self.reset().await;
-                Err(e.into())
-            }
-            Err(_) => {
-                self.reset().await;
-                Err(RedisUnavailable::Timeout(CONNECT_TIMEOUT))
-            }
+            Ok(Err(e)) => Err(e.into()),
+            Err(_) => Err(RedisUnavailable::Timeout(CONNECT_TIMEOUT)),
         }
     }
 

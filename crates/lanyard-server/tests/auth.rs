@@ -87,6 +87,29 @@ async fn missing_and_malformed_credentials_are_401() {
     for credential in ["garbage", "a.b.c", "lk_short"] {
         expect_error(me(&app, credential).await, "unauthorized", &url).await;
     }
+    // A placeholder pasted from a guide is named as the API key it stands for, not tried as a
+    // session token; a runner token cut short is named as one.
+    let body = expect_error(me(&app, "lk_...").await, "unauthorized", &url).await;
+    let message = body["message"].as_str().unwrap();
+    assert!(
+        message.contains("API key is not well formed") && !message.contains("session token"),
+        "{message}"
+    );
+    let sid = uuid::Uuid::new_v4();
+    let r = app
+        .get(&format!("/v1/sessions/{sid}/credentials/github"))
+        .bearer_auth("lrt_abc")
+        .send()
+        .await
+        .unwrap();
+    let body = expect_error(r, "unauthorized", &url).await;
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("runner token is not well formed"),
+        "{body}"
+    );
 }
 
 #[tokio::test]

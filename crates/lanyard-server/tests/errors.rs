@@ -112,7 +112,14 @@ async fn query_rejections_are_envelopes() {
             .send()
             .await
             .unwrap();
-        expect_error(r, "invalid_query", &app.public_url()).await;
+        let body = expect_error(r, "invalid_query", &app.public_url()).await;
+        if q == "limit=abc" {
+            // The message names the parameter.
+            assert!(
+                body["message"].as_str().unwrap().contains("limit"),
+                "{body}"
+            );
+        }
     }
 }
 

@@ -119,36 +119,59 @@ pub struct RepoRef {
 
 impl RepoRef {
     pub fn parse(raw: &str) -> Result<Self, RepoRefError> {
-        let url = raw.trim();
-        let shown = || echo(url);
-        let (scheme, rest) = url
-            .split_once("://")
-            .and_then(|(s, rest)| Some((Scheme::parse(s)?, rest)))
-            .ok_or_else(|| RepoRefError::Scheme(shown()))?;
-        if rest.contains(['?', '#', '@', ' ', '\\']) {
+        let text = raw.trim();
+        let shown = || echo(text);
+        // A backslash would be read as a slash, and whitespace inside dropped or escaped: both
+        // mean the text is not the URL it looks like.
+        if text.bytes().any(|b| b == b'\\' || b.is_ascii_control()) {
+            return Err(RepoRefError::Shape(shown()));
+        }
+        // The URL parser resolves `.` and `..` (`a/x/../b` is `a/b`): refuse them as names.
+        let dots = |seg: &str| {
+            let seg = seg.to_ascii_lowercase().replace("%2e", ".");
+            seg == "." || seg == ".."
+        };
+        if text.split(['/', '?', '#']).skip(3).any(dots) {
+            return Err(RepoRefError::Name(shown()));
+        }
+        let url = url::Url::parse(text).map_err(|e| match e {
+            url::ParseError::RelativeUrlWithoutBase => RepoRefError::Scheme(shown()),
+            url::ParseError::EmptyHost
+            | url::ParseError::IdnaError
+            | url::ParseError::InvalidDomainCharacter
+            | url::ParseError::InvalidIpv4Address
+            | url::ParseError::InvalidIpv6Address
+            | url::ParseError::InvalidPort => RepoRefError::Host(shown()),
+            _ => RepoRefError::Shape(shown()),
+        })?;
+        let scheme = Scheme::parse(url.scheme()).ok_or_else(|| RepoRefError::Scheme(shown()))?;
+        let userinfo = !url.username().is_empty() || url.password().is_some();
+        if userinfo || url.query().is_some() || url.fragment().is_some() {
             return Err(RepoRefError::Extras(shown()));
         }
-        let rest = rest.trim_end_matches('/');
-        let rest = rest.strip_suffix(".git").unwrap_or(rest);
-        let mut parts = rest.split('/');
-        let (Some(host), Some(owner), Some(name), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(RepoRefError::Shape(shown()));
+        let host = match (url.host_str(), url.port()) {
+            (Some(host), Some(port)) => format!("{host}:{port}"),
+            (Some(host), None) => host.to_string(),
+            (None, _) => return Err(RepoRefError::Host(shown())),
         };
-        let host_ok = !host.is_empty()
-            && host.len() <= 253
+        let host_ok = host.len() <= 253
             && host
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':'));
         if !host_ok {
             return Err(RepoRefError::Host(shown()));
         }
+        let path = url.path().trim_start_matches('/').trim_end_matches('/');
+        let path = path.strip_suffix(".git").unwrap_or(path);
+        let mut parts = path.split('/');
+        let (Some(owner), Some(name), None) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(RepoRefError::Shape(shown()));
+        };
         let owner = Owner::parse(owner).map_err(|_| RepoRefError::Owner(shown()))?;
         let name = RepoName::parse(name).ok_or_else(|| RepoRefError::Name(shown()))?;
         Ok(Self {
             scheme,
-            host: host.to_ascii_lowercase(),
+            host,
             owner,
             name,
         })
@@ -194,6 +217,10 @@ mod tests {
             ("https://github.com/-a/b", E::Owner(String::new())),
             ("https://github.com/a/..", E::Name(String::new())),
             ("https://git_hub.com/a/b", E::Host(String::new())),
+            ("https://github.com/a/x/../b", E::Name(String::new())),
+            ("https://github.com/a/%2E%2e", E::Name(String::new())),
+            ("https://github.com\\a\\b", E::Shape(String::new())),
+            ("https://github.com/ac me!/widgets", E::Owner(String::new())),
         ] {
             let got = RepoRef::parse(bad).unwrap_err();
             assert_eq!(

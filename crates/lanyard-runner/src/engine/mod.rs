@@ -175,7 +175,7 @@ impl Engine {
                 s.last_error = None;
                 s.failures = 0;
                 s.next_refresh = self.policy.after_success(now, expires_at, jitter_unit());
-                tracing::debug!(host = %cred.host, owner = %cred.owner, ?expires_at, "refreshed credential");
+                tracing::debug!(host = %cred.host, owner = %cred.owner, expires_at = %expiry(expires_at), "refreshed credential");
             }
             Err(e) if e.end_cause().is_some() => {
                 let cause = e.end_cause().unwrap_or(EndCause::SessionEnded);
@@ -359,5 +359,25 @@ impl Engine {
                 }
             })
             .collect()
+    }
+}
+
+/// An expiry as a log field: RFC 3339 in UTC, or `none` for a credential without one.
+pub fn expiry(at: Option<chrono::DateTime<chrono::Utc>>) -> String {
+    at.map_or_else(
+        || "none".to_string(),
+        |t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    )
+}
+
+#[cfg(test)]
+mod expiry_tests {
+    #[test]
+    fn an_expiry_is_logged_in_utc_or_as_none() {
+        let at = chrono::DateTime::parse_from_rfc3339("2026-12-07T10:00:00Z")
+            .unwrap()
+            .to_utc();
+        assert_eq!(super::expiry(Some(at)), "2026-12-07T10:00:00Z");
+        assert_eq!(super::expiry(None), "none");
     }
 }

@@ -86,7 +86,6 @@ impl CrossReplica {
                 Ok(true) => return Ok(held(Backend::Redis)),
                 Ok(false) => return Ok(Attempt::Busy),
                 Err(e) => {
-                    redis.reset().await;
                     tracing::warn!(error = %e, "redis mint lock unavailable; using the database lease");
                 }
             }

@@ -202,9 +202,18 @@ fn runner_program() -> String {
         std::env::split_paths(&paths).any(|dir| dir.join("lanyard-runner").is_file())
     });
     if !on_path && Path::new("crates/lanyard-runner/Cargo.toml").is_file() {
-        return "cargo run -q -p lanyard-runner --".into();
+        // Not quiet: the first run builds the runner, and cargo shows that it is doing so.
+        return "cargo run -p lanyard-runner --".into();
     }
     "lanyard-runner".into()
+}
+
+/// How to run this `lanyard` again: its own path, so the printed line runs as printed (it is
+/// rarely on PATH while trying dev mode).
+fn lanyard_program() -> String {
+    std::env::current_exe()
+        .ok()
+        .map_or_else(|| "lanyard".into(), |exe| quote(&exe.to_string_lossy()))
 }
 
 /// Quotes for a POSIX shell when needed.
@@ -277,8 +286,9 @@ impl Banner<'_> {
                 self.admin_token.expose_secret()
             ),
             format!(
-                "test accounts with LANYARD_E2E_ACCOUNT_TOKEN={} lanyard e2e run --with-resources --api {api} -- CMD",
-                self.e2e_token.expose_secret()
+                "test accounts with LANYARD_E2E_ACCOUNT_TOKEN={} {} e2e run --with-resources --api {api} -- CMD",
+                self.e2e_token.expose_secret(),
+                lanyard_program(),
             ),
             String::new(),
             format!(

@@ -104,7 +104,7 @@ async fn serve_dev(
     _listen: Option<String>,
     _lifetime: Option<std::time::Duration>,
 ) -> anyhow::Result<()> {
-    anyhow::bail!("this lanyard was built without dev mode (cargo's `dev` feature, on by default; production images leave it out)")
+    anyhow::bail!("this lanyard was built without dev mode, which is opt-in: run `cargo run --features dev --bin lanyard -- serve --dev` in a checkout of Lanyard")
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {

@@ -42,7 +42,16 @@ pub(super) async fn healthcheck(url: Option<String>, listen: SocketAddr) -> anyh
         .get(&url)
         .send()
         .await
-        .map_err(|e| anyhow::anyhow!("{url}: {e}"))?
+        .map_err(|e| {
+            let why = if e.is_timeout() {
+                "did not answer within 3 s"
+            } else if e.is_connect() {
+                "refused the connection (is lanyard serve running there?)"
+            } else {
+                "could not be asked"
+            };
+            anyhow::anyhow!("{url} {why}")
+        })?
         .status();
     anyhow::ensure!(status.is_success(), "{url} answered {status}");
     Ok(())

@@ -39,7 +39,8 @@ const KEY: &str = "github (LANYARD_GITHUB_*)";
 
 fn http_url(what: &str, host: &str, url: String) -> Result<String, ConfigError> {
     let url = url.trim().trim_end_matches('/').to_string();
-    if url.starts_with("https://") || url.starts_with("http://") {
+    let parsed = url::Url::parse(&url).ok();
+    if parsed.is_some_and(|u| matches!(u.scheme(), "https" | "http") && u.host().is_some()) {
         Ok(url)
     } else {
         Err(ConfigError::invalid(
@@ -122,18 +123,21 @@ pub(super) fn validate_github(h: GithubLayer) -> Result<GithubHost, ConfigError>
     })
 }
 
-/// The origin (`scheme://host[:port]`) of an absolute http(s) URL, lowercased.
-pub fn origin_of(url: &str) -> Option<String> {
-    let (scheme, rest) = url.split_once("://")?;
-    let scheme = scheme.to_ascii_lowercase();
-    if scheme != "https" && scheme != "http" {
+/// The origin (`scheme://host[:port]`) of an absolute http(s) URL without credentials,
+/// lowercased and with a default port left out, as a browser would compare it.
+pub fn origin_of(raw: &str) -> Option<String> {
+    if raw
+        .bytes()
+        .any(|b| b == b'\\' || b.is_ascii_whitespace() || b.is_ascii_control())
+    {
         return None;
     }
-    let authority = rest.split(['/', '?', '#']).next()?;
-    if authority.is_empty() || authority.contains(['@', '\\', ' ']) {
+    let url = url::Url::parse(raw).ok()?;
+    let userinfo = !url.username().is_empty() || url.password().is_some();
+    if !matches!(url.scheme(), "https" | "http") || userinfo || url.host().is_none() {
         return None;
     }
-    Some(format!("{scheme}://{}", authority.to_ascii_lowercase()))
+    Some(url.origin().ascii_serialization())
 }
 
 /// `LANYARD_ALLOWED_RETURN_ORIGINS`: comma-separated origins.

@@ -251,11 +251,11 @@ impl Config {
             .filter(|s| !s.trim().is_empty())
             .map(|raw| {
                 let url = raw.trim().trim_end_matches('/').to_string();
-                let host = url
-                    .strip_prefix("https://")
-                    .or_else(|| url.strip_prefix("http://"));
-                match host {
-                    Some(h) if !h.is_empty() => Ok(url),
+                let parsed = url::Url::parse(&url).ok();
+                match parsed {
+                    Some(u) if matches!(u.scheme(), "https" | "http") && u.host().is_some() => {
+                        Ok(url)
+                    }
                     _ => Err(ConfigError::invalid(
                         "public_url (LANYARD_PUBLIC_URL)",
                         format!("{raw:?} must be an absolute http:// or https:// URL"),

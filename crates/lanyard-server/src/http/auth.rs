@@ -69,6 +69,23 @@ pub(crate) fn bearer(parts: &Parts) -> Result<&str, ApiError> {
 
 const REFUSED: &str = "The credential is not valid.";
 
+/// For a credential that starts like one of Lanyard's secrets but is not one (cut short when
+/// copied, or a placeholder like `lk_...` pasted from a guide): says which, instead of trying it
+/// as something else.
+fn misshapen(credential: &str) -> Option<ApiError> {
+    let kind = SecretKind::ALL
+        .iter()
+        .find(|k| credential.starts_with(k.as_str()))?;
+    let what = match kind {
+        SecretKind::ApiKey => "API key",
+        SecretKind::RunnerToken => "runner token",
+    };
+    Some(ApiError::unauthorized(format!(
+        "This {what} is not well formed: send the whole {}… value as it was printed when it was issued.",
+        kind.as_str()
+    )))
+}
+
 fn on_span(team: &TeamRecord) {
     tracing::Span::current().record("team", tracing::field::display(team.id));
 }
@@ -89,6 +106,8 @@ impl FromRequestParts<Services> for TeamAuth {
                 },
                 _ => return Err(ApiError::unauthorized(REFUSED)),
             }
+        } else if let Some(refused) = misshapen(credential) {
+            return Err(refused);
         } else {
             let claims = svc
                 .jwt()
@@ -126,8 +145,13 @@ impl FromRequestParts<Services> for RunnerAuth {
         let credential = bearer(parts)?;
         let presented = BearerSecret::parse(credential)
             .filter(|p| p.kind == SecretKind::RunnerToken)
-            .ok_or_else(|| {
-                ApiError::unauthorized("Runner routes take the session's runner token (lrt_…).")
+            .ok_or_else(|| match misshapen(credential) {
+                Some(refused) if credential.starts_with(SecretKind::RunnerToken.as_str()) => {
+                    refused
+                }
+                _ => {
+                    ApiError::unauthorized("Runner routes take the session's runner token (lrt_…).")
+                }
             })?;
         let session = svc
             .broker()

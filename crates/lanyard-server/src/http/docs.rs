@@ -22,78 +22,38 @@ pub fn esc(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// Escapes `s` and renders its inline Markdown: `code`, **bold** and [links](https://…). Block
-/// syntax is left as text; an unpaired marker stays literal.
+/// Renders a description's Markdown (CommonMark, by pulldown-cmark) as inline HTML: raw HTML in
+/// it is shown as text, a link goes only to `http(s)://` or a path on this server (any other
+/// keeps its text and loses the link), and paragraphs are not wrapped, so it sits inside a
+/// table cell or a list item.
 pub fn md(s: &str) -> String {
-    let mut out = String::new();
-    let parts: Vec<&str> = s.split('`').collect();
-    let paired = parts.len() % 2 == 1;
-    for (i, part) in parts.iter().enumerate() {
-        let last = i == parts.len() - 1;
-        if i % 2 == 1 && (paired || !last) {
-            let _ = write!(out, "<code>{}</code>", esc(part));
-        } else {
-            if i % 2 == 1 {
-                out.push('`');
-            }
-            out.push_str(&links(&bold(&esc(part))));
+    use pulldown_cmark::{Event, Parser, Tag, TagEnd};
+    let safe = |url: &str| {
+        (url.starts_with("https://") || url.starts_with("http://") || url.starts_with('/'))
+            && !url.starts_with("//")
+    };
+    let mut dropped_link = false;
+    let mut paragraphs = 0;
+    let events = Parser::new(s).filter_map(|event| match event {
+        Event::Html(raw) | Event::InlineHtml(raw) => Some(Event::Text(raw)),
+        Event::Start(Tag::Paragraph) => {
+            paragraphs += 1;
+            (paragraphs > 1).then_some(Event::HardBreak)
         }
-    }
-    out
-}
-
-/// `**x**` → `<b>x</b>` in escaped text.
-fn bold(s: &str) -> String {
-    let parts: Vec<&str> = s.split("**").collect();
-    if parts.len() < 3 {
-        return s.to_string();
-    }
-    let mut out = String::new();
-    for (i, part) in parts.iter().enumerate() {
-        let closes = i % 2 == 1 && (parts.len() % 2 == 1 || i < parts.len() - 1);
-        match (i % 2, closes) {
-            (1, true) => {
-                let _ = write!(out, "<b>{part}</b>");
-            }
-            (1, false) => {
-                out.push_str("**");
-                out.push_str(part);
-            }
-            _ => out.push_str(part),
+        Event::End(TagEnd::Paragraph) => None,
+        Event::Start(Tag::Link { ref dest_url, .. }) if !safe(dest_url) => {
+            dropped_link = true;
+            None
         }
-    }
-    out
-}
-
-/// `[text](http…)` → a link, in escaped text; other brackets stay as they are.
-fn links(s: &str) -> String {
-    let mut out = String::new();
-    let mut rest = s;
-    while let Some(open) = rest.find('[') {
-        let after = &rest[open + 1..];
-        let link = after.find("](").and_then(|mid| {
-            let target = &after[mid + 2..];
-            let end = target.find(')')?;
-            let url = &target[..end];
-            let ok =
-                (url.starts_with("https://") || url.starts_with("http://") || url.starts_with('/'))
-                    && !url.contains(char::is_whitespace);
-            ok.then(|| (mid, url, mid + 2 + end + 1))
-        });
-        match link {
-            Some((mid, url, consumed)) => {
-                out.push_str(&rest[..open]);
-                let _ = write!(out, "<a href=\"{url}\">{}</a>", &after[..mid]);
-                rest = &after[consumed..];
-            }
-            None => {
-                out.push_str(&rest[..=open]);
-                rest = after;
-            }
+        Event::End(TagEnd::Link) if dropped_link => {
+            dropped_link = false;
+            None
         }
-    }
-    out.push_str(rest);
-    out
+        other => Some(other),
+    });
+    let mut out = String::new();
+    pulldown_cmark::html::push_html(&mut out, events);
+    out.trim_end().to_string()
 }
 
 fn schema_name(v: &Value) -> String {
@@ -329,15 +289,16 @@ mod tests {
             "<code>a&lt;b&gt;</code> and <code>c</code>"
         );
         assert_eq!(md("a lone ` tick"), "a lone ` tick");
-        assert_eq!(md("**never** twice"), "<b>never</b> twice");
+        assert_eq!(md("**never** twice"), "<strong>never</strong> twice");
         assert_eq!(
             md("see [the guide](https://x.example/g)."),
             "see <a href=\"https://x.example/g\">the guide</a>."
         );
-        assert_eq!(md("[a](javascript:alert(1))"), "[a](javascript:alert(1))");
+        assert_eq!(md("[a](javascript:alert(1))"), "a");
+        assert_eq!(md("[a](//evil.example/x)"), "a");
         assert_eq!(
-            md("[x](https://e.example/\"onclick)"),
-            "<a href=\"https://e.example/&quot;onclick\">x</a>",
+            md("[x](<https://e.example/\"onclick>)"),
+            "<a href=\"https://e.example/%22onclick\">x</a>",
             "a quote cannot leave the attribute"
         );
         let doc = serde_json::json!({

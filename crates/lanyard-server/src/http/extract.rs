@@ -93,9 +93,14 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
             Ok(axum::extract::Query(value)) => Ok(ApiQuery(value)),
             Err(QueryRejection::FailedToDeserializeQueryString(e)) => Err(ApiError::new(
                 ErrorCode::InvalidQuery,
+                // Axum's text names the parameter and what is wrong with it; keep both.
                 format!(
-                    "Invalid query string: {}",
-                    e.body_text().rsplit(": ").next().unwrap_or("malformed")
+                    "Invalid query string: {}.",
+                    e.body_text()
+                        .trim_start_matches("Failed to deserialize query string")
+                        .trim_start_matches(':')
+                        .trim()
+                        .trim_end_matches('.')
                 ),
             )),
             Err(_) => Err(ApiError::new(

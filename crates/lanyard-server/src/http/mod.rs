@@ -11,6 +11,8 @@ use axum::extract::DefaultBodyLimit;
 use axum::middleware;
 use axum::{Extension, Router};
 use lanyard_core::ErrorCode;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 
 use crate::metrics::Fixed;
 use crate::services::Services;
@@ -84,10 +86,14 @@ pub fn router(svc: Services) -> Router {
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(Extension(docs))
         .layer(middleware::from_fn_with_state(svc.clone(), serve::deadline))
+        .layer(CatchPanicLayer::custom(observe::panicked))
         .layer(middleware::from_fn_with_state(
             (svc.clone(), labels),
             observe::observe,
         ))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(observe::MakeId))
+        .layer(middleware::from_fn(observe::plain_request_id))
         .with_state(svc)
 }
 

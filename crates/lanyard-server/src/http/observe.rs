@@ -15,7 +15,10 @@ use axum::middleware::Next;
 use axum::response::Response;
 use tracing::Instrument;
 
-use super::error::{RequestContext, REQUEST};
+use axum::response::IntoResponse;
+use tower_http::request_id::{MakeRequestId, RequestId};
+
+use super::error::{ApiError, RequestContext, REQUEST};
 use super::{RouteLabels, REQUEST_ID_HEADER};
 use crate::metrics::Method;
 use crate::services::Services;
@@ -24,17 +27,46 @@ use crate::services::Services;
 #[derive(Debug, Clone, Copy)]
 pub struct CountAsUnmatched;
 
-/// An incoming request id is kept when it is short and plain; otherwise a new one is made.
-fn request_id(req: &Request) -> String {
-    req.headers()
+/// Makes the id of a request that brought none worth keeping: 32 hex digits.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MakeId;
+
+impl MakeRequestId for MakeId {
+    fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
+        HeaderValue::from_str(&uuid::Uuid::new_v4().simple().to_string())
+            .ok()
+            .map(RequestId::new)
+    }
+}
+
+/// Drops an incoming `x-request-id` unless it is short and plain (letters, digits, `-`, `_`, at
+/// most 64), so that a made-up one cannot carry text into the logs; `SetRequestId` then makes one.
+pub async fn plain_request_id(mut req: Request, next: Next) -> Response {
+    let plain = req
+        .headers()
         .get(REQUEST_ID_HEADER)
         .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 64)
-        .filter(|v| {
-            v.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        })
-        .map_or_else(|| uuid::Uuid::new_v4().simple().to_string(), str::to_string)
+        .is_some_and(|v| {
+            !v.is_empty()
+                && v.len() <= 64
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        });
+    if !plain {
+        req.headers_mut().remove(REQUEST_ID_HEADER);
+    }
+    next.run(req).await
+}
+
+/// What a panicking handler answers: the 500 envelope (inside the request's span and context,
+/// so it carries the request id), not a dropped connection.
+pub fn panicked(payload: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let what = payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    ApiError::internal(anyhow::anyhow!("a handler panicked: {what}")).into_response()
 }
 
 pub async fn observe(
@@ -43,7 +75,12 @@ pub async fn observe(
     next: Next,
 ) -> Response {
     let started = Instant::now();
-    let id: Arc<str> = request_id(&req).into();
+    let id: Arc<str> = req
+        .extensions()
+        .get::<RequestId>()
+        .and_then(|id| id.header_value().to_str().ok())
+        .unwrap_or("none")
+        .into();
     let method = Method::of(req.method());
     let route = labels
         .of(req
@@ -66,9 +103,6 @@ pub async fn observe(
         .scope(ctx, next.run(req))
         .instrument(span.clone())
         .await;
-    if let Ok(value) = HeaderValue::from_str(&id) {
-        response.headers_mut().insert(REQUEST_ID_HEADER, value);
-    }
     response
         .headers_mut()
         .entry(CACHE_CONTROL)
@@ -93,4 +127,41 @@ pub async fn observe(
         );
     });
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::routing::get;
+    use tower::ServiceExt;
+    use tower_http::catch_panic::CatchPanicLayer;
+
+    /// A handler that panics answers the 500 envelope, not a dropped connection.
+    #[tokio::test]
+    async fn a_panic_is_the_500_envelope() {
+        let app = axum::Router::new()
+            .route(
+                "/boom",
+                get(|| async {
+                    panic!("boom");
+                    #[allow(unreachable_code)]
+                    ""
+                }),
+            )
+            .layer(CatchPanicLayer::custom(panicked));
+        let request = axum::http::Request::get("/boom")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let response = app.oneshot(request).await.unwrap();
+        assert_eq!(response.status(), 500);
+        let body = axum::body::to_bytes(response.into_body(), 4096)
+            .await
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["error"], "internal_error");
+        assert!(
+            !body.to_string().contains("boom"),
+            "the cause stays in the log: {body}"
+        );
+    }
 }

@@ -119,6 +119,12 @@ async fn healthcheck_passes_on_a_live_server_and_fails_on_a_dead_one() {
         .await
         .unwrap();
     assert!(!out.status.success());
+    // Said in words, not the HTTP client's own error text.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("refused the connection") && !stderr.contains("error sending request"),
+        "{stderr}"
+    );
     let missing = format!("{}/nope", app.public_url());
     let out = tokio::process::Command::from(lanyard(&["healthcheck", "--url", &missing]))
         .output()

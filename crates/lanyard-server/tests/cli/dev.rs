@@ -144,32 +144,22 @@ fn dev_mode_prints_lines_that_clone_fetch_and_show_a_refresh() {
         "a new token"
     );
 
-    // The printed test-account line works against the stack: a seeded session that fetches.
-    let e2e = printed(&lines, "e2e line", |l| l.contains("lanyard e2e run"));
-    let token = e2e
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("LANYARD_E2E_ACCOUNT_TOKEN="))
-        .unwrap();
-    let api = e2e
-        .split("--api ")
+    // The printed test-account line runs as printed, in a shell with no lanyard on PATH, with CMD
+    // a fetch through the seeded session.
+    let e2e = printed(&lines, "e2e line", |l| l.contains(" e2e run "));
+    let command = e2e
+        .split("test accounts with ")
         .nth(1)
         .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap();
+        .trim_end()
+        .strip_suffix("CMD")
+        .expect("the line ends with CMD");
     let fetch = r#"curl -fsS -H "Authorization: Bearer $LANYARD_E2E_RUNNER_TOKEN" "$LANYARD_E2E_API_URL/v1/sessions/$LANYARD_E2E_SESSION_ID/credentials/github""#;
-    let mut e2e_run = lanyard(&[
-        "e2e",
-        "run",
-        "--with-resources",
-        "--api",
-        api,
-        "--",
-        "sh",
-        "-c",
-        fetch,
-    ]);
-    e2e_run.env("LANYARD_E2E_ACCOUNT_TOKEN", token);
+    let mut e2e_run = Command::new("sh");
+    e2e_run
+        .arg("-c")
+        .arg(format!("{command}sh -c '{fetch}'"))
+        .env("PATH", "/usr/bin:/bin");
     let seeded: serde_json::Value = serde_json::from_str(&stdout_of(&mut e2e_run)).unwrap();
     assert_eq!(seeded["owner"], "demo-ci", "the test account's own owner");
 
