@@ -96,16 +96,6 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Runn
     } else {
         tokio::spawn(async {})
     };
-    let revocations = {
-        let services = services.clone();
-        let stopped = stopped.clone();
-        tokio::spawn(async move { services.broker().follow_revocations(stopped).await })
-    };
-    let session_changes = {
-        let services = services.clone();
-        let stopped = stopped.clone();
-        tokio::spawn(async move { services.broker().follow_session_changes(stopped).await })
-    };
     let metrics = metrics_listener.map(|listener| {
         let router = crate::http::metrics_router(services.clone());
         tokio::spawn(serve(listener, router, limits, stopped.clone()))
@@ -120,8 +110,6 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Runn
             let _ = metrics.await;
         }
         let _ = workers.await;
-        let _ = revocations.await;
-        let _ = session_changes.await;
         served
     });
     if let Some(at) = metrics_addr {

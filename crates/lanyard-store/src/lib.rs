@@ -14,7 +14,6 @@ use sqlx::{PgPool, SqlitePool};
 
 mod accounts;
 mod audit;
-mod changes;
 mod connections;
 mod ending;
 mod migrate;
@@ -34,7 +33,6 @@ pub use accounts::{
     ApiKeyPrincipal, ApiKeyRecord, CreatedTeam, NewApiKey, NewTeam, TeamRecord, UserPrincipal,
 };
 pub use audit::{AuditEvent, AuditRecord};
-pub use changes::{FeedCursor, SessionChanges, FEED_BATCH};
 pub use connections::{ConnectionKind, ConnectionRecord, ConnectionStatus, Proof};
 pub use migrate::MigrationStatus;
 pub use notifications::{Delivered, NewNotification, NotificationRecord, Outgoing};

@@ -77,6 +77,9 @@ pub struct ScopeRecord {
     pub repositories: Vec<String>,
     /// Set when a repository it holds left the installation: it is served no more.
     pub revoked_at: Option<DateTime<Utc>>,
+    /// The scope's newest unrevoked token as this read found it: a token cached from before the
+    /// read that is not this one may have been revoked since, by any replica.
+    pub live_token: Option<Uuid>,
     /// The team's connection for this owner, if it still exists.
     #[sqlx(flatten)]
     pub connection: MaybeConnection,
@@ -84,7 +87,9 @@ pub struct ScopeRecord {
 
 /// A scope's own columns, for [`ScopeRecord`] (joined with [`CONNECTION_COLUMNS`]).
 pub(crate) const SCOPE_COLUMNS: &str =
-    "sc.host, sc.owner, sc.cache_key, sc.repositories, sc.revoked_at";
+    "sc.host, sc.owner, sc.cache_key, sc.repositories, sc.revoked_at, \
+     (SELECT t.id FROM github_tokens t WHERE t.cache_key = sc.cache_key \
+      AND t.revoked_at IS NULL ORDER BY t.expires_at DESC LIMIT 1) AS live_token";
 
 impl ScopeRecord {
     /// The team's connection for this scope's owner, if it still exists.
@@ -126,6 +131,10 @@ pub struct RunnerSession {
     pub primary_email: Option<String>,
     #[sqlx(skip)]
     pub scopes: Vec<ScopeRecord>,
+    /// Where in the order of its replica's reads and cached tokens this read began (0 when not
+    /// read through a cache): what its scopes' `live_token`s are as of.
+    #[sqlx(skip)]
+    pub read_mark: u64,
 }
 
 impl RunnerSession {
@@ -276,10 +285,9 @@ impl Store {
     /// with the team's connection for its owner.
     pub async fn runner_session(&self, lookup: &str) -> StoreResult<Option<RunnerSession>> {
         // One round trip: the session and its team, on a row per scope (one row with no scope
-        // columns when it has none). A cached session is read again after 2 s (after up to 10
-        // minutes while the replica follows the session change feed), and on every change. Each
-        // scope's row repeats the session's columns; a session has at most 100 repositories, so
-        // at most 100 rows.
+        // columns when it has none), each scope with its newest live token. A cached session is
+        // read again after 2 s, and on every change this replica makes. Each scope's row repeats
+        // the session's columns; a session has at most 100 repositories, so at most 100 rows.
         static SQL: LazyLock<String> = LazyLock::new(|| {
             format!(
                 "SELECT {SESSION_COLUMNS}, s.runner_hash AS s_runner_hash, {TEAM_COLUMNS}, \

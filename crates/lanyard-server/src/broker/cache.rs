@@ -2,8 +2,9 @@
 //! neither many scopes nor many runner tokens can grow memory without limit; an entry for a scope
 //! nobody uses goes away after `token_idle`.
 //!
-//! Times here are memory bounds on the wall clock. Whether a token may be served, and whether a
-//! cooldown still holds, is judged on the injected clock by the caller.
+//! The caches' own times (moka's) are memory bounds on the wall clock and decide nothing else:
+//! whether a session is trusted, a token may be served, or a cooldown still holds is judged on
+//! the injected clock, by the caller.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -15,7 +16,7 @@ use moka::sync::Cache;
 
 use super::marks::{TeamMark, TeamMarks};
 use super::scope::ScopeKey;
-pub use super::token::{CachedToken, RECHECK};
+pub use super::token::CachedToken;
 use crate::metrics::CacheName;
 
 /// How big and how long-lived each cache may be.
@@ -27,56 +28,48 @@ pub struct CacheLimits {
     pub token_idle: Duration,
     /// Runner tokens with a cached session.
     pub sessions: u64,
-    /// How long a runner token's session is trusted from memory without the session change
-    /// feed. Changes made through this process forget it at once; one made on another replica
-    /// takes effect within this delay (sooner through the feed).
+    /// How long a runner token's session is trusted from memory (on the injected clock).
+    /// Changes made through this process forget it at once; one made on another replica takes
+    /// effect within this delay.
     pub session_ttl: Duration,
     /// How long a session read earlier is still served while the store cannot answer (an
     /// outage writes no stop either): credentials already cached keep flowing.
     pub session_stale: Duration,
-    /// The longest a session is trusted through the session change feed before it is read
-    /// again anyway (a backstop), and how long an unused one stays in memory.
-    pub session_fed: Duration,
     /// Cooldowns, refresh markers and in-flight mints.
     pub pending: u64,
     /// The longest a cooldown, refresh marker or flight entry is kept.
     pub pending_ttl: Duration,
 }
 
-/// A session (with its scopes and connections) is trusted this long before it is read again,
-/// unless it was read while the session change feed was current and the feed still is (see
-/// [`super::feed`]): another replica, even one on the same SQLite file, may have stopped it or
-/// lost its connection, and the contract gives every replica 2 s to notice. This process
-/// forgets a team's sessions at once when it changes them itself.
+/// A session (with its scopes, their connections and each scope's live token) is trusted this
+/// long before it is read again: another replica, even one on the same SQLite file, may have
+/// stopped it, revoked its token or lost its connection, and the contract gives every replica
+/// 2 s to notice. This process forgets a team's sessions at once when it changes them itself.
 pub const SESSION_TTL: Duration = Duration::from_secs(2);
 
 /// See [`CacheLimits::session_stale`]. Short: a stop written through another replica meanwhile
 /// is not seen here until the database answers again.
 pub const SESSION_STALE: Duration = Duration::from_secs(30);
 
-/// See [`CacheLimits::session_fed`]. Runners ask minutes apart: long enough that their
-/// sessions stay in memory between requests.
-pub const SESSION_FED: Duration = Duration::from_secs(600);
-
 /// A runner token's session as read from the store, and when.
 #[derive(Debug, Clone)]
 pub struct CachedSession {
     pub session: Arc<RunnerSession>,
-    /// When its read began.
-    pub loaded: std::time::Instant,
-    /// Read while the session change feed was current: trusted for as long as the feed stays
-    /// current (see [`super::feed`]).
-    pub fed: bool,
+    /// When its read began (the injected clock).
+    pub loaded: DateTime<Utc>,
     /// Set when its team is forgotten.
     pub team: Arc<TeamMark>,
-    /// [`Caches::epoch`] when it was read: forgetting every session moves the epoch on.
-    pub epoch: u64,
 }
 
 impl CachedSession {
-    /// Not forgotten since it was read (alone, with its team, or with every session).
-    pub fn valid(&self, caches: &Caches) -> bool {
-        !self.team.forgotten() && self.epoch == caches.epoch()
+    /// Not forgotten since it was read (alone, or with its team).
+    pub fn valid(&self) -> bool {
+        !self.team.forgotten()
+    }
+
+    /// How long ago it was read.
+    pub fn age(&self, now: DateTime<Utc>) -> Duration {
+        (now - self.loaded).to_std().unwrap_or(Duration::ZERO)
     }
 }
 
@@ -88,7 +81,6 @@ impl Default for CacheLimits {
             sessions: 50_000,
             session_ttl: SESSION_TTL,
             session_stale: SESSION_STALE,
-            session_fed: SESSION_FED,
             pending: 10_000,
             pending_ttl: Duration::from_secs(60),
         }
@@ -126,11 +118,12 @@ pub struct Caches {
     /// from here).
     pub limits: CacheLimits,
     pub team_marks: TeamMarks,
-    /// Moved on to forget every session; see [`CachedSession::epoch`].
-    epoch: AtomicU64,
-    /// Counts every forgetting (a session, a team, all): a session read during one is not
-    /// cached, since it may have read the state from before the change that was forgotten.
+    /// Counts every forgetting (a session, a team): a session read during one is not cached,
+    /// since it may have read the state from before the change that was forgotten.
     forgets: AtomicU64,
+    /// Orders this replica's session reads and the tokens it caches (see
+    /// [`CachedToken::seen_live`]).
+    marks: AtomicU64,
 }
 
 impl Caches {
@@ -138,19 +131,16 @@ impl Caches {
         Self {
             limits,
             team_marks: TeamMarks::default(),
-            epoch: AtomicU64::new(0),
             forgets: AtomicU64::new(0),
+            marks: AtomicU64::new(0),
             tokens: Cache::builder()
                 .max_capacity(limits.tokens)
                 .time_to_idle(limits.token_idle)
                 .build_with_hasher(FastHash::default()),
             sessions: Cache::builder()
                 .max_capacity(limits.sessions)
-                .time_to_live(
-                    limits
-                        .session_fed
-                        .max(limits.session_ttl + limits.session_stale),
-                )
+                // A memory bound only: what may be served is judged on the injected clock.
+                .time_to_live(limits.session_ttl + limits.session_stale)
                 .build_with_hasher(FastHash::default()),
             cooldowns: Cache::builder()
                 .max_capacity(limits.pending)
@@ -171,8 +161,9 @@ impl Caches {
         }
     }
 
-    pub fn epoch(&self) -> u64 {
-        self.epoch.load(Ordering::SeqCst)
+    /// The next mark in the order of session reads and cached tokens (never 0).
+    pub fn next_mark(&self) -> u64 {
+        self.marks.fetch_add(1, Ordering::SeqCst) + 1
     }
 
     pub fn forgets(&self) -> u64 {
@@ -189,12 +180,6 @@ impl Caches {
     pub fn forget_team(&self, team: uuid::Uuid) {
         self.forgets.fetch_add(1, Ordering::SeqCst);
         self.team_marks.forget(team);
-    }
-
-    /// Forgets every cached session.
-    pub fn forget_all_sessions(&self) {
-        self.forgets.fetch_add(1, Ordering::SeqCst);
-        self.epoch.fetch_add(1, Ordering::SeqCst);
     }
 
     /// Claims the refresh of a scope; `false` if another caller already holds the claim.

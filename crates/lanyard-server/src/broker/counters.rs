@@ -3,9 +3,7 @@
 use lanyard_core::wire::CredentialSource;
 use prometheus_client::metrics::counter::Counter;
 
-use crate::metrics::{
-    CacheResult, CacheResultLabel, FeedLabel, FeedResult, Label, Metrics, SourceLabel,
-};
+use crate::metrics::{CacheResult, CacheResultLabel, Label, Metrics, SourceLabel};
 
 /// The broker's counters, resolved once: the hot path bumps an atomic and looks nothing up.
 #[derive(Debug)]
@@ -13,7 +11,6 @@ pub(super) struct Counters {
     cache: [Counter; 3],
     served: [Counter; 2],
     stale_sessions: Counter,
-    feed_reads: [Counter; 2],
 }
 
 impl Counters {
@@ -45,14 +42,6 @@ impl Counters {
                 served(CredentialSource::Pat),
             ],
             stale_sessions: metrics.stale_sessions_served.clone(),
-            feed_reads: [FeedResult::Ok, FeedResult::Error].map(|result| {
-                metrics
-                    .session_feed_reads
-                    .get_or_create(&FeedLabel {
-                        result: Label(result),
-                    })
-                    .clone()
-            }),
         }
     }
 
@@ -67,10 +56,6 @@ impl Counters {
 
     pub(super) fn stale_session(&self) {
         self.stale_sessions.inc();
-    }
-
-    pub(super) fn feed_read(&self, ok: bool) {
-        self.feed_reads[usize::from(!ok)].inc();
     }
 
     pub(super) fn served(&self, source: CredentialSource) {

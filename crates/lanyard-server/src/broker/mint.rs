@@ -49,6 +49,9 @@ pub struct MintRequest<'a> {
     pub permissions: &'a PermissionSet,
     /// The team's tier's limit on upstream mints per hour.
     pub mints_per_hour: u32,
+    /// Where the asking session's read began, and the scope's newest live token it found.
+    pub read_mark: u64,
+    pub live_token: Option<Uuid>,
 }
 
 impl Broker {
@@ -87,6 +90,7 @@ impl Broker {
                 return Ok(None);
             }
         };
+        let now = self.clock.now();
         let token = Arc::new(
             CachedToken::new(
                 token,
@@ -95,9 +99,9 @@ impl Broker {
                 record.repositories,
                 record.permissions,
             )
-            .stored_as(record.id),
+            .stored_as(record.id)
+            .marked(self.caches.next_mark()),
         );
-        let now = self.clock.now();
         if token.fresh(now, self.floor) {
             self.caches.tokens.insert(key.clone(), token.clone());
             return Ok(Some(token));
@@ -289,7 +293,8 @@ impl Broker {
         let token = Arc::new(
             Arc::into_inner(token)
                 .expect("not shared yet")
-                .stored_as(id),
+                .stored_as(id)
+                .marked(self.caches.next_mark()),
         );
         self.caches.tokens.insert(req.key.clone(), token.clone());
         Ok(token)

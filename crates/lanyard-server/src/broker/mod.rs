@@ -30,7 +30,6 @@ use crate::redis_conn::RedisHandle;
 pub mod cache;
 mod counters;
 mod failures;
-mod feed;
 pub mod hosts;
 mod lock;
 mod marks;
@@ -71,8 +70,8 @@ pub enum BrokerError {
     /// Every session holding the scope ended while its token was minted (it was revoked).
     #[error("this session has ended")]
     HolderEnded,
-    /// The cached token turned out revoked elsewhere: the caller's view of the session is stale
-    /// and is read afresh (never leaves the broker).
+    /// The cached token is not the one the session's read found live (revoked elsewhere, or
+    /// replaced): the caller's view of the session is read afresh (never leaves the broker).
     #[error("the cached token was revoked elsewhere")]
     Stale,
     #[error("the team has made as many upstream mints this hour as its tier allows")]
@@ -131,12 +130,8 @@ pub struct Broker {
     caches: Caches,
     lock: CrossReplica,
     counters: Counters,
-    /// The session change feed's state (see [`feed`]).
-    feed: feed::Feed,
     /// Upstream mints per team per hour (the tier's `mints_per_hour`).
     mint_limiter: Arc<RateLimiter>,
-    /// Where revocations are announced to the other replicas, when configured.
-    redis: Option<Arc<RedisHandle>>,
 }
 
 /// What the broker is built from; everything is made at start-up and handed in.
@@ -162,7 +157,6 @@ impl Broker {
                 parts.redis.clone(),
                 parts.clock.clone(),
             ),
-            redis: parts.redis,
             store: parts.store,
             hosts: parts.hosts,
             sealer: parts.sealer,
@@ -170,7 +164,6 @@ impl Broker {
             floor: chrono::Duration::from_std(parts.floor).unwrap_or(chrono::Duration::minutes(15)),
             caches: Caches::new(parts.limits),
             counters: Counters::new(&parts.metrics),
-            feed: feed::Feed::default(),
             metrics: parts.metrics,
             mint_limiter: parts.mint_limiter,
         }
@@ -200,6 +193,7 @@ impl Broker {
         }
         // Requests after this one read the team's sessions afresh too.
         self.forget_team(session.team.id);
+        let read_mark = self.caches.next_mark();
         let Some((fresh_session, fresh_scope)) = Box::pin(self.store.fresh_scope(
             session.session.id,
             session.team.id,
@@ -214,10 +208,15 @@ impl Broker {
         }
         let fresh = RunnerSession {
             session: fresh_session,
+            read_mark,
             ..session.clone()
         };
         match Box::pin(self.credential_as_cached(&fresh, &fresh_scope)).await {
-            Err(BrokerError::Stale) => Err(BrokerError::HolderEnded),
+            // The scope's token changed again while it was read (another replica minted):
+            // the next request finds it.
+            Err(BrokerError::Stale) => Err(BrokerError::Unavailable {
+                retry_after: Some(1),
+            }),
             other => other,
         }
     }
@@ -288,6 +287,8 @@ impl Broker {
                         repositories: &scope.repositories,
                         permissions: &session.session.permissions,
                         mints_per_hour: session.team.tier.limits().mints_per_hour,
+                        read_mark: session.read_mark,
+                        live_token: scope.live_token,
                     })
                     .await?;
                 Served {
@@ -310,12 +311,13 @@ impl Broker {
     async fn app_token(&self, req: MintRequest<'_>) -> Result<Arc<CachedToken>, BrokerError> {
         let now = self.clock.now();
         let cached = match self.caches.tokens.get(req.key) {
-            Some(t) => Some(
-                self.still_live(req.key, t)
-                    .await
-                    .ok_or(BrokerError::Stale)?,
-            ),
-            None => None,
+            // The session's read found another token live, or none: this one was revoked (on
+            // any replica) or replaced since it was cached. The caller reads the session again.
+            Some(t) if !t.seen_live(req.read_mark, req.live_token) => {
+                self.caches.tokens.invalidate(req.key);
+                return Err(BrokerError::Stale);
+            }
+            cached => cached,
         };
         if let Some(t) = cached.as_ref().filter(|t| t.fresh(now, self.floor)) {
             self.counters.cache(CacheResult::Hit);

@@ -1,6 +1,6 @@
-//! Runner sessions in memory: read through the store, trusted for 2 s (longer while the change
-//! feed is followed), served as last read through a short database outage, and forgotten when
-//! this process or the feed says they changed.
+//! Runner sessions in memory: read through the store, trusted for 2 s on the injected clock,
+//! served as last read through a short database outage, and forgotten at once when this process
+//! changes them.
 
 use std::sync::Arc;
 
@@ -12,23 +12,20 @@ use super::Broker;
 
 impl Broker {
     /// The session behind a presented runner token, if the token is valid. Trusted from memory
-    /// for [`cache::SESSION_TTL`], or while the session change feed is current (see
-    /// [`super::feed`]), then read again; while the database is unavailable, the last reading
-    /// is served for up to [`cache::SESSION_STALE`] more, so cached credentials keep flowing
-    /// through a short outage (a stop written through another replica meanwhile is seen when
-    /// the database answers again).
+    /// for [`cache::SESSION_TTL`], then read again; while the database is unavailable, the last
+    /// reading is served for up to [`cache::SESSION_STALE`] more, so cached credentials keep
+    /// flowing through a short outage (a stop written through another replica meanwhile is seen
+    /// when the database answers again).
     pub async fn runner_session(
         &self,
         presented: &PresentedSecret<'_>,
     ) -> Result<Option<Arc<RunnerSession>>, StoreError> {
         let lookup = presented.lookup;
-        let cached = self
-            .caches
-            .sessions
-            .get(lookup)
-            .filter(|c| c.valid(&self.caches));
+        let now = self.clock.now();
+        let limits = &self.caches.limits;
+        let cached = self.caches.sessions.get(lookup).filter(|c| c.valid());
         let session = match cached {
-            Some(c) if self.trusted(&c) => c.session,
+            Some(c) if c.age(now) < limits.session_ttl => c.session,
             // Boxed: the store's future is large, and inline it would make every cached
             // request's future as large.
             stale => match Box::pin(self.read_session(lookup)).await {
@@ -41,9 +38,7 @@ impl Broker {
                 Err(e) => match stale {
                     Some(c)
                         if matches!(e, StoreError::Unavailable(_))
-                            && c.loaded.elapsed()
-                                < self.caches.limits.session_ttl
-                                    + self.caches.limits.session_stale =>
+                            && c.age(now) < limits.session_ttl + limits.session_stale =>
                     {
                         tracing::warn!(error = %e, "the store cannot answer; serving the session as last read");
                         self.counters.stale_session();
@@ -56,27 +51,20 @@ impl Broker {
         Ok(presented.matches(&session.runner_hash).then_some(session))
     }
 
-    /// Read within [`cache::SESSION_TTL`], or read (within [`cache::SESSION_FED`]) while the
-    /// change feed was current and the feed still is (so any change since was applied, or was
-    /// made under 2 s ago).
-    fn trusted(&self, cached: &cache::CachedSession) -> bool {
-        let (age, limits) = (cached.loaded.elapsed(), &self.caches.limits);
-        age < limits.session_ttl || (cached.fed && age < limits.session_fed && self.feed.current())
-    }
-
     /// Reads a session from the store and caches it, unless something was forgotten during
     /// the read: the read may then hold the state from before that change.
     ///
     /// Checked after the insert, so every forgetting is either seen by the check or comes
-    /// after the insert (and then the mark, the epoch or the removal it makes applies to it).
+    /// after the insert (and then the mark or the removal it makes applies to it).
     async fn read_session(&self, lookup: &str) -> Result<Option<Arc<RunnerSession>>, StoreError> {
-        let loaded = std::time::Instant::now();
-        let fed = self.feed.current();
-        let (forgets, epoch) = (self.caches.forgets(), self.caches.epoch());
+        let loaded = self.clock.now();
+        let read_mark = self.caches.next_mark();
+        let forgets = self.caches.forgets();
         let Some(mut session) = self.store.runner_session(lookup).await? else {
             return Ok(None);
         };
         session.shrink_to_fit();
+        session.read_mark = read_mark;
         let session = Arc::new(session);
         let team = self.caches.team_marks.mark(session.team.id);
         self.caches.sessions.insert(
@@ -84,9 +72,7 @@ impl Broker {
             cache::CachedSession {
                 session: session.clone(),
                 loaded,
-                fed,
                 team,
-                epoch,
             },
         );
         if self.caches.forgets() != forgets {

@@ -2,10 +2,9 @@
 //! rendered response.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
-use std::time::Duration;
 
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 
@@ -21,27 +20,17 @@ pub struct CachedToken {
     pub repositories: Vec<String>,
     /// As GitHub granted them.
     pub permissions: BTreeMap<String, String>,
-    /// The credential response for this token, rendered on first use: every session served this
-    /// token shares its scope (the cache key), so the body is the same for all of them.
-    /// Shared: each response holds a reference to it, not a copy.
-    pub rendered: OnceLock<axum::body::Bytes>,
-    /// Its row in the store, when it has one: served from memory, it is re-read every
-    /// [`RECHECK`] so that a revocation on another replica reaches this one.
+    /// The serving edge's rendering of this credential, made on first use: every session served
+    /// this token shares its scope (the cache key), so the rendering is the same for all of them.
+    /// Shared: each answer holds a reference to it, not a copy. Plain bytes: the broker knows
+    /// nothing of how they are served.
+    pub rendered: OnceLock<Bytes>,
+    /// Its row in the store, when it has one.
     pub stored_id: Option<uuid::Uuid>,
-    /// When it was last confirmed unrevoked, in ms of [`process_millis`].
-    checked_ms: AtomicU64,
-}
-
-/// How long a stored token is served from memory before its row is read again: a stop on
-/// another replica reaches this one within this (and a session re-read, 2 s) at most.
-pub const RECHECK: Duration = Duration::from_secs(1);
-
-/// Milliseconds since this process first asked: real time, like the caches' own clocks, not
-/// the injected one (a revocation on another replica happens in real time).
-pub(crate) fn process_millis() -> u64 {
-    static EPOCH: OnceLock<std::time::Instant> = OnceLock::new();
-    let elapsed = EPOCH.get_or_init(std::time::Instant::now).elapsed();
-    u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
+    /// Where in the order of this replica's session reads and cached tokens it was obtained
+    /// ([`super::cache::Caches::next_mark`]): a session read begun before cannot know of it; one
+    /// begun after says whether it is still the scope's live token.
+    pub mark: u64,
 }
 
 impl std::fmt::Debug for CachedToken {
@@ -56,6 +45,7 @@ impl std::fmt::Debug for CachedToken {
 }
 
 impl CachedToken {
+    /// A token as minted at `created_at` (and so in memory since then).
     pub fn new(
         token: SecretString,
         created_at: DateTime<Utc>,
@@ -71,7 +61,7 @@ impl CachedToken {
             permissions,
             rendered: OnceLock::new(),
             stored_id: None,
-            checked_ms: AtomicU64::new(process_millis()),
+            mark: 0,
         }
     }
 
@@ -81,18 +71,19 @@ impl CachedToken {
         self
     }
 
-    /// The stored id to re-read now, if this token is due a check and this caller is the one to
-    /// make it (the others keep serving meanwhile).
-    pub fn claim_recheck(&self) -> Option<uuid::Uuid> {
-        let id = self.stored_id?;
-        let now = process_millis();
-        let last = self.checked_ms.load(Ordering::Relaxed);
-        let due = now.saturating_sub(last) >= RECHECK.as_millis() as u64;
-        (due && self
-            .checked_ms
-            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-            .is_ok())
-        .then_some(id)
+    /// The token as obtained at `mark` (see [`Self::mark`]).
+    pub fn marked(mut self, mark: u64) -> Self {
+        self.mark = mark;
+        self
+    }
+
+    /// Whether a session read begun at `read_mark`, which found `live` to be its scope's newest
+    /// live token, leaves this cached token servable: the read could not know of it (it was
+    /// obtained after the read began, live then), or it found this very token. Otherwise it was
+    /// revoked since, on any replica, or replaced. Ordered by marks, not times: two events in
+    /// the same clock tick (or on a test's stopped clock) still have an order.
+    pub fn seen_live(&self, read_mark: u64, live: Option<uuid::Uuid>) -> bool {
+        self.mark > read_mark || (self.stored_id.is_some() && self.stored_id == live)
     }
 }
 

@@ -130,10 +130,15 @@ pub async fn update(
     update: TeamUpdate,
     actor: &Actor,
 ) -> Result<TeamRecord, AdminError> {
-    svc.store()
+    let team = svc
+        .store()
         .update_team(team_id, &update, actor, svc.clock().now())
         .await?
-        .ok_or(AdminError::NotFound)
+        .ok_or(AdminError::NotFound)?;
+    // Its sessions hold the team (its tier sets their limits): read them again here at once
+    // (other replicas within their 2 s).
+    svc.broker().forget_team(team_id);
+    Ok(team)
 }
 
 async fn require_team(svc: &Services, team_id: Uuid) -> Result<TeamRecord, AdminError> {

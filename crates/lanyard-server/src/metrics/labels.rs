@@ -86,14 +86,6 @@ lanyard_core::string_enum! {
 }
 
 lanyard_core::string_enum! {
-    /// A read of the session change feed.
-    pub enum FeedResult {
-        Ok = "ok",
-        Error = "error",
-    }
-}
-
-lanyard_core::string_enum! {
     pub enum E2eOp {
         Create = "create",
         Reap = "reap",
@@ -187,11 +179,6 @@ pub struct CacheResultLabel {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct RevocationLabel {
     pub result: Label<RevocationResult>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
-pub struct FeedLabel {
-    pub result: Label<FeedResult>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]

@@ -26,7 +26,6 @@ pub const FAMILIES: &[&str] = &[
     "lanyard_e2e_account_total",
     "lanyard_rate_limit_fail_open_total",
     "lanyard_stale_sessions_served_total",
-    "lanyard_session_feed_reads_total",
     "lanyard_worker_runs_total",
     "lanyard_worker_skipped_test_cohort_total",
     "lanyard_broker_cache_entries",
@@ -54,8 +53,6 @@ pub struct Metrics {
     pub rate_limit_fail_open: Counter,
     /// Sessions served as last read because the store could not answer.
     pub stale_sessions_served: Counter,
-    /// Reads of the session change feed; while they fail, sessions are read every 2 s.
-    pub session_feed_reads: Family<FeedLabel, Counter>,
     pub worker_runs: Family<WorkerLabels, Counter>,
     /// Teams a billing, email, nudge or churn worker skipped for being test cohorts.
     pub worker_skipped_test_cohort: Family<WorkerLabel, Counter>,
@@ -130,11 +127,6 @@ impl Default for Metrics {
                 "lanyard_stale_sessions_served",
                 "Runner sessions served as last read because the database could not answer",
                 Counter::default()
-            ),
-            session_feed_reads: family!(
-                "lanyard_session_feed_reads",
-                "Reads of the session change feed by result (while they fail, runner sessions are read from the database every 2 s)",
-                Family::default()
             ),
             worker_runs: family!(
                 "lanyard_worker_runs",

@@ -159,19 +159,7 @@ async fn a_deleted_connection_stops_serving_at_once_and_its_tokens_die() {
         .unwrap()
         .to_string();
     assert!(w.fake.token_is_live(&first) && w.fake.token_is_live(&second));
-    let list = w
-        .app
-        .get_json("/v1/github/connections", &w.team.api_key)
-        .await;
-    let id = list["connections"][0]["connection_id"].as_str().unwrap();
-    let r = w
-        .app
-        .delete(&format!("/v1/github/connections/{id}"))
-        .bearer_auth(&w.team.api_key)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    delete_the_connection(&w).await;
     let r = w.app.fetch_credential(&sid, &runner, "").await;
     let body = expect_error(r, "repo_not_connected", &url).await;
     assert!(body["message"].as_str().unwrap().contains("acme"));

@@ -1,10 +1,10 @@
 //! The credential broker against the fake GitHub (CONTRACT §4 and §6).
 
-mod feed;
 mod freshness;
 mod lifecycle;
 mod setup;
 mod sources;
+mod trust;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,6 +52,23 @@ pub(crate) async fn credential(w: &World, sid: &str, token: &str) -> serde_json:
     let r = w.app.fetch_credential(sid, token, "").await;
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
     r.json().await.unwrap()
+}
+
+/// Deletes the team's (one) GitHub connection through the API.
+pub(crate) async fn delete_the_connection(w: &World) {
+    let list = w
+        .app
+        .get_json("/v1/github/connections", &w.team.api_key)
+        .await;
+    let id = list["connections"][0]["connection_id"].as_str().unwrap();
+    let r = w
+        .app
+        .delete(&format!("/v1/github/connections/{id}"))
+        .bearer_auth(&w.team.api_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
 }
 
 pub(crate) fn expiry(body: &serde_json::Value) -> DateTime<Utc> {

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use lanyard_core::{SystemClock, Tier};
+use lanyard_core::{Clock, ManualClock, SystemClock, Tier};
 use lanyard_server::broker::{SESSION_STALE, SESSION_TTL};
 use lanyard_store::testing::{fresh_postgres_database, postgres_under_test};
 use lanyard_testkit::chaos::{Fault, Proxy};
@@ -20,10 +20,19 @@ struct World {
     team: TestTeam,
 }
 
-async fn world(env: &[(&str, &str)]) -> World {
-    let fake = FakeGithub::start(Arc::new(SystemClock)).await;
+/// A world on the wall clock, or (`manual`) on a clock the test moves, shared by the server and
+/// the fake GitHub.
+async fn world(env: &[(&str, &str)], manual: bool) -> World {
+    let (fake, builder) = if manual {
+        let clock = ManualClock::starting_now();
+        let fake = FakeGithub::start(Arc::new(clock.clone())).await;
+        (fake, TestApp::builder().clock(&clock))
+    } else {
+        let fake = FakeGithub::start(Arc::new(SystemClock)).await;
+        (fake, TestApp::builder().real_time())
+    };
     fake.add_installation(9, "acme", &["a", "b", "c", "d", "e", "f"]);
-    let mut builder = TestApp::builder().real_time().github(&fake);
+    let mut builder = builder.github(&fake);
     for (k, v) in env {
         builder = builder.env(k, v);
     }
@@ -42,7 +51,7 @@ async fn world_behind_a_postgres_proxy() -> Option<(Proxy, World)> {
     let (proxy, proxied) = Proxy::in_front_of(db.expose()).await;
     Some((
         proxy,
-        world(&[("LANYARD_DATABASE_URL", proxied.as_str())]).await,
+        world(&[("LANYARD_DATABASE_URL", proxied.as_str())], true).await,
     ))
 }
 
@@ -73,12 +82,11 @@ async fn postgres_dropping_connections() {
     }
 
     // The database drops every connection and refuses new ones, for longer than a session is
-    // trusted from memory.
+    // trusted from memory: 4 s of the server's clock, in 100 ms steps.
     proxy.set(Fault::Refuse);
-    let outage = Instant::now();
     let (mut served, mut asked, mut created_during) = (0, 0, 0);
     let mut ready_during = BTreeMap::new();
-    while outage.elapsed() < Duration::from_secs(4) {
+    for _ in 0..40 {
         for (sid, runner) in &sessions {
             asked += 1;
             let r = w.app.fetch_credential(sid, runner, "").await;
@@ -104,8 +112,17 @@ async fn postgres_dropping_connections() {
         if r.status() == 201 {
             created_during += 1;
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        w.app.clock.advance(chrono::Duration::milliseconds(100));
     }
+    let stale = w
+        .app
+        .metric("lanyard_stale_sessions_served_total")
+        .await
+        .unwrap_or(0.0);
+    assert!(
+        stale > 0.0,
+        "past their 2 s, sessions were served as last read"
+    );
     assert_eq!(served, asked, "cached credentials are served throughout");
     assert!(
         ready_during.get(&503).copied().unwrap_or(0) > 0 && !ready_during.contains_key(&200),
@@ -136,15 +153,16 @@ async fn postgres_dropping_connections() {
         .len();
     assert_eq!(listed, sessions.len() + created_during + 1);
     println!(
-        "chaos postgres: served {served}/{asked} cached credentials during a 4 s outage, \
-         /readyz {ready_during:?}, {created_during} sessions created during it, recovered in {recovered_in:?}"
+        "chaos postgres: served {served}/{asked} cached credentials during a 4 s outage ({stale} \
+         as last read), /readyz {ready_during:?}, {created_during} sessions created during it, \
+         recovered in {recovered_in:?}"
     );
 }
 
 /// A session read before the database went away is served as last read for at most
 /// `SESSION_TTL + SESSION_STALE` after that read. Past it, a stop written meanwhile could go
 /// unseen for too long, so the answer is 503 until the database is back, and then 200 again.
-/// Runs for the whole bound (about 35 s of real time).
+/// The bound is the server's clock's: the test moves it, so nothing waits 32 s.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_outage_outlasting_the_stale_bound() {
     let Some((proxy, w)) = world_behind_a_postgres_proxy().await else {
@@ -152,53 +170,45 @@ async fn postgres_outage_outlasting_the_stale_bound() {
         return;
     };
     let (sid, runner) = w.session(&w.app, &["a"]).await;
-    // The server reads the session during this fetch: its bound ends between `before` + bound
-    // and `after` + bound.
-    let before = Instant::now();
+    // The server reads the session during this fetch, at the clock's `read`.
+    let read = w.app.clock.now();
     assert_eq!(
         w.app.fetch_credential(&sid, &runner, "").await.status(),
         200
     );
-    let after = Instant::now();
-    let bound = SESSION_TTL + SESSION_STALE;
+    let bound = chrono::Duration::from_std(SESSION_TTL + SESSION_STALE).unwrap();
 
     proxy.set(Fault::Refuse);
-    let (mut served, mut refused) = (Vec::new(), Vec::new());
-    loop {
-        let sent = Instant::now();
+    let step = chrono::Duration::seconds(1);
+    let mut served = 0;
+    while w.app.clock.now() + step < read + bound {
+        w.app.clock.advance(step);
         let status = w.app.fetch_credential(&sid, &runner, "").await.status();
-        let answered = Instant::now();
-        if answered < before + bound {
-            assert_eq!(status, 200, "refused {:?} into the outage", sent - after);
-            served.push(answered - before);
-        } else if sent > after + bound {
-            assert_eq!(
-                status,
-                503,
-                "served {:?} after its bound",
-                sent - after - bound
-            );
-            refused.push(sent - after);
-            if refused.len() >= 3 {
-                break;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(
+            status,
+            200,
+            "refused {} into the outage",
+            w.app.clock.now() - read
+        );
+        served += 1;
     }
-    // Served all along (asserted above) and still near the end: well past the 2 s a session is
-    // trusted without a read, with room for slow requests on a loaded machine.
-    assert!(
-        served
-            .last()
-            .is_some_and(|t| *t > bound - Duration::from_secs(5)),
-        "served until near the bound: {served:?}"
+    // The last moment of the bound, then past it.
+    w.app
+        .clock
+        .set(read + bound - chrono::Duration::milliseconds(1));
+    assert_eq!(
+        w.app.fetch_credential(&sid, &runner, "").await.status(),
+        200
     );
+    w.app.clock.set(read + bound);
+    let r = w.app.fetch_credential(&sid, &runner, "").await;
+    assert_eq!(r.status(), 503, "served past its bound");
     let stale = w
         .app
         .metric("lanyard_stale_sessions_served_total")
         .await
         .unwrap_or(0.0);
-    assert!(stale > 0.0, "served as last read, counted");
+    assert!(stale >= f64::from(served), "served as last read, counted");
 
     proxy.set(Fault::None);
     let back = Instant::now();
@@ -210,11 +220,8 @@ async fn postgres_outage_outlasting_the_stale_bound() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     println!(
-        "chaos postgres: a session served as last read for {:?} of a {:?} outage ({} times, \
-         {stale} counted), then 503; served again {:?} after the database came back",
-        served.last().unwrap(),
-        refused.last().unwrap(),
-        served.len(),
+        "chaos postgres: a session served as last read {served} times over {bound} of the \
+         server's clock, then 503; served again {:?} after the database came back",
         back.elapsed()
     );
 }
@@ -226,7 +233,7 @@ async fn redis_down_mid_load() {
         return;
     };
     let (proxy, proxied) = Proxy::in_front_of(&redis).await;
-    let w = world(&[("LANYARD_REDIS_URL", proxied.as_str())]).await;
+    let w = world(&[("LANYARD_REDIS_URL", proxied.as_str())], false).await;
     let replica = w.app.replica(&[]).await;
     let (sid, runner) = w.session(&w.app, &["a"]).await;
     assert_eq!(

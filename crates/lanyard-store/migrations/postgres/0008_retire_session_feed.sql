@@ -1,0 +1,19 @@
+-- The session change feed (0006) is retired (issue 19): a cached runner session is trusted for
+-- 2 s and then read again, and the read carries each scope's newest live token, so a revocation
+-- on any replica reaches every other within 2 s without a feed to follow. Its triggers go, so no
+-- write pays for it, and its table with them.
+--
+-- The session read gains that token: the newest unrevoked token of a scope, by an index that
+-- holds only unrevoked rows.
+DROP TRIGGER IF EXISTS session_changes_on_sessions ON sessions;
+DROP TRIGGER IF EXISTS session_changes_on_scopes ON session_scopes;
+DROP TRIGGER IF EXISTS session_changes_on_connections ON github_connections;
+DROP TRIGGER IF EXISTS session_changes_on_team_update ON teams;
+DROP TRIGGER IF EXISTS session_changes_on_team_delete ON teams;
+DROP TRIGGER IF EXISTS session_changes_on_users ON users;
+DROP FUNCTION IF EXISTS session_change_by_team_id();
+DROP FUNCTION IF EXISTS session_change_by_team();
+DROP FUNCTION IF EXISTS session_change_of_session();
+DROP FUNCTION IF EXISTS session_change_by_session();
+DROP TABLE IF EXISTS session_changes;
+CREATE INDEX github_tokens_live ON github_tokens (cache_key, expires_at) WHERE revoked_at IS NULL;
