@@ -13,7 +13,8 @@
 //!   the size of /metrics before and after).
 //!
 //! Run it with `scripts/bench.sh` (it builds both binaries in release mode first). All traffic
-//! goes to 127.0.0.1, and every loop is bounded.
+//! goes to 127.0.0.1, and every loop is bounded. `LANYARD_BENCH_MODE=capacity` measures
+//! capacity instead (see `capacity.rs`): `scripts/bench.sh capacity`.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -24,6 +25,7 @@ use lanyard_core::SystemClock;
 use lanyard_testkit::fake_github::{app_private_key_path, FakeGithub};
 
 mod abuse;
+mod capacity;
 mod flood;
 mod load;
 mod setup;
@@ -156,6 +158,21 @@ async fn main() {
     let pid = server.child.id();
     let base = server.base.clone();
     let rss_idle = rss_kib(pid);
+    if std::env::var("LANYARD_BENCH_MODE").as_deref() == Ok("capacity") {
+        let repo = fake.repo_url("acme", "widgets");
+        capacity::run(capacity::Stage {
+            bin: &bin,
+            data_dir: &data_dir,
+            env: &env,
+            client: &client,
+            base: &base,
+            pid,
+            host: &fake.host,
+            repo: &repo,
+        })
+        .await;
+        return;
+    }
 
     let key = create_team(&bin, &data_dir, &env, "Bench A", "growth", &fake.host);
     let repo = fake.repo_url("acme", "widgets");
