@@ -14,6 +14,25 @@ use uuid::Uuid;
 use crate::metrics::Metrics;
 use crate::redis_conn::RedisHandle;
 
+/// Whom a limit counts. Typed, so no two call sites spell a key differently (the text it makes
+/// is the key in Redis, shared by every replica).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitKey<'a> {
+    /// A team, by id: `team:ID`.
+    Team(Uuid),
+    /// The holder of a secret, by the secret's SHA-256 in hex: never the secret itself.
+    SecretHash(&'a str),
+}
+
+impl std::fmt::Display for LimitKey<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LimitKey::Team(id) => write!(f, "team:{id}"),
+            LimitKey::SecretHash(hash) => f.write_str(hash),
+        }
+    }
+}
+
 /// The verdict for one call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
@@ -84,12 +103,13 @@ impl RateLimiter {
     }
 
     /// Counts one call for `key` and says whether it may proceed.
-    pub async fn check(&self, key: &str) -> Decision {
+    pub async fn check(&self, key: LimitKey<'_>) -> Decision {
         self.check_limit(key, self.limit).await
     }
 
     /// Like [`Self::check`], with a limit for this key (a team's tier sets its own).
-    pub async fn check_limit(&self, key: &str, limit: u32) -> Decision {
+    pub async fn check_limit(&self, key: LimitKey<'_>, limit: u32) -> Decision {
+        let key = &key.to_string();
         if let Some(redis) = &self.redis {
             match self.check_redis(redis, key, limit).await {
                 Ok(decision) => return decision,
@@ -168,25 +188,34 @@ mod tests {
             Arc::default(),
         );
         for _ in 0..3 {
-            assert_eq!(rl.check("k").await, Decision::Allowed);
+            assert_eq!(rl.check(LimitKey::SecretHash("k")).await, Decision::Allowed);
         }
-        assert_eq!(rl.check("k").await, Decision::Limited { retry_after: 60 });
         assert_eq!(
-            rl.check("other").await,
+            rl.check(LimitKey::SecretHash("k")).await,
+            Decision::Limited { retry_after: 60 }
+        );
+        assert_eq!(
+            rl.check(LimitKey::SecretHash("other")).await,
             Decision::Allowed,
             "keys are independent"
         );
         clock.advance(chrono::Duration::seconds(59));
-        assert_eq!(rl.check("k").await, Decision::Limited { retry_after: 1 });
+        assert_eq!(
+            rl.check(LimitKey::SecretHash("k")).await,
+            Decision::Limited { retry_after: 1 }
+        );
         clock.advance(chrono::Duration::seconds(1));
         assert_eq!(
-            rl.check("k").await,
+            rl.check(LimitKey::SecretHash("k")).await,
             Decision::Allowed,
             "the first calls left the window"
         );
-        assert_eq!(rl.check("k").await, Decision::Allowed);
-        assert_eq!(rl.check("k").await, Decision::Allowed);
-        assert_eq!(rl.check("k").await, Decision::Limited { retry_after: 60 });
+        assert_eq!(rl.check(LimitKey::SecretHash("k")).await, Decision::Allowed);
+        assert_eq!(rl.check(LimitKey::SecretHash("k")).await, Decision::Allowed);
+        assert_eq!(
+            rl.check(LimitKey::SecretHash("k")).await,
+            Decision::Limited { retry_after: 60 }
+        );
     }
 
     #[tokio::test]
@@ -202,7 +231,7 @@ mod tests {
             Arc::default(),
         );
         for i in 0..1_000 {
-            rl.check(&format!("caller-{i}")).await;
+            rl.check(LimitKey::SecretHash(&format!("caller-{i}"))).await;
         }
         assert_eq!(rl.tracked_keys(), 1_000);
         let deadline = std::time::Instant::now() + Duration::from_secs(10);

@@ -7,7 +7,7 @@ use std::time::Duration;
 use lanyard_core::SystemClock;
 use lanyard_server::config::{Config, Flags};
 use lanyard_server::metrics::Metrics;
-use lanyard_server::ratelimit::{Decision, RateLimiter};
+use lanyard_server::ratelimit::{Decision, LimitKey, RateLimiter};
 use lanyard_server::redis_conn::RedisHandle;
 
 fn redis(url: &str) -> Arc<RedisHandle> {
@@ -36,7 +36,7 @@ async fn exactly_the_cap_passes_under_concurrent_calls_on_redis() {
     for _ in 0..60 {
         let limiter = limiter.clone();
         let key = key.clone();
-        tasks.spawn(async move { limiter.check(&key).await });
+        tasks.spawn(async move { limiter.check(LimitKey::SecretHash(&key)).await });
     }
     let mut allowed = 0;
     while let Some(d) = tasks.join_next().await {
@@ -56,7 +56,7 @@ async fn exactly_the_cap_passes_under_concurrent_calls_on_redis() {
         metrics.clone(),
     );
     assert!(matches!(
-        replica.check(&key).await,
+        replica.check(LimitKey::SecretHash(&key)).await,
         Decision::Limited { .. }
     ));
     assert!(!metrics
@@ -76,7 +76,10 @@ async fn an_unreachable_redis_fails_open_and_is_counted() {
         metrics.clone(),
     );
     for _ in 0..3 {
-        assert_eq!(limiter.check("k").await, Decision::Allowed);
+        assert_eq!(
+            limiter.check(LimitKey::SecretHash("k")).await,
+            Decision::Allowed
+        );
     }
     assert!(
         metrics

@@ -17,7 +17,7 @@ use super::scope::ScopeKey;
 use super::slots::NoSlot;
 use super::{token_aad, Broker, BrokerError};
 use crate::metrics::{Label, MintLabels, MintResult};
-use crate::ratelimit::Decision;
+use crate::ratelimit::{Decision, LimitKey};
 
 /// How soon a replica waiting for another's mint first looks for its token; the wait doubles
 /// after each look, up to [`MAX_WAIT_POLL`].
@@ -26,16 +26,6 @@ const MAX_WAIT_POLL: Duration = Duration::from_millis(250);
 
 /// The `Retry-After` of a mint that found no upstream slot in time.
 const SLOT_RETRY_AFTER: u64 = 5;
-
-/// The key a team's upstream mints are counted under in the mint limiter.
-#[derive(Debug, Clone, Copy)]
-struct MintKey(Uuid);
-
-impl std::fmt::Display for MintKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "team:{}", self.0)
-    }
-}
 
 /// What minting one scope needs, borrowed from the session asking.
 #[derive(Debug, Clone, Copy)]
@@ -156,7 +146,7 @@ impl Broker {
     ) -> Result<(Arc<CachedToken>, bool), BrokerError> {
         let allowance = self
             .mint_limiter
-            .check_limit(&MintKey(req.team_id).to_string(), req.mints_per_hour)
+            .check_limit(LimitKey::Team(req.team_id), req.mints_per_hour)
             .await;
         if let Decision::Limited { retry_after } = allowance {
             return Err(BrokerError::RateLimited { retry_after });
@@ -208,7 +198,14 @@ impl Broker {
         req: MintRequest<'_>,
         host: &Host,
     ) -> Result<Arc<CachedToken>, BrokerError> {
-        let installation = u64::try_from(req.installation_id).unwrap_or_default();
+        // Stored as i64 (the store's integer), GitHub's is u64: a negative one is a corrupt row,
+        // never installation 0.
+        let installation = u64::try_from(req.installation_id).map_err(|_| {
+            BrokerError::Internal(format!(
+                "the stored installation id {} is not a GitHub installation id",
+                req.installation_id
+            ))
+        })?;
         let outcome = host
             .client
             .mint(installation, req.repositories, req.permissions)

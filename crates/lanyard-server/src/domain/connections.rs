@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use crate::broker::hosts::Host;
 use crate::broker::pat_aad;
-use crate::ratelimit::Decision;
+use crate::ratelimit::{Decision, LimitKey};
 use crate::services::Services;
 
 /// How the team reaches the owner.
@@ -127,7 +127,7 @@ pub(crate) async fn count_attempt(svc: &Services, team_id: Uuid) -> Result<(), u
     match svc
         .limiters()
         .connections
-        .check(&format!("team:{team_id}"))
+        .check(LimitKey::Team(team_id))
         .await
     {
         Decision::Allowed => Ok(()),

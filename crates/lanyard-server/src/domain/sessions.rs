@@ -11,7 +11,7 @@ use secrecy::SecretString;
 use uuid::Uuid;
 
 use crate::broker::cache_key;
-use crate::ratelimit::Decision;
+use crate::ratelimit::{Decision, LimitKey};
 use crate::services::Services;
 
 /// At most this many repositories per session.
@@ -161,11 +161,10 @@ pub async fn create(
     actor: &Actor,
 ) -> Result<CreatedSession, SessionError> {
     let limits = team.tier.limits();
-    let key = format!("team:{}", team.id);
     if let Decision::Limited { retry_after } = svc
         .limiters()
         .sessions
-        .check_limit(&key, team.tier.sessions_per_minute())
+        .check_limit(LimitKey::Team(team.id), team.tier.sessions_per_minute())
         .await
     {
         return Err(SessionError::RateLimited { retry_after });

@@ -19,7 +19,7 @@ use crate::http::error::{unknown_route, ApiError};
 use crate::http::extract::BODY_LIMIT;
 use crate::http::observe::CountAsUnmatched;
 use crate::metrics::{E2eLabels, E2eOp, E2eResult, Label};
-use crate::ratelimit::Decision;
+use crate::ratelimit::{Decision, LimitKey};
 use crate::services::Services;
 
 #[derive(Debug, Serialize)]
@@ -136,7 +136,7 @@ where
         response.extensions_mut().insert(CountAsUnmatched);
         return response;
     };
-    let result = match state.limiters().e2e.check(&key).await {
+    let result = match state.limiters().e2e.check(LimitKey::SecretHash(&key)).await {
         Decision::Limited { retry_after } => Err(ApiError::new(
             ErrorCode::RateLimited,
             "Too many e2e account calls for this token in the last hour.",
