@@ -24,15 +24,19 @@ pub struct ApiUrl(String);
 /// Quotes an unchecked URL for an error message: at most 200 characters, with anything that may
 /// be a secret (credentials before `@`, a query, a fragment) replaced by `…`.
 fn echo(raw: &str) -> String {
-    let mut shown = raw.split(['?', '#']).next().unwrap_or_default().to_string();
-    if raw.len() > shown.len() {
+    let start = raw.find("://").map_or(0, |i| i + 3);
+    let (scheme, rest) = raw.split_at(start);
+    // Credentials end at the last `@` before the path: a `#` or `?` inside a password must not
+    // cut them short and leave the rest of it shown.
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let rest = match rest[..authority_end].rfind('@') {
+        Some(at) => format!("…@{}", &rest[at + 1..]),
+        None => rest.to_string(),
+    };
+    let kept = rest.split(['?', '#']).next().unwrap_or_default();
+    let mut shown = format!("{scheme}{kept}");
+    if kept.len() < rest.len() {
         shown.push('…');
-    }
-    if let Some(at) = shown.rfind('@') {
-        let start = shown.find("://").map_or(0, |i| i + 3);
-        if at >= start {
-            shown.replace_range(start..=at, "…@");
-        }
     }
     shown.chars().take(200).collect()
 }
@@ -81,6 +85,18 @@ impl std::fmt::Display for ApiUrl {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_echoed_url_never_shows_a_password_or_a_query() {
+        for (raw, shown) in [
+            ("https://user:pa#ss@h.example", "https://…@h.example"),
+            ("https://user:pa?ss@h.example/x", "https://…@h.example/x"),
+            ("https://h.example/p?token=abc", "https://h.example/p…"),
+            ("https://h.example?token=abc", "https://h.example…"),
+        ] {
+            assert_eq!(echo(raw), shown, "{raw}");
+        }
+    }
 
     #[test]
     fn https_anywhere_http_only_to_loopback() {

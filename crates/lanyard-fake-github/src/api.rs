@@ -167,9 +167,23 @@ struct MintRequest {
     permissions: BTreeMap<String, String>,
 }
 
+/// `POST …/access_tokens`. Like GitHub, a mint that has arrived is made even when the client
+/// hangs up while it waits (the work runs on a task of its own): a client that gives up does not
+/// un-mint a token.
 pub(super) async fn mint(
     State(state): State<Arc<FakeState>>,
     UrlPath(id): UrlPath<u64>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    tokio::spawn(mint_to_the_end(state, id, headers, body))
+        .await
+        .unwrap_or_else(|_| github_error(StatusCode::INTERNAL_SERVER_ERROR, "the mint failed"))
+}
+
+async fn mint_to_the_end(
+    state: Arc<FakeState>,
+    id: u64,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {

@@ -73,6 +73,17 @@ local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
 return math.max(1, tonumber(oldest[2]) + window - now)
 ";
 
+/// Like [`SLIDING_WINDOW`], without counting a call: whether one would be allowed now.
+const PEEK: &str = r"
+local key, now, window, limit = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+if redis.call('ZCARD', key) < limit then
+  return 0
+end
+local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+return math.max(1, tonumber(oldest[2]) + window - now)
+";
+
 impl RateLimiter {
     pub fn new(
         name: &'static str,
@@ -111,7 +122,7 @@ impl RateLimiter {
     pub async fn check_limit(&self, key: LimitKey<'_>, limit: u32) -> Decision {
         let key = &key.to_string();
         if let Some(redis) = &self.redis {
-            match self.check_redis(redis, key, limit).await {
+            match self.check_redis(redis, key, limit, true).await {
                 Ok(decision) => return decision,
                 Err(e) => {
                     self.metrics.rate_limit_fail_open.inc();
@@ -123,23 +134,52 @@ impl RateLimiter {
         self.check_local(key, limit)
     }
 
+    /// Whether a call for `key` would be allowed now, without counting one: for work that is
+    /// counted only if it happens (a mint that another replica's token may make unneeded).
+    pub async fn peek_limit(&self, key: LimitKey<'_>, limit: u32) -> Decision {
+        let key = &key.to_string();
+        if let Some(redis) = &self.redis {
+            match self.check_redis(redis, key, limit, false).await {
+                Ok(decision) => return decision,
+                Err(e) => {
+                    self.metrics.rate_limit_fail_open.inc();
+                    tracing::warn!(limiter = self.name, error = %e, "rate limiter cannot reach Redis; failing open");
+                    return Decision::Allowed;
+                }
+            }
+        }
+        let now = self.clock.now();
+        let window = chrono::Duration::from_std(self.window).unwrap_or(chrono::Duration::MAX);
+        let Some(entry) = self.local.get(key) else {
+            return Decision::Allowed;
+        };
+        let hits = entry.lock().unwrap_or_else(|e| e.into_inner());
+        let live: Vec<_> = hits.iter().filter(|t| **t > now - window).collect();
+        match live.first() {
+            Some(oldest) if live.len() >= limit as usize => {
+                limited((**oldest + window - now).num_milliseconds())
+            }
+            _ => Decision::Allowed,
+        }
+    }
+
     async fn check_redis(
         &self,
         redis: &RedisHandle,
         key: &str,
         limit: u32,
+        count: bool,
     ) -> anyhow::Result<Decision> {
         let mut conn = redis.connection().await?;
         let now = self.clock.now().timestamp_millis();
         let window = i64::try_from(self.window.as_millis()).unwrap_or(i64::MAX);
-        let wait_ms: i64 = redis::Script::new(SLIDING_WINDOW)
-            .key(format!("lanyard:ratelimit:{}:{key}", self.name))
-            .arg(now)
-            .arg(window)
-            .arg(limit)
-            .arg(Uuid::new_v4().simple().to_string())
-            .invoke_async(&mut conn)
-            .await?;
+        let script = redis::Script::new(if count { SLIDING_WINDOW } else { PEEK });
+        let mut call = script.key(format!("lanyard:ratelimit:{}:{key}", self.name));
+        call.arg(now).arg(window).arg(limit);
+        if count {
+            call.arg(Uuid::new_v4().simple().to_string());
+        }
+        let wait_ms: i64 = call.invoke_async(&mut conn).await?;
         Ok(if wait_ms == 0 {
             Decision::Allowed
         } else {

@@ -186,14 +186,18 @@ impl Store {
             let Some((host, owner, installation_id)) = found else {
                 return Ok(None);
             };
+            // Live sessions' scopes only: a scope nobody holds is refused by the mint's holder
+            // check anyway, and a team's whole history would be a lock per key.
             let keys: Vec<String> = sqlx::query_scalar(
                 "SELECT DISTINCT sc.cache_key FROM session_scopes sc \
                  JOIN sessions s ON s.id = sc.session_id \
-                 WHERE s.team_id = $1 AND sc.host = $2 AND sc.owner = $3",
+                 WHERE s.team_id = $1 AND sc.host = $2 AND sc.owner = $3 \
+                 AND s.stopped_at IS NULL AND s.expires_at > $4",
             )
             .bind(team_id)
             .bind(&host)
             .bind(&owner)
+            .bind(now)
             .fetch_all(&mut *tx)
             .await?;
             lock_holders!(self, tx, keys.iter().map(String::as_str));

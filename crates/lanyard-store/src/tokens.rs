@@ -158,6 +158,19 @@ impl Store {
         on_pool!(self, pool => {
             let mut tx = pool.begin_write().await?;
             lock_holders!(self, tx, std::iter::once(token.cache_key.as_str()));
+            // A deletion of the connection in flight (its row locked) is waited for, so the
+            // check below sees it committed (SQLite's writers are serialised already).
+            if self.dialect() == crate::Dialect::Postgres {
+                sqlx::query(
+                    "SELECT 1 FROM github_connections WHERE team_id = $1 AND host = $2 \
+                     AND installation_id = $3 FOR SHARE",
+                )
+                .bind(token.team_id)
+                .bind(&token.host)
+                .bind(token.installation_id)
+                .execute(&mut *tx)
+                .await?;
+            }
             let held: bool = sqlx::query_scalar(LIVE_HOLDER)
                 .bind(&token.cache_key)
                 .bind(now)

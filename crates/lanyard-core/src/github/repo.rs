@@ -126,6 +126,10 @@ impl RepoRef {
         if text.bytes().any(|b| b == b'\\' || b.is_ascii_control()) {
             return Err(RepoRefError::Shape(shown()));
         }
+        // Only `scheme://host/…`: the URL parser would also read `https:host/…`.
+        if !text.contains("://") {
+            return Err(RepoRefError::Scheme(shown()));
+        }
         // The URL parser resolves `.` and `..` (`a/x/../b` is `a/b`): refuse them as names.
         let dots = |seg: &str| {
             let seg = seg.to_ascii_lowercase().replace("%2e", ".");
@@ -219,6 +223,10 @@ mod tests {
             ("https://git_hub.com/a/b", E::Host(String::new())),
             ("https://github.com/a/x/../b", E::Name(String::new())),
             ("https://github.com/a/%2E%2e", E::Name(String::new())),
+            (
+                "https:github.com/x/../acme/widgets",
+                E::Scheme(String::new()),
+            ),
             ("https://github.com\\a\\b", E::Shape(String::new())),
             ("https://github.com/ac me!/widgets", E::Owner(String::new())),
         ] {

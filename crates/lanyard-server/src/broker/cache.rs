@@ -67,9 +67,10 @@ impl CachedSession {
         !self.team.forgotten()
     }
 
-    /// How long ago it was read.
+    /// How long ago it was read. A read "in the future" (the clock stepped back) counts as
+    /// too old to trust, never as fresh.
     pub fn age(&self, now: DateTime<Utc>) -> Duration {
-        (now - self.loaded).to_std().unwrap_or(Duration::ZERO)
+        (now - self.loaded).to_std().unwrap_or(Duration::MAX)
     }
 }
 

@@ -17,8 +17,9 @@ use uuid::Uuid;
 use super::scope::ScopeKey;
 use crate::redis_conn::RedisHandle;
 
-/// How long a mint lock is held at most (a crashed holder frees it by then).
-pub const LOCK_TTL: Duration = Duration::from_secs(15);
+/// How long a mint lock is held at most (a crashed holder frees it by then): longer than a mint
+/// can take (GitHub's request timeout is 20 s), so a slow mint keeps its lock.
+pub const LOCK_TTL: Duration = Duration::from_secs(30);
 
 /// Where a lock is held.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,12 +125,12 @@ impl CrossReplica {
 }
 
 impl MintLock {
-    /// Gives the lock back now.
+    /// Gives the lock back now (and, if this is cancelled midway, in the background on drop).
     pub async fn release(mut self) {
-        self.released = true;
         self.locks
             .give_back(self.backend, &self.key, &self.holder)
             .await;
+        self.released = true;
     }
 }
 

@@ -13,6 +13,7 @@ use uuid::Uuid;
 use super::cache::CachedToken;
 use super::hosts::Host;
 use super::lock::{Attempt, LOCK_TTL};
+use super::revoke::revoke_one;
 use super::scope::ScopeKey;
 use super::slots::NoSlot;
 use super::{token_aad, Broker, BrokerError};
@@ -135,10 +136,11 @@ impl Broker {
     }
 
     /// A mint that waits its turn without holding anything another request needs. In this
-    /// order: the team's hourly mint allowance, a slot of the host's upstream concurrency (fair
-    /// between teams, see [`super::slots`]), then the cross-replica lock, each taken and waited
-    /// for with no pooled connection held. A token another replica stores meanwhile is taken
-    /// instead of minting.
+    /// order: the team's hourly mint allowance (checked: a team over it waits for nothing), a
+    /// slot of the host's upstream concurrency (fair between teams, see [`super::slots`]), then
+    /// the cross-replica lock, each taken and waited for with no pooled connection held. A
+    /// token another replica stores meanwhile is taken instead of minting; the allowance is
+    /// counted only for a mint that is made.
     async fn mint_in_turn(
         &self,
         req: MintRequest<'_>,
@@ -146,7 +148,7 @@ impl Broker {
     ) -> Result<(Arc<CachedToken>, bool), BrokerError> {
         let allowance = self
             .mint_limiter
-            .check_limit(LimitKey::Team(req.team_id), req.mints_per_hour)
+            .peek_limit(LimitKey::Team(req.team_id), req.mints_per_hour)
             .await;
         if let Decision::Limited { retry_after } = allowance {
             return Err(BrokerError::RateLimited { retry_after });
@@ -184,15 +186,24 @@ impl Broker {
         // Another replica may have minted while this one waited for the lock.
         let result = match self.stored_fresh(req.key, fallback).await {
             Ok(Some(t)) => Ok((t, false)),
-            Ok(None) => self.mint(req, host).await.map(|t| (t, true)),
+            Ok(None) => match self
+                .mint_limiter
+                .check_limit(LimitKey::Team(req.team_id), req.mints_per_hour)
+                .await
+            {
+                Decision::Limited { retry_after } => Err(BrokerError::RateLimited { retry_after }),
+                Decision::Allowed => self.mint(req, host).await.map(|t| (t, true)),
+            },
             Err(e) => Err(e),
         };
         lock.release().await;
         result
     }
 
-    /// The mint itself, its slot and lock held by the caller: GitHub's answer, checked against
-    /// the floor, stored with its holder check, cached.
+    /// The mint itself, its slot and lock held by the caller. GitHub's answer is stored (or,
+    /// unservable or unheld, revoked) by a task of its own: once GitHub has minted, that work
+    /// finishes even if the caller goes away (its client disconnected, its deadline passed), so
+    /// no token is left live at GitHub without a row that says what became of it.
     async fn mint(
         &self,
         req: MintRequest<'_>,
@@ -206,9 +217,59 @@ impl Broker {
                 req.installation_id
             ))
         })?;
-        let outcome = host
+        let job = MintJob {
+            client: host.client.clone(),
+            label: host.label.clone(),
+            store: self.store.clone(),
+            sealer: self.sealer.clone(),
+            clock: self.clock.clone(),
+            metrics: self.metrics.clone(),
+            floor: self.floor,
+            installation,
+            installation_id: req.installation_id,
+            team_id: req.team_id,
+            session_id: req.session_id,
+            cache_key: req.key.as_str().to_string(),
+            host: req.host.to_string(),
+            repositories: req.repositories.to_vec(),
+            permissions: req.permissions.clone(),
+        };
+        let (github_ok, outcome) = tokio::spawn(job.run())
+            .await
+            .map_err(|e| BrokerError::Internal(format!("the mint task failed: {e}")))?;
+        self.note_outcome(&req, github_ok);
+        let token = Arc::new(outcome?.marked(self.caches.next_mark()));
+        self.caches.tokens.insert(req.key.clone(), token.clone());
+        Ok(token)
+    }
+}
+
+/// One mint with everything it needs owned, so it runs to its end on a task of its own.
+struct MintJob {
+    client: Arc<lanyard_github::GithubHost>,
+    label: crate::metrics::Fixed,
+    store: lanyard_store::Store,
+    sealer: crate::crypto::Sealer,
+    clock: Arc<dyn lanyard_core::Clock>,
+    metrics: Arc<crate::metrics::Metrics>,
+    floor: chrono::Duration,
+    installation: u64,
+    installation_id: i64,
+    team_id: Uuid,
+    session_id: Uuid,
+    cache_key: String,
+    host: String,
+    repositories: Vec<String>,
+    permissions: PermissionSet,
+}
+
+impl MintJob {
+    /// GitHub's mint, checked against the floor and stored with its holder check. Says whether
+    /// GitHub minted, and the stored token (or why there is none).
+    async fn run(self) -> (bool, Result<CachedToken, BrokerError>) {
+        let outcome = self
             .client
-            .mint(installation, req.repositories, req.permissions)
+            .mint(self.installation, &self.repositories, &self.permissions)
             .await;
         let result = match &outcome {
             Ok(_) => MintResult::Ok,
@@ -218,35 +279,44 @@ impl Broker {
         self.metrics
             .github_mints
             .get_or_create(&MintLabels {
-                host: host.label.clone(),
+                host: self.label.clone(),
                 result: Label(result),
             })
             .inc();
-        self.note_outcome(&req, outcome.is_ok());
-        let minted = outcome?;
+        let minted = match outcome {
+            Ok(minted) => minted,
+            Err(e) => return (false, Err(e.into())),
+        };
+        (true, self.store_minted(minted).await)
+    }
+
+    async fn store_minted(
+        &self,
+        minted: lanyard_github::MintedToken,
+    ) -> Result<CachedToken, BrokerError> {
         let now = self.clock.now();
-        let token = Arc::new(CachedToken::new(
+        let token = CachedToken::new(
             minted.token,
             now,
             minted.expires_at,
             if minted.repositories.is_empty() {
-                req.repositories.to_vec()
+                self.repositories.clone()
             } else {
                 minted.repositories
             },
             if minted.permissions.is_empty() {
-                req.permissions
+                self.permissions
                     .iter()
                     .map(|(p, a)| (p.to_string(), a.to_string()))
                     .collect()
             } else {
                 minted.permissions
             },
-        ));
+        );
         if !token.servable(now, self.floor) {
-            tracing::error!(host = %req.host, "GitHub minted a token that lives less than token_min_remaining; lower LANYARD_TOKEN_MIN_REMAINING");
+            tracing::error!(host = %self.host, "GitHub minted a token that lives less than token_min_remaining; lower LANYARD_TOKEN_MIN_REMAINING");
             // Never served, so never left live.
-            let _ = host.client.revoke(&token.token).await;
+            revoke_one(&self.client, &token.token, &self.metrics).await;
             return Err(GithubError::Unavailable {
                 status: None,
                 retry_after: None,
@@ -257,10 +327,10 @@ impl Broker {
         let id = Uuid::new_v4();
         let record = TokenRecord {
             id,
-            team_id: req.team_id,
-            cache_key: req.key.as_str().to_string(),
-            host: req.host.to_string(),
-            installation_id: req.installation_id,
+            team_id: self.team_id,
+            cache_key: self.cache_key.clone(),
+            host: self.host.clone(),
+            installation_id: self.installation_id,
             ciphertext: self.sealer.seal(&token.token, &token_aad(id)),
             repositories: token.repositories.clone(),
             permissions: token.permissions.clone(),
@@ -270,30 +340,22 @@ impl Broker {
         // A token exists at GitHub only with a live holder, or on its way to being revoked.
         match self
             .store
-            .insert_token(&record, &Actor::runner(req.session_id), now)
+            .insert_token(&record, &Actor::runner(self.session_id), now)
             .await
         {
-            Ok(Stored::Held) => {}
+            Ok(Stored::Held) => Ok(token.stored_as(id)),
             Ok(Stored::Orphaned) => {
-                tracing::info!(host = %req.host, "every holder of the scope stopped, or its connection was deleted, during the mint; the new token is revoked");
-                self.revoke(vec![record]).await;
-                return Err(BrokerError::HolderEnded);
+                tracing::info!(host = %self.host, "every holder of the scope stopped, or its connection was deleted, during the mint; the new token is revoked");
+                revoke_one(&self.client, &token.token, &self.metrics).await;
+                Err(BrokerError::HolderEnded)
             }
             Err(e) => {
                 tracing::error!(error = %e, "could not store a minted token; revoking it");
-                self.revoke(vec![record]).await;
-                return Err(BrokerError::Unavailable {
+                revoke_one(&self.client, &token.token, &self.metrics).await;
+                Err(BrokerError::Unavailable {
                     retry_after: Some(1),
-                });
+                })
             }
         }
-        let token = Arc::new(
-            Arc::into_inner(token)
-                .expect("not shared yet")
-                .stored_as(id)
-                .marked(self.caches.next_mark()),
-        );
-        self.caches.tokens.insert(req.key.clone(), token.clone());
-        Ok(token)
     }
 }

@@ -16,7 +16,8 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
-/// Callers waiting for a slot of one host at most; past this, a caller is told to come back.
+/// Callers waiting for a slot of one host at most; past this, a caller whose team already waits
+/// or holds a slot is told to come back (another team's first caller still joins).
 pub const MAX_WAITERS: usize = 10_000;
 
 /// How long a caller waits for a slot before it is told to come back (tokio's time).
@@ -136,7 +137,12 @@ impl FairSlots {
             if self.eligible(&state, &team) && !waiter_first {
                 state.take(team);
                 None
-            } else if state.queue.len() >= MAX_WAITERS {
+            } else if state.queue.len() >= MAX_WAITERS
+                && (state.held(&team) > 0 || state.queue.iter().any(|w| w.team == team))
+            {
+                // Full of waiters: a team that has a slot or a waiter already is told to come
+                // back; a team with neither still joins, so one team's queue never shuts
+                // another out (each team adds at most one past the bound).
                 return Err(NoSlot::Busy);
             } else {
                 let (grant, granted) = oneshot::channel();
@@ -313,6 +319,15 @@ mod tests {
             tokio::task::yield_now().await;
         }
         assert_eq!(slots.acquire(team).await.unwrap_err(), NoSlot::Busy);
+        // Another team's first caller still queues behind the bound, and is served in turn.
+        let other = tokio::spawn({
+            let slots = slots.clone();
+            async move { slots.acquire(Uuid::new_v4()).await.map(drop) }
+        });
+        while slots.load().1 < MAX_WAITERS + 1 {
+            tokio::task::yield_now().await;
+        }
+        other.abort();
         for w in waiting {
             w.abort();
         }

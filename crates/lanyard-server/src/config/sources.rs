@@ -348,8 +348,15 @@ fn explain(e: figment::Error, file: Option<(&Path, &str)>) -> ConfigError {
     let key = e.path.join(".");
     let problem = match &e.kind {
         figment::error::Kind::UnknownField(name, _) => format!("unknown key `{name}`"),
-        // A syntax error belongs to no key.
-        other if key.is_empty() => other.to_string(),
+        // A syntax error belongs to no key. Its message quotes the offending line after the
+        // first; that line may hold a secret, so only the first (where it is) is kept.
+        other if key.is_empty() => other
+            .to_string()
+            .lines()
+            .next()
+            .unwrap_or("invalid TOML")
+            .trim()
+            .to_string(),
         other => format!("`{key}`: {other}"),
     };
     match file {

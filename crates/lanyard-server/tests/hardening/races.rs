@@ -150,3 +150,39 @@ async fn a_scope_revoked_during_its_mint_answers_revoked_not_ended() {
         "the token minted for the revoked scope was revoked"
     );
 }
+
+/// A client that gives up while its token is being minted: the mint still finishes on the
+/// server, is stored, and is what the next request gets. No second mint, and no token left live
+/// at GitHub that no row accounts for.
+#[tokio::test]
+async fn a_client_gone_mid_mint_leaves_its_token_stored_not_stray() {
+    let w = world().await;
+    let (sid, runner) = w.session().await;
+    w.fake.set_delay(MINT_DELAY);
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(500))
+        .build()
+        .unwrap();
+    let url = w.app.url(&format!("/v1/sessions/{sid}/credentials/github"));
+    let gone = impatient.get(url).bearer_auth(&runner).send().await;
+    assert!(gone.is_err(), "the client gave up before the answer");
+    // The mint reaches GitHub and comes back after the client is long gone.
+    at_github(&w.fake).await;
+    let started = Instant::now();
+    while w.fake.calls_delayed() > 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the mint never ended"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    w.fake.set_delay(Duration::ZERO);
+    let token = World::token(&w.app, &sid, &runner).await.unwrap();
+    assert_eq!(
+        w.fake.mint_count(),
+        1,
+        "the abandoned mint was stored and reused"
+    );
+    assert_eq!(w.fake.live_token_count(), 1);
+    assert!(w.fake.token_is_live(&token));
+}
