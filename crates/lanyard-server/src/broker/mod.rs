@@ -16,10 +16,7 @@ use chrono::{DateTime, Utc};
 use lanyard_core::github::Scheme;
 use lanyard_core::wire::CredentialSource;
 use lanyard_core::Clock;
-use lanyard_github::GithubError;
-use lanyard_store::{
-    ConnectionKind, ConnectionStatus, RunnerSession, ScopeRecord, Store, StoreError,
-};
+use lanyard_store::{ConnectionKind, ConnectionStatus, RunnerSession, ScopeRecord, Store};
 
 use crate::crypto::Sealer;
 use crate::ratelimit::RateLimiter;
@@ -29,6 +26,7 @@ use crate::redis_conn::RedisHandle;
 
 pub mod cache;
 mod counters;
+mod error;
 mod failures;
 pub mod hosts;
 mod lock;
@@ -41,6 +39,7 @@ pub mod slots;
 mod token;
 
 pub use cache::{CacheLimits, CachedToken, SESSION_STALE, SESSION_TTL};
+pub use error::BrokerError;
 pub use failures::REFRESH_FAILURES_TO_NOTIFY;
 pub use hosts::{build_host, read_secret, GithubHosts};
 pub use scope::{cache_key, ScopeKey};
@@ -52,53 +51,6 @@ use mint::MintRequest;
 
 /// After a failed mint, callers with a servable cached token do not retry upstream for this long.
 const MINT_COOLDOWN: chrono::Duration = chrono::Duration::seconds(5);
-
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum BrokerError {
-    #[error("GitHub is unavailable and no cached token meets the guarantee")]
-    Unavailable { retry_after: Option<u64> },
-    #[error("GitHub refused the mint: {0}")]
-    Rejected(GithubError),
-    #[error("the connection for {owner} on {host} was removed")]
-    NotConnected { host: String, owner: String },
-    #[error("the GitHub App no longer covers {owner} on {host} (uninstalled, or the repository was removed from it)")]
-    Revoked { host: String, owner: String },
-    #[error("the GitHub App installation for {owner} on {host} is suspended")]
-    Suspended { host: String, owner: String },
-    #[error("the personal access token for {owner} on {host} has expired")]
-    PatExpired { host: String, owner: String },
-    /// Every session holding the scope ended while its token was minted (it was revoked).
-    #[error("this session has ended")]
-    HolderEnded,
-    /// The cached token is not the one the session's read found live (revoked elsewhere, or
-    /// replaced): the caller's view of the session is read afresh (never leaves the broker).
-    #[error("the cached token was revoked elsewhere")]
-    Stale,
-    #[error("the team has made as many upstream mints this hour as its tier allows")]
-    RateLimited { retry_after: u32 },
-    #[error(transparent)]
-    Store(Arc<StoreError>),
-    #[error("internal: {0}")]
-    Internal(String),
-}
-
-impl From<StoreError> for BrokerError {
-    fn from(e: StoreError) -> Self {
-        BrokerError::Store(Arc::new(e))
-    }
-}
-
-impl From<GithubError> for BrokerError {
-    fn from(e: GithubError) -> Self {
-        match e {
-            GithubError::Unavailable { retry_after, .. } => {
-                BrokerError::Unavailable { retry_after }
-            }
-            rejected @ GithubError::Rejected { .. } => BrokerError::Rejected(rejected),
-            other => BrokerError::Internal(other.to_string()),
-        }
-    }
-}
 
 /// What the broker hands out: shared, so serving a cached token copies nothing.
 #[derive(Debug, Clone)]

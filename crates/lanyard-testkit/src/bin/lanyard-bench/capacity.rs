@@ -127,7 +127,7 @@ pub(crate) async fn run(stage: Stage<'_>) {
         let (took, errors, elapsed) = paced(stage.client, stage.base, &targets).await;
         figures.push(Figures {
             sessions: size,
-            rss_kib: crate::rss_kib(stage.pid),
+            rss_kib: crate::setup::rss_kib(stage.pid),
             db_bytes: database_bytes(stage.data_dir),
             p50: quantile(&took, 0.50),
             p99: quantile(&took, 0.99),

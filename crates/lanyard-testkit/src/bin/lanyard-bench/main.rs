@@ -16,7 +16,6 @@
 //! goes to 127.0.0.1, and every loop is bounded. `LANYARD_BENCH_MODE=capacity` measures
 //! capacity instead (see `capacity.rs`): `scripts/bench.sh capacity`.
 
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,7 +30,9 @@ mod load;
 mod setup;
 
 use load::load;
-use setup::{create_team, credential_targets, fetch_each, sessions};
+use setup::{
+    create_team, credential_targets, fetch_each, free_port, lanyard_binary, rss_kib, sessions,
+};
 
 const REQUESTS: usize = 10_000;
 /// Rounds of /healthz and the credential path, the order turned each round (as many of each
@@ -54,40 +55,6 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// The server under test: `LANYARD_BENCH_SERVER`, or the `lanyard` built next to this binary.
-/// Pointing it at an older build measures before and after with the same driver.
-fn lanyard_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("current exe");
-    let path = std::env::var_os("LANYARD_BENCH_SERVER")
-        .map_or_else(|| exe.with_file_name("lanyard"), PathBuf::from);
-    assert!(
-        path.exists(),
-        "{} is missing: run scripts/bench.sh, which builds it",
-        path.display()
-    );
-    path
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .map(str::to_string)
-        })
-        .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
-        .unwrap_or(0)
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]

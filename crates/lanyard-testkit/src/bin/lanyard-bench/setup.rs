@@ -137,3 +137,37 @@ pub(crate) fn credential_targets(
             .collect(),
     )
 }
+
+/// The server under test: `LANYARD_BENCH_SERVER`, or the `lanyard` built next to this binary.
+/// Pointing it at an older build measures before and after with the same driver.
+pub(crate) fn lanyard_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let path = std::env::var_os("LANYARD_BENCH_SERVER")
+        .map_or_else(|| exe.with_file_name("lanyard"), PathBuf::from);
+    assert!(
+        path.exists(),
+        "{} is missing: run scripts/bench.sh, which builds it",
+        path.display()
+    );
+    path
+}
+
+pub(crate) fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub(crate) fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .map(str::to_string)
+        })
+        .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        .unwrap_or(0)
+}
