@@ -11,6 +11,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::middleware;
 use axum::{Extension, Router};
 use lanyard_core::ErrorCode;
+use tower::util::MapRequestLayer;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 
@@ -93,7 +94,7 @@ pub fn router(svc: Services) -> Router {
         ))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(observe::MakeId))
-        .layer(middleware::from_fn(observe::plain_request_id))
+        .layer(MapRequestLayer::new(observe::plain_request_id))
         .with_state(svc)
 }
 

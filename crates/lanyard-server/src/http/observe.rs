@@ -41,7 +41,8 @@ impl MakeRequestId for MakeId {
 
 /// Drops an incoming `x-request-id` unless it is short and plain (letters, digits, `-`, `_`, at
 /// most 64), so that a made-up one cannot carry text into the logs; `SetRequestId` then makes one.
-pub async fn plain_request_id(mut req: Request, next: Next) -> Response {
+/// A plain function on the request (`MapRequestLayer`): no boxed future per request.
+pub fn plain_request_id(mut req: Request) -> Request {
     let plain = req
         .headers()
         .get(REQUEST_ID_HEADER)
@@ -55,7 +56,7 @@ pub async fn plain_request_id(mut req: Request, next: Next) -> Response {
     if !plain {
         req.headers_mut().remove(REQUEST_ID_HEADER);
     }
-    next.run(req).await
+    req
 }
 
 /// What a panicking handler answers: the 500 envelope (inside the request's span and context,
