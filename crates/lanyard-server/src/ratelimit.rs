@@ -120,26 +120,20 @@ impl RateLimiter {
 
     /// Like [`Self::check`], with a limit for this key (a team's tier sets its own).
     pub async fn check_limit(&self, key: LimitKey<'_>, limit: u32) -> Decision {
-        let key = &key.to_string();
-        if let Some(redis) = &self.redis {
-            match self.check_redis(redis, key, limit, true).await {
-                Ok(decision) => return decision,
-                Err(e) => {
-                    self.metrics.rate_limit_fail_open.inc();
-                    tracing::warn!(limiter = self.name, error = %e, "rate limiter cannot reach Redis; failing open");
-                    return Decision::Allowed;
-                }
-            }
-        }
-        self.check_local(key, limit)
+        self.decide(&key.to_string(), limit, true).await
     }
 
     /// Whether a call for `key` would be allowed now, without counting one: for work that is
     /// counted only if it happens (a mint that another replica's token may make unneeded).
     pub async fn peek_limit(&self, key: LimitKey<'_>, limit: u32) -> Decision {
-        let key = &key.to_string();
+        self.decide(&key.to_string(), limit, false).await
+    }
+
+    /// Through Redis when configured (failing open when it cannot answer), else in-process;
+    /// `count` says whether this call is counted.
+    async fn decide(&self, key: &str, limit: u32, count: bool) -> Decision {
         if let Some(redis) = &self.redis {
-            match self.check_redis(redis, key, limit, false).await {
+            match self.check_redis(redis, key, limit, count).await {
                 Ok(decision) => return decision,
                 Err(e) => {
                     self.metrics.rate_limit_fail_open.inc();
@@ -148,19 +142,7 @@ impl RateLimiter {
                 }
             }
         }
-        let now = self.clock.now();
-        let window = chrono::Duration::from_std(self.window).unwrap_or(chrono::Duration::MAX);
-        let Some(entry) = self.local.get(key) else {
-            return Decision::Allowed;
-        };
-        let hits = entry.lock().unwrap_or_else(|e| e.into_inner());
-        let live: Vec<_> = hits.iter().filter(|t| **t > now - window).collect();
-        match live.first() {
-            Some(oldest) if live.len() >= limit as usize => {
-                limited((**oldest + window - now).num_milliseconds())
-            }
-            _ => Decision::Allowed,
-        }
+        self.check_local(key, limit, count)
     }
 
     async fn check_redis(
@@ -187,7 +169,7 @@ impl RateLimiter {
         })
     }
 
-    fn check_local(&self, key: &str, limit: u32) -> Decision {
+    fn check_local(&self, key: &str, limit: u32, count: bool) -> Decision {
         let now = self.clock.now();
         let window = chrono::Duration::from_std(self.window).unwrap_or(chrono::Duration::MAX);
         let entry = self.local.get_with_by_ref(key, Arc::default);
@@ -196,7 +178,9 @@ impl RateLimiter {
             hits.pop_front();
         }
         if hits.len() < limit as usize {
-            hits.push_back(now);
+            if count {
+                hits.push_back(now);
+            }
             return Decision::Allowed;
         }
         let oldest = *hits.front().expect("full window has entries");
@@ -215,6 +199,29 @@ fn limited(wait_ms: i64) -> Decision {
 mod tests {
     use super::*;
     use lanyard_core::ManualClock;
+
+    /// A peek counts nothing: the mint path checks the allowance before it waits, and counts it
+    /// only for a mint it makes.
+    #[tokio::test]
+    async fn a_peek_counts_nothing() {
+        let rl = RateLimiter::new(
+            "t",
+            1,
+            Duration::from_secs(60),
+            Arc::new(ManualClock::starting_now()),
+            None,
+            Arc::default(),
+        );
+        let team = LimitKey::Team(Uuid::new_v4());
+        for _ in 0..5 {
+            assert_eq!(rl.peek_limit(team, 1).await, Decision::Allowed);
+        }
+        assert_eq!(rl.check_limit(team, 1).await, Decision::Allowed);
+        assert!(matches!(
+            rl.peek_limit(team, 1).await,
+            Decision::Limited { .. }
+        ));
+    }
 
     #[tokio::test]
     async fn in_process_window_slides() {

@@ -12,10 +12,10 @@ use uuid::Uuid;
 
 use super::cache::CachedToken;
 use super::hosts::Host;
-use super::lock::{Attempt, LOCK_TTL};
+use super::lock::{Attempt, MintLock, LOCK_TTL};
 use super::revoke::revoke_one;
 use super::scope::ScopeKey;
-use super::slots::NoSlot;
+use super::slots::{NoSlot, SlotPermit};
 use super::{token_aad, Broker, BrokerError};
 use crate::metrics::{Label, MintLabels, MintResult};
 use crate::ratelimit::{Decision, LimitKey};
@@ -157,7 +157,7 @@ impl Broker {
             .hosts
             .get(req.host)
             .ok_or_else(|| GithubError::NoApp(req.host.to_string()))?;
-        let _slot = host
+        let slot = host
             .mint_slots
             .acquire(req.team_id)
             .await
@@ -184,30 +184,38 @@ impl Broker {
             }
         };
         // Another replica may have minted while this one waited for the lock.
-        let result = match self.stored_fresh(req.key, fallback).await {
-            Ok(Some(t)) => Ok((t, false)),
-            Ok(None) => match self
-                .mint_limiter
-                .check_limit(LimitKey::Team(req.team_id), req.mints_per_hour)
-                .await
-            {
-                Decision::Limited { retry_after } => Err(BrokerError::RateLimited { retry_after }),
-                Decision::Allowed => self.mint(req, host).await.map(|t| (t, true)),
-            },
-            Err(e) => Err(e),
-        };
-        lock.release().await;
-        result
+        match self.stored_fresh(req.key, fallback).await {
+            Ok(None) => {}
+            done => {
+                lock.release().await;
+                return done.map(|t| (t.expect("None is handled above"), false));
+            }
+        }
+        let allowance = self
+            .mint_limiter
+            .check_limit(LimitKey::Team(req.team_id), req.mints_per_hour)
+            .await;
+        if let Decision::Limited { retry_after } = allowance {
+            lock.release().await;
+            return Err(BrokerError::RateLimited { retry_after });
+        }
+        // The mint takes the slot and the lock with it, and gives them back once its token is
+        // stored: a caller that goes away frees neither while GitHub still mints.
+        self.mint(req, host, Held { lock, slot })
+            .await
+            .map(|t| (t, true))
     }
 
-    /// The mint itself, its slot and lock held by the caller. GitHub's answer is stored (or,
-    /// unservable or unheld, revoked) by a task of its own: once GitHub has minted, that work
+    /// The mint itself, run by a task of its own that holds the host slot and the scope's lock
+    /// until GitHub's answer is stored (or, unservable or unheld, revoked): once begun, it
     /// finishes even if the caller goes away (its client disconnected, its deadline passed), so
-    /// no token is left live at GitHub without a row that says what became of it.
+    /// no token is left live at GitHub without a row that says what became of it, and neither
+    /// the upstream bound nor the lock is given up while GitHub still mints.
     async fn mint(
         &self,
         req: MintRequest<'_>,
         host: &Host,
+        held: Held,
     ) -> Result<Arc<CachedToken>, BrokerError> {
         // Stored as i64 (the store's integer), GitHub's is u64: a negative one is a corrupt row,
         // never installation 0.
@@ -234,7 +242,7 @@ impl Broker {
             repositories: req.repositories.to_vec(),
             permissions: req.permissions.clone(),
         };
-        let (github_ok, outcome) = tokio::spawn(job.run())
+        let (github_ok, outcome) = tokio::spawn(job.run(held))
             .await
             .map_err(|e| BrokerError::Internal(format!("the mint task failed: {e}")))?;
         self.note_outcome(&req, github_ok);
@@ -263,10 +271,24 @@ struct MintJob {
     permissions: PermissionSet,
 }
 
+/// What a mint holds while it runs: a slot of the host, and the scope's cross-replica lock.
+struct Held {
+    lock: MintLock,
+    slot: SlotPermit,
+}
+
 impl MintJob {
+    /// The mint, then its slot and lock given back.
+    async fn run(self, held: Held) -> (bool, Result<CachedToken, BrokerError>) {
+        let done = self.mint_and_store().await;
+        held.lock.release().await;
+        drop(held.slot);
+        done
+    }
+
     /// GitHub's mint, checked against the floor and stored with its holder check. Says whether
     /// GitHub minted, and the stored token (or why there is none).
-    async fn run(self) -> (bool, Result<CachedToken, BrokerError>) {
+    async fn mint_and_store(&self) -> (bool, Result<CachedToken, BrokerError>) {
         let outcome = self
             .client
             .mint(self.installation, &self.repositories, &self.permissions)
