@@ -6,17 +6,14 @@
 //! envelope in one place, [`http::error`]. Module dependencies only point down the layers that
 //! `tests/layers.rs` checks.
 
-pub mod broker;
 pub mod cli;
 pub mod config;
-pub mod crypto;
 pub mod domain;
+pub mod hosts;
 pub mod http;
 pub mod jwt;
 pub mod mailer;
 pub mod metrics;
-pub mod ratelimit;
-pub mod redis_conn;
 pub mod secrets;
 pub mod server;
 pub mod services;
@@ -24,5 +21,9 @@ pub mod telemetry;
 pub mod workers;
 
 pub use config::{Config, Flags};
+/// The credential broker, and the pieces it is built from that the server shares: sealing
+/// secrets at rest, rate limits, and the Redis handle.
+pub use lanyard_broker as broker;
+pub use lanyard_broker::{crypto, ratelimit, redis_conn};
 pub use server::{start, RunningServer};
 pub use services::Services;

@@ -7,9 +7,10 @@ use anyhow::Context;
 use lanyard_core::{Clock, CONNECTION_ATTEMPTS_PER_HOUR};
 use lanyard_store::Store;
 
-use crate::broker::{Broker, BrokerParts, CacheLimits, GithubHosts};
+use crate::broker::{Broker, BrokerParts, CacheLimits};
 use crate::config::{check_encryption_key, Config};
 use crate::crypto::{Sealer, Signer};
+use crate::hosts::GithubHosts;
 use crate::jwt::JwtKeys;
 use crate::mailer::Mailer;
 use crate::metrics::{CacheName, Metrics};
@@ -46,7 +47,7 @@ impl Limiters {
                 window,
                 clock.clone(),
                 redis.clone(),
-                metrics.clone(),
+                metrics.broker.rate_limit_fail_open.clone(),
             )
         };
         let hour = std::time::Duration::from_secs(3600);
@@ -231,12 +232,13 @@ impl Services {
         let redis = redis.map(Arc::new);
         let hosts = Arc::new(GithubHosts::from_config(&config.github, clock.clone())?);
         let limiters = Limiters::new(&clock, &redis, &metrics);
+        let providers = hosts.providers(&sealer, &metrics.broker.github_mints);
         let broker = Broker::new(BrokerParts {
             store: store.clone(),
-            hosts: hosts.clone(),
+            providers: Arc::new(providers),
             sealer: sealer.clone(),
             clock: clock.clone(),
-            metrics: metrics.clone(),
+            metrics: metrics.broker.clone(),
             redis: redis.clone(),
             floor: config.token_min_remaining,
             limits: CacheLimits::default(),
@@ -326,6 +328,7 @@ impl Services {
         self.inner.broker.publish_cache_sizes();
         self.inner
             .metrics
+            .broker
             .set_cache_entries(CacheName::RateLimits, self.inner.limiters.tracked_keys());
     }
 }

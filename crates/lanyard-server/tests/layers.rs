@@ -20,8 +20,8 @@ const LAYERS: &[&[&str]] = &[
     ],
     // Built from configuration: secrets and rate limits.
     &["secrets", "ratelimit"],
-    // The credential broker.
-    &["broker"],
+    // The credential broker (its own crate, re-exported) and the GitHub hosts it is handed.
+    &["broker", "hosts"],
     // The one value everything calls through.
     &["services"],
     // What operations mean.

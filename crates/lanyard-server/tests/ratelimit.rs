@@ -29,7 +29,7 @@ async fn exactly_the_cap_passes_under_concurrent_calls_on_redis() {
         Duration::from_secs(3600),
         Arc::new(SystemClock),
         Some(redis(&url)),
-        metrics.clone(),
+        metrics.broker.rate_limit_fail_open.clone(),
     ));
     let key = uuid::Uuid::new_v4().simple().to_string();
     let mut tasks = tokio::task::JoinSet::new();
@@ -53,7 +53,7 @@ async fn exactly_the_cap_passes_under_concurrent_calls_on_redis() {
         Duration::from_secs(3600),
         Arc::new(SystemClock),
         Some(redis(&url)),
-        metrics.clone(),
+        metrics.broker.rate_limit_fail_open.clone(),
     );
     assert!(matches!(
         replica.check(LimitKey::SecretHash(&key)).await,
@@ -73,7 +73,7 @@ async fn an_unreachable_redis_fails_open_and_is_counted() {
         Duration::from_secs(3600),
         Arc::new(SystemClock),
         Some(redis("redis://127.0.0.1:1")),
-        metrics.clone(),
+        metrics.broker.rate_limit_fail_open.clone(),
     );
     for _ in 0..3 {
         assert_eq!(

@@ -12,8 +12,8 @@ use lanyard_github::GithubError;
 use lanyard_store::{Dialect, Store};
 use serde::Serialize;
 
-use crate::broker::build_host;
 use crate::config::{Config, GithubHost, SeedCredential};
+use crate::hosts::build_host;
 use crate::redis_conn::RedisHandle;
 use crate::services::DataDir;
 
@@ -257,7 +257,7 @@ fn oauth(host: &GithubHost) -> Result<String, String> {
     match (&host.app_slug, &host.client_id, &host.client_secret_file) {
         (None, None, None) => Ok("off: no app_slug or client_id, so no installation flow".into()),
         (Some(slug), Some(id), Some(secret)) => {
-            crate::broker::read_secret("OAuth client secret", &host.host, secret)
+            crate::hosts::read_secret("OAuth client secret", &host.host, secret)
                 .map_err(|e| format!("{e:#}"))?;
             Ok(format!(
                 "installation flow on: {}/apps/{slug}, client {id}",
@@ -275,7 +275,7 @@ fn webhooks(host: &GithubHost) -> Result<String, String> {
     match &host.webhook_secret_file {
         None => Ok("off: no webhook_secret_file, so the webhook route answers 404".into()),
         Some(path) => {
-            crate::broker::read_secret("webhook secret", &host.host, path)
+            crate::hosts::read_secret("webhook secret", &host.host, path)
                 .map_err(|e| format!("{e:#}"))?;
             Ok(format!("deliveries verified with {}", path.display()))
         }

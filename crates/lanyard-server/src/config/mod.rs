@@ -4,7 +4,6 @@
 //! every error names the key and the variable that set it.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -64,29 +63,7 @@ pub enum LogFormat {
     Json,
 }
 
-/// A Redis URL that redacts its password when printed.
-#[derive(Clone, PartialEq, Eq)]
-pub struct RedisUrl(String);
-
-impl RedisUrl {
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for RedisUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("RedisUrl")
-            .field(&redact_url(&self.0))
-            .finish()
-    }
-}
-
-impl fmt::Display for RedisUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&redact_url(&self.0))
-    }
-}
+pub use lanyard_broker::redis_conn::RedisUrl;
 
 /// The validated configuration. Secrets stay wrapped; `Debug` never shows them.
 #[derive(Debug, Clone)]
@@ -226,7 +203,7 @@ impl Config {
                         ),
                     )
                 })?;
-                Ok(RedisUrl(raw))
+                Ok(RedisUrl::new(raw))
             })
             .transpose()?;
         let jwt_secret = layer.jwt_secret;

@@ -13,8 +13,8 @@ use lanyard_store::{ConnectionKind, ConnectionRecord, ConnectionStatus, StoreErr
 use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
-use crate::broker::hosts::Host;
 use crate::broker::pat_aad;
+use crate::hosts::Host;
 use crate::ratelimit::{Decision, LimitKey};
 use crate::services::Services;
 

@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use lanyard_github::GithubError;
 
-use crate::broker::hosts::Host;
+use crate::hosts::Host;
 use crate::metrics::{Label, WebhookEvent, WebhookLabels, WebhookResult};
 use crate::services::Services;
 

@@ -1,31 +1,13 @@
 //! Label values and label sets: each value a registry entry, a configured host or a route
 //! template.
 
-use std::sync::Arc;
+use lanyard_core::{NotificationKind, Worker};
+use prometheus_client::encoding::EncodeLabelSet;
 
-use lanyard_core::wire::CredentialSource;
-use lanyard_core::{NotificationKind, Registry, Worker};
-use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
-
-/// A registry entry as a label value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Label<T>(pub T);
-
-impl<T: Registry> EncodeLabelValue for Label<T> {
-    fn encode(&self, encoder: &mut LabelValueEncoder) -> std::fmt::Result {
-        EncodeLabelValue::encode(&self.0.name(), encoder)
-    }
-}
-
-/// A label value fixed by configuration or the router (a host, a route template), shared.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Fixed(pub Arc<str>);
-
-impl EncodeLabelValue for Fixed {
-    fn encode(&self, encoder: &mut LabelValueEncoder) -> std::fmt::Result {
-        EncodeLabelValue::encode(&&*self.0, encoder)
-    }
-}
+pub use lanyard_broker::metrics::{
+    CacheLabel, CacheName, CacheResult, CacheResultLabel, Fixed, Label, MintLabels, MintResult,
+    RevocationLabel, RevocationResult, SourceLabel,
+};
 
 lanyard_core::string_enum! {
     /// The HTTP method label: the standard methods, and `other` for anything else.
@@ -54,34 +36,6 @@ impl Method {
             M::OPTIONS => Method::Options,
             _ => Method::Other,
         }
-    }
-}
-
-lanyard_core::string_enum! {
-    /// How a token request was answered.
-    pub enum CacheResult {
-        /// Served from the cache.
-        Hit = "hit",
-        /// This request minted.
-        Miss = "miss",
-        /// Waited for another request's mint.
-        Coalesced = "coalesced",
-    }
-}
-
-lanyard_core::string_enum! {
-    pub enum MintResult {
-        Ok = "ok",
-        Unavailable = "unavailable",
-        Rejected = "rejected",
-    }
-}
-
-lanyard_core::string_enum! {
-    pub enum RevocationResult {
-        Revoked = "revoked",
-        AlreadyDead = "already_dead",
-        Error = "error",
     }
 }
 
@@ -130,19 +84,6 @@ lanyard_core::string_enum! {
     }
 }
 
-lanyard_core::string_enum! {
-    /// The broker's in-process caches, each bounded by size and by time.
-    pub enum CacheName {
-        Tokens = "tokens",
-        Sessions = "sessions",
-        Cooldowns = "cooldowns",
-        Flights = "flights",
-        Refreshing = "refreshing",
-        Failures = "refresh_failures",
-        RateLimits = "rate_limits",
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct HttpLabels {
     /// The route template (`/v1/sessions/{id}`), never the raw path.
@@ -162,28 +103,6 @@ pub struct ErrorLabels {
 pub struct RouteLabels {
     pub route: Fixed,
     pub method: Label<Method>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
-pub struct MintLabels {
-    /// A configured host.
-    pub host: Fixed,
-    pub result: Label<MintResult>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
-pub struct CacheResultLabel {
-    pub result: Label<CacheResult>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
-pub struct RevocationLabel {
-    pub result: Label<RevocationResult>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
-pub struct SourceLabel {
-    pub source: Label<CredentialSource>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -223,9 +142,4 @@ pub struct NotificationLabels {
 pub struct WebhookLabels {
     pub event: Label<WebhookEvent>,
     pub result: Label<WebhookResult>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
-pub struct CacheLabel {
-    pub cache: Label<CacheName>,
 }

@@ -4,11 +4,12 @@
 
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry as PromRegistry;
 
 mod labels;
+
+pub use lanyard_broker::metrics::BrokerMetrics;
 
 pub use labels::*;
 
@@ -45,19 +46,13 @@ pub struct Metrics {
     /// Error answers by route template, method and error code (a registry entry).
     pub http_errors: Family<ErrorLabels, Counter>,
     pub http_duration: HistogramFamily<RouteLabels>,
-    pub github_mints: Family<MintLabels, Counter>,
-    pub token_cache: Family<CacheResultLabel, Counter>,
-    pub revocations: Family<RevocationLabel, Counter>,
-    pub credentials_served: Family<SourceLabel, Counter>,
+    /// The broker's families: mints, the token cache, revocations, credentials served, stale
+    /// sessions, rate-limit fail-opens and cache sizes.
+    pub broker: BrokerMetrics,
     pub e2e_accounts: Family<E2eLabels, Counter>,
-    pub rate_limit_fail_open: Counter,
-    /// Sessions served as last read because the store could not answer.
-    pub stale_sessions_served: Counter,
     pub worker_runs: Family<WorkerLabels, Counter>,
     /// Teams a billing, email, nudge or churn worker skipped for being test cohorts.
     pub worker_skipped_test_cohort: Family<WorkerLabel, Counter>,
-    /// Entries in each of the broker's in-process caches, set at every scrape.
-    pub broker_cache_entries: Family<CacheLabel, Gauge>,
     pub github_webhooks: Family<WebhookLabels, Counter>,
     pub notifications: Family<NotificationLabels, Counter>,
 }
@@ -77,7 +72,9 @@ impl Default for Metrics {
                 family
             }};
         }
+        let broker = BrokerMetrics::registered(&mut registry);
         Self {
+            broker,
             http_requests: family!(
                 "lanyard_http_requests",
                 "HTTP requests by route template, method and status",
@@ -93,40 +90,10 @@ impl Default for Metrics {
                 "HTTP request latency by route template and method",
                 Family::new_with_constructor(latency_histogram as fn() -> Histogram)
             ),
-            github_mints: family!(
-                "lanyard_github_mints",
-                "Upstream token mints by host and result",
-                Family::default()
-            ),
-            token_cache: family!(
-                "lanyard_github_token_cache",
-                "Token cache lookups: hit, miss or coalesced",
-                Family::default()
-            ),
-            revocations: family!(
-                "lanyard_github_revocations",
-                "Token revocations at GitHub by result",
-                Family::default()
-            ),
-            credentials_served: family!(
-                "lanyard_credentials_served",
-                "Credentials served by source",
-                Family::default()
-            ),
             e2e_accounts: family!(
                 "lanyard_e2e_account",
                 "Guarded e2e account operations by op and result",
                 Family::default()
-            ),
-            rate_limit_fail_open: family!(
-                "lanyard_rate_limit_fail_open",
-                "Calls allowed because the rate limiter's Redis was unreachable",
-                Counter::default()
-            ),
-            stale_sessions_served: family!(
-                "lanyard_stale_sessions_served",
-                "Runner sessions served as last read because the database could not answer",
-                Counter::default()
             ),
             worker_runs: family!(
                 "lanyard_worker_runs",
@@ -136,11 +103,6 @@ impl Default for Metrics {
             worker_skipped_test_cohort: family!(
                 "lanyard_worker_skipped_test_cohort",
                 "Test-cohort teams skipped by workers that bill, email, nudge or score",
-                Family::default()
-            ),
-            broker_cache_entries: family!(
-                "lanyard_broker_cache_entries",
-                "Entries in each in-process cache of the broker",
                 Family::default()
             ),
             github_webhooks: family!(
@@ -186,14 +148,6 @@ impl Metrics {
             .inc();
     }
 
-    pub fn set_cache_entries(&self, cache: CacheName, entries: u64) {
-        self.broker_cache_entries
-            .get_or_create(&CacheLabel {
-                cache: Label(cache),
-            })
-            .set(i64::try_from(entries).unwrap_or(i64::MAX));
-    }
-
     /// The OpenMetrics text exposition.
     pub fn encode(&self) -> String {
         let mut out = String::new();
@@ -211,7 +165,7 @@ mod tests {
     fn every_listed_family_is_exposed_and_nothing_unlisted() {
         let m = Metrics::default();
         m.observe_http(&Fixed("/healthz".into()), Method::Get, 200, 0.002);
-        m.set_cache_entries(CacheName::Tokens, 3);
+        m.broker.set_cache_entries(CacheName::Tokens, 3);
         m.github_webhooks
             .get_or_create(&WebhookLabels {
                 event: Label(WebhookEvent::Installation),

@@ -193,7 +193,7 @@ async fn a_broker_warning_names_its_request_route_and_team() {
     let warning = lines
         .iter()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .find(|l| l["message"] == "GitHub mint failed")
+        .find(|l| l["message"] == "an upstream mint failed")
         .unwrap_or_else(|| panic!("no mint warning in:\n{}", lines.join("\n")));
     let span = &warning["span"];
     assert_eq!(span["request_id"], request_id.as_str(), "{warning}");

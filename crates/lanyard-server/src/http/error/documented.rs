@@ -12,6 +12,7 @@ use lanyard_github::GithubError;
 use lanyard_store::StoreError;
 
 use super::ApiError;
+use crate::broker::provider::ProviderKind;
 use crate::broker::BrokerError;
 use crate::domain::accounts::AccountError;
 use crate::domain::admin::AdminError;
@@ -226,22 +227,30 @@ impl Documented for BrokerError {
                 host: host.clone(),
                 owner: owner.clone(),
             },
-            B::PatExpired { host, owner },
+            B::Expired {
+                kind: lanyard_store::ConnectionKind::Pat,
+                host,
+                owner,
+            },
             B::HolderEnded,
             B::Stale,
             B::RateLimited { retry_after: 1 },
             B::Internal(String::new()),
         ];
-        all.extend(wrapped(B::Rejected));
+        all.push(B::Rejected {
+            kind: ProviderKind::Github,
+            status: 422,
+            message: String::new(),
+        });
         all.extend(wrapped(|e| B::Store(std::sync::Arc::new(e))));
         for e in &all {
             match e {
                 B::Unavailable { .. }
-                | B::Rejected(_)
+                | B::Rejected { .. }
                 | B::NotConnected { .. }
                 | B::Revoked { .. }
                 | B::Suspended { .. }
-                | B::PatExpired { .. }
+                | B::Expired { .. }
                 | B::HolderEnded
                 | B::Stale
                 | B::RateLimited { .. }

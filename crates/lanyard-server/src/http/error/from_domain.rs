@@ -5,9 +5,10 @@ use std::sync::Arc;
 
 use lanyard_core::ErrorCode;
 use lanyard_github::GithubError;
-use lanyard_store::StoreError;
+use lanyard_store::{ConnectionKind, StoreError};
 
 use super::{unknown_route, ApiError};
+use crate::broker::provider::ProviderKind;
 use crate::broker::BrokerError;
 use crate::domain::accounts::AccountError;
 use crate::domain::admin::AdminError;
@@ -168,7 +169,12 @@ impl From<BrokerError> for ApiError {
                     None => err,
                 }
             }
-            BrokerError::Rejected(rejected) => rejected.into(),
+            BrokerError::Rejected { kind, message, .. } => match kind {
+                ProviderKind::Github => ApiError::new(
+                    ErrorCode::GithubRejected,
+                    format!("GitHub refused the request: {message}"),
+                ),
+            },
             BrokerError::NotConnected { host, owner } => ApiError::new(
                 ErrorCode::RepoNotConnected,
                 format!("{owner} is no longer connected to this team on {host}."),
@@ -179,9 +185,11 @@ impl From<BrokerError> for ApiError {
             e @ BrokerError::Suspended { .. } => {
                 ApiError::new(ErrorCode::ConnectionSuspended, sentence(&e))
             }
-            e @ BrokerError::PatExpired { .. } => {
-                ApiError::new(ErrorCode::PatExpired, sentence(&e))
-            }
+            e @ BrokerError::Expired { kind, .. } => match kind {
+                ConnectionKind::Pat | ConnectionKind::GithubApp => {
+                    ApiError::new(ErrorCode::PatExpired, sentence(&e))
+                }
+            },
             e @ BrokerError::HolderEnded => ApiError::new(ErrorCode::SessionEnded, sentence(&e)),
             e @ BrokerError::RateLimited { retry_after } => {
                 ApiError::new(ErrorCode::RateLimited, sentence(&e)).with_retry_after(retry_after)

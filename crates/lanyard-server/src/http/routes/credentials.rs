@@ -10,6 +10,7 @@ use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use lanyard_core::github::Scheme;
 use lanyard_core::wire::{
     CompatCredential, CredentialSource, ErrorEnvelope as ErrorBody, GithubCredential,
 };
@@ -79,7 +80,11 @@ pub async fn github(
             expires_at: served.expires_at,
             host: Cow::Borrowed(&scope.host),
             owner: Cow::Borrowed(scope.owner.as_str()),
-            scheme: served.scheme,
+            // The only scheme repositories on the host are served over: that of its API.
+            scheme: svc
+                .hosts()
+                .get(&scope.host)
+                .map_or(Scheme::Https, |h| h.scheme),
             source: served.source,
             repositories: Cow::Borrowed(&credential.repositories),
             permissions: Cow::Borrowed(&credential.permissions),

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use lanyard_core::secret::PresentedSecret;
 use lanyard_store::{RunnerSession, StoreError};
 
-use super::cache;
-use super::Broker;
+use crate::cache;
+use crate::Broker;
 
 impl Broker {
     /// The session behind a presented runner token, if the token is valid. Trusted from memory

@@ -1,53 +1,64 @@
-//! The credential broker: serves each session's GitHub credentials with a freshness guarantee,
-//! minting upstream O(1) times per scope per token lifetime.
+//! The credential broker: serves each session's credentials with a freshness guarantee,
+//! obtaining them upstream O(1) times per scope per credential lifetime, for every provider
+//! alike ([`provider`]). It knows nothing of HTTP: the server renders what it serves.
 //!
-//! An App token is looked up in this order: the in-process cache ([`cache`]); then, one caller
-//! per scope at a time on this replica (single-flight, [`cache::Caches::flights`]), the database;
-//! then a mint under the cross-replica lock ([`lock`]) in [`mint`]. A token is refreshed ahead of
-//! time, and while one caller refreshes the others keep being served the current token, so while
-//! GitHub is down the cached token is served for as long as it meets `token_min_remaining`.
-//! Ending sessions revoke what only they held ([`revoke`]).
+//! A credential of an expiring kind is looked up in this order: the in-process cache
+//! ([`cache`]); then, one caller per scope at a time on this replica (single-flight,
+//! [`cache::Caches::flights`]), the database; then an upstream call under the cross-replica
+//! lock ([`lock`]) in [`mint`], within the provider's fair share of upstream concurrency
+//! ([`slots`]). A credential is renewed ahead of time, and while one caller renews the others
+//! keep being served the current one, so while the provider is down the cached credential is
+//! served for as long as it meets `token_min_remaining`. Ending sessions revoke what only they
+//! held ([`revoke`]). A static credential (a PAT) is opened from its connection on each request.
+//!
+//! Every time decision reads the injected [`Clock`]; the in-process caches' own times bound
+//! memory and decide nothing.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use lanyard_core::github::Scheme;
 use lanyard_core::wire::CredentialSource;
 use lanyard_core::Clock;
-use lanyard_store::{ConnectionKind, ConnectionStatus, RunnerSession, ScopeRecord, Store};
-
-use crate::crypto::Sealer;
-use crate::ratelimit::RateLimiter;
-
-use crate::metrics::{CacheResult, Metrics};
-use crate::redis_conn::RedisHandle;
+use lanyard_store::{ConnectionStatus, RunnerSession, ScopeRecord, Store};
 
 pub mod cache;
 mod counters;
+pub mod crypto;
 mod error;
 mod failures;
-pub mod hosts;
 mod lock;
 mod marks;
+pub mod metrics;
 mod mint;
+pub mod provider;
+pub mod providers;
+pub mod ratelimit;
+pub mod redis_conn;
 mod revoke;
 pub mod scope;
 mod sessions;
 pub mod slots;
-mod token;
+pub mod token;
 
 pub use cache::{CacheLimits, CachedToken, SESSION_STALE, SESSION_TTL};
 pub use error::BrokerError;
 pub use failures::REFRESH_FAILURES_TO_NOTIFY;
-pub use hosts::{build_host, read_secret, GithubHosts};
+pub use provider::{Providers, Registered};
+pub use providers::pat_aad;
 pub use scope::{cache_key, ScopeKey};
+pub use token::Freshness;
 
 use cache::{Caches, Cooldown};
 use counters::Counters;
+use crypto::Sealer;
 use lock::CrossReplica;
+use metrics::{BrokerMetrics, CacheResult};
 use mint::MintRequest;
+use provider::{Ask, Lifetime, ProviderError};
+use ratelimit::RateLimiter;
+use redis_conn::RedisHandle;
 
 /// After a failed mint, callers with a servable cached token do not retry upstream for this long.
 const MINT_COOLDOWN: chrono::Duration = chrono::Duration::seconds(5);
@@ -56,7 +67,6 @@ const MINT_COOLDOWN: chrono::Duration = chrono::Duration::seconds(5);
 #[derive(Debug, Clone)]
 pub struct Served {
     pub source: CredentialSource,
-    pub scheme: Scheme,
     pub credential: Arc<CachedToken>,
     /// The true expiry, when one is known.
     pub expires_at: Option<DateTime<Utc>>,
@@ -67,17 +77,13 @@ pub fn token_aad(id: uuid::Uuid) -> String {
     format!("token:{id}")
 }
 
-pub fn pat_aad(connection_id: uuid::Uuid) -> String {
-    format!("pat:{connection_id}")
-}
-
 #[derive(Debug)]
 pub struct Broker {
     store: Store,
-    hosts: Arc<GithubHosts>,
+    providers: Arc<Providers>,
     sealer: Sealer,
     clock: Arc<dyn Clock>,
-    metrics: Arc<Metrics>,
+    metrics: BrokerMetrics,
     floor: chrono::Duration,
     caches: Caches,
     lock: CrossReplica,
@@ -90,10 +96,10 @@ pub struct Broker {
 #[derive(Debug)]
 pub struct BrokerParts {
     pub store: Store,
-    pub hosts: Arc<GithubHosts>,
+    pub providers: Arc<Providers>,
     pub sealer: Sealer,
     pub clock: Arc<dyn Clock>,
-    pub metrics: Arc<Metrics>,
+    pub metrics: BrokerMetrics,
     pub redis: Option<Arc<RedisHandle>>,
     /// `token_min_remaining`.
     pub floor: Duration,
@@ -110,7 +116,7 @@ impl Broker {
                 parts.clock.clone(),
             ),
             store: parts.store,
-            hosts: parts.hosts,
+            providers: parts.providers,
             sealer: parts.sealer,
             clock: parts.clock,
             floor: chrono::Duration::from_std(parts.floor).unwrap_or(chrono::Duration::minutes(15)),
@@ -178,56 +184,62 @@ impl Broker {
         session: &RunnerSession,
         scope: &ScopeRecord,
     ) -> Result<Served, BrokerError> {
-        let not_connected = || BrokerError::NotConnected {
-            host: scope.host.clone(),
-            owner: scope.owner.to_string(),
-        };
         // Named in errors only: built on the way out, not on every request.
         let names = || (scope.host.clone(), scope.owner.to_string());
-        // Ended at GitHub (an uninstall, or a repository taken out): whatever is bound now.
+        let not_connected = || {
+            let (host, owner) = names();
+            BrokerError::NotConnected { host, owner }
+        };
+        // Ended upstream (an uninstall, or a repository taken out): whatever is bound now.
         if scope.revoked_at.is_some() {
             let (host, owner) = names();
             return Err(BrokerError::Revoked { host, owner });
         }
         let connection = scope.connection().ok_or_else(not_connected)?;
-        let scheme = self
-            .hosts
-            .get(&scope.host)
-            .ok_or_else(not_connected)?
-            .scheme;
+        let registered = self
+            .providers
+            .get(&scope.host, connection.kind)
+            .ok_or_else(not_connected)?;
         if connection.status == ConnectionStatus::Suspended {
             let (host, owner) = names();
             return Err(BrokerError::Suspended { host, owner });
         }
-        let served = match (connection.kind, connection.installation_id) {
-            (ConnectionKind::Pat, _) => {
+        let provider = &registered.provider;
+        let ask = Ask {
+            connection,
+            repositories: &scope.repositories,
+            permissions: &session.session.permissions,
+        };
+        let served = match provider.lifetime() {
+            Lifetime::Static => {
                 let now = self.clock.now();
-                if connection.pat_expires_at.is_some_and(|e| e <= now) {
+                let opened = provider.obtain(ask).await;
+                let expired = match &opened {
+                    Ok(o) => o.expires_at.is_some_and(|e| e <= now),
+                    Err(e) => matches!(e, ProviderError::Expired),
+                };
+                if expired {
                     let (host, owner) = names();
-                    return Err(BrokerError::PatExpired { host, owner });
+                    return Err(BrokerError::Expired {
+                        kind: connection.kind,
+                        host,
+                        owner,
+                    });
                 }
-                let sealed = connection
-                    .pat_ciphertext
-                    .as_deref()
-                    .ok_or_else(|| BrokerError::Internal("PAT connection without a PAT".into()))?;
-                let token = self
-                    .sealer
-                    .open(sealed, &pat_aad(connection.id))
-                    .map_err(|e| BrokerError::Internal(e.to_string()))?;
+                let opened = opened.map_err(|e| BrokerError::from_provider(provider.kind(), e))?;
                 Served {
-                    source: CredentialSource::Pat,
-                    scheme,
+                    source: provider.source(),
+                    expires_at: opened.expires_at,
                     credential: Arc::new(CachedToken::new(
-                        token,
+                        opened.secret,
                         now,
-                        now,
+                        opened.expires_at.unwrap_or(now),
                         scope.repositories.clone(),
                         Default::default(),
                     )),
-                    expires_at: connection.pat_expires_at,
                 }
             }
-            (ConnectionKind::GithubApp, Some(installation_id)) => {
+            Lifetime::Expiring => {
                 let key = ScopeKey::shared(scope.cache_key.clone());
                 let credential = self
                     .app_token(MintRequest {
@@ -235,25 +247,23 @@ impl Broker {
                         team_id: session.team.id,
                         session_id: session.session.id,
                         host: &scope.host,
-                        installation_id,
-                        repositories: &scope.repositories,
-                        permissions: &session.session.permissions,
+                        ask,
+                        registered,
+                        floor: self.floor,
                         mints_per_hour: session.team.tier.limits().mints_per_hour,
                         read_mark: session.read_mark,
                         live_token: scope.live_token,
                     })
                     .await?;
+                let rule = Freshness {
+                    floor: self.floor,
+                    renewal: provider.renewal(),
+                };
                 Served {
-                    source: CredentialSource::GithubApp,
-                    scheme,
-                    expires_at: Some(credential.expires_at),
+                    source: provider.source(),
+                    expires_at: Some(credential.served_expiry(rule)),
                     credential,
                 }
-            }
-            (ConnectionKind::GithubApp, None) => {
-                return Err(BrokerError::Internal(
-                    "App connection without an installation".into(),
-                ))
             }
         };
         self.counters.served(served.source);
@@ -262,6 +272,7 @@ impl Broker {
 
     async fn app_token(&self, req: MintRequest<'_>) -> Result<Arc<CachedToken>, BrokerError> {
         let now = self.clock.now();
+        let rule = req.rule();
         let cached = match self.caches.tokens.get(req.key) {
             // The session's read found another token live, or none: this one was revoked (on
             // any replica) or replaced since it was cached. The caller reads the session again.
@@ -271,11 +282,11 @@ impl Broker {
             }
             cached => cached,
         };
-        if let Some(t) = cached.as_ref().filter(|t| t.fresh(now, self.floor)) {
+        if let Some(t) = cached.as_ref().filter(|t| t.fresh(now, rule)) {
             self.counters.cache(CacheResult::Hit);
             return Ok(t.clone());
         }
-        let fallback = cached.filter(|t| t.servable(now, self.floor));
+        let fallback = cached.filter(|t| t.servable(now, rule));
         let cooling = self.caches.cooldowns.get(req.key).filter(|c| c.until > now);
         if let Some(current) = fallback {
             // Someone refreshes, or GitHub just failed: the current token still meets the floor.
@@ -322,7 +333,7 @@ impl Broker {
             self.caches.flights.invalidate(req.key).await;
             let token = result.map_err(|e| (*e).clone())?;
             // A flight left behind by a cancelled caller may hold an old token: never serve it.
-            if !token.servable(self.clock.now(), self.floor) {
+            if !token.servable(self.clock.now(), req.rule()) {
                 continue;
             }
             self.counters
@@ -340,7 +351,8 @@ impl Broker {
 
     /// After a failed mint: no upstream retry for this scope for a moment.
     fn cool_down(&self, req: &MintRequest<'_>, e: &BrokerError) {
-        tracing::warn!(host = %req.host, installation_id = req.installation_id, error = %e, "GitHub mint failed");
+        let provider = req.registered.provider.kind().title();
+        tracing::warn!(provider, host = %req.host, connection = %req.ask.connection.id, error = %e, "an upstream mint failed");
         if let BrokerError::Unavailable { retry_after } = e {
             self.caches.cooldowns.insert(
                 req.key.clone(),

@@ -1,12 +1,12 @@
-//! Refreshes that keep failing at GitHub: after [`REFRESH_FAILURES_TO_NOTIFY`] failed mints of
-//! one scope in a row, the team is told (a `refresh_failing` notification, at most one a day per
-//! installation; never for a test-cohort team, which the outbox's insert refuses).
+//! Renewals that keep failing upstream: after [`REFRESH_FAILURES_TO_NOTIFY`] failed mints of one
+//! scope in a row, the team is told (a `refresh_failing` notification, at most one a day per
+//! connection; never for a test-cohort team, which the outbox's insert refuses).
 
 use lanyard_core::{Actor, NotificationKind};
 use lanyard_store::NewNotification;
 
-use super::mint::MintRequest;
-use super::Broker;
+use crate::mint::MintRequest;
+use crate::Broker;
 
 /// Failed mints of one scope in a row before the team is told.
 pub const REFRESH_FAILURES_TO_NOTIFY: u32 = 3;
@@ -28,25 +28,26 @@ impl Broker {
             return;
         }
         let now = self.clock.now();
+        let provider = req.registered.provider.kind().title();
+        let connection = req.ask.connection;
         let note = NewNotification {
             team_id: req.team_id,
             kind: NotificationKind::RefreshFailing,
             dedupe_key: format!(
-                "refresh_failing:{}:{}:{}:{}",
+                "refresh_failing:{}:{}:{}",
                 req.team_id,
-                req.host,
-                req.installation_id,
+                connection.id,
                 now.format("%Y-%m-%d")
             ),
-            subject: "Lanyard: GitHub keeps refusing your agents' credentials".into(),
+            subject: format!("Lanyard: {provider} keeps refusing your agents' credentials"),
             body: format!(
-                "The last {failures} attempts to mint a GitHub token for installation {} on {} \
-                 failed (repositories: {}).\nAgents are served the current token while it meets \
-                 the guarantee, then get errors. Check the installation's state and permissions \
-                 on {}.\n",
-                req.installation_id,
+                "The last {failures} attempts to obtain a {provider} credential for {} on {} \
+                 failed (repositories: {}).\nAgents are served the current credential while it \
+                 meets the guarantee, then get errors. Check the connection's state and \
+                 permissions on {}.\n",
+                connection.owner,
                 req.host,
-                req.repositories.join(", "),
+                req.ask.repositories.join(", "),
                 req.host,
             ),
         };

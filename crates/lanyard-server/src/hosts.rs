@@ -1,5 +1,6 @@
-//! The configured GitHub hosts, each with its client, built once at start-up and handed to the
-//! broker and the domain.
+//! The configured GitHub hosts, each with its client, built once at start-up: the domain uses
+//! them for installations, connections and webhooks, and the broker is handed their providers
+//! ([`GithubHosts::providers`]).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -11,10 +12,15 @@ use lanyard_core::Clock;
 use lanyard_github::{AppCredentials, GithubHost};
 use secrecy::SecretString;
 
-use super::slots::FairSlots;
+use lanyard_broker::crypto::Sealer;
+use lanyard_broker::providers::{GithubApp, StoredPat};
+use lanyard_broker::Providers;
+use lanyard_store::ConnectionKind;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 
 use crate::config::GithubHost as HostConfig;
-use crate::metrics::Fixed;
+use crate::metrics::{Fixed, MintLabels};
 
 /// The App's OAuth side: what the installation flow needs.
 #[derive(Debug)]
@@ -36,8 +42,10 @@ pub struct Host {
     pub oauth: Option<OAuthApp>,
     /// Set when webhooks are configured.
     pub webhook_secret: Option<SecretString>,
-    /// Bounds the mints in flight to this host, fairly between teams (`max_concurrent_mints`).
-    pub mint_slots: Arc<FairSlots>,
+    /// Whether an App is configured (`app_id` and its key): its installations can be minted for.
+    pub has_app: bool,
+    /// The bound on mints in flight to this host, fairly between teams (`max_concurrent_mints`).
+    pub max_concurrent_mints: usize,
 }
 
 pub fn read_secret(what: &str, host: &str, path: &Path) -> anyhow::Result<SecretString> {
@@ -78,6 +86,27 @@ impl GithubHosts {
     pub fn get(&self, host: &str) -> Option<&Host> {
         self.hosts.get(host)
     }
+
+    /// The broker's providers for these hosts: each App's installation tokens, counted in
+    /// `mints`, and each host's PATs, opened with `sealer`.
+    pub fn providers(&self, sealer: &Sealer, mints: &Family<MintLabels, Counter>) -> Providers {
+        let mut providers = Providers::default();
+        let pats = Arc::new(StoredPat::new(sealer.clone()));
+        for (name, host) in &self.hosts {
+            if host.has_app {
+                let app = GithubApp::new(host.client.clone(), mints);
+                providers.register(
+                    name,
+                    ConnectionKind::GithubApp,
+                    Arc::new(app),
+                    host.max_concurrent_mints,
+                );
+            }
+            // Opened in-process: no upstream call, so one slot is as good as many.
+            providers.register(name, ConnectionKind::Pat, pats.clone(), 1);
+        }
+        providers
+    }
 }
 
 /// Builds one host's client: reads and checks its App key and its OAuth and webhook secrets.
@@ -103,6 +132,7 @@ pub fn build_host(h: &HostConfig, clock: Arc<dyn Clock>) -> anyhow::Result<Host>
             h.host
         ),
     };
+    let has_app = app.is_some();
     let client = GithubHost::new(&h.host, &h.api_url, app, clock)?.with_web_url(&h.web_url);
     let oauth = match (&h.app_slug, &h.client_id, &h.client_secret_file) {
         (Some(slug), Some(id), Some(secret)) => Some(OAuthApp {
@@ -128,6 +158,7 @@ pub fn build_host(h: &HostConfig, clock: Arc<dyn Clock>) -> anyhow::Result<Host>
         label: Fixed(h.host.as_str().into()),
         oauth,
         webhook_secret,
-        mint_slots: FairSlots::new(h.max_concurrent_mints),
+        has_app,
+        max_concurrent_mints: h.max_concurrent_mints,
     })
 }

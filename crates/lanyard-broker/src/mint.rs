@@ -1,24 +1,23 @@
-//! Refreshing a scope: take a token another replica stored, or mint one under the cross-replica
-//! lock, seal it, store it, and cache it.
+//! Renewing a scope: take a token another replica stored, or obtain one from its provider under
+//! the cross-replica lock, seal it, store it, and cache it.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use lanyard_core::github::PermissionSet;
 use lanyard_core::Actor;
-use lanyard_github::GithubError;
-use lanyard_store::{Stored, TokenRecord};
+use lanyard_store::{ConnectionRecord, Stored, TokenRecord};
 use uuid::Uuid;
 
-use super::cache::CachedToken;
-use super::hosts::Host;
-use super::lock::{Attempt, MintLock, LOCK_TTL};
-use super::revoke::revoke_one;
-use super::scope::ScopeKey;
-use super::slots::{NoSlot, SlotPermit};
-use super::{token_aad, Broker, BrokerError};
-use crate::metrics::{Label, MintLabels, MintResult};
+use crate::cache::CachedToken;
+use crate::lock::{Attempt, MintLock, LOCK_TTL};
+use crate::metrics::BrokerMetrics;
+use crate::provider::{Ask, Obtained, Provider, ProviderError, Registered, Renewal};
 use crate::ratelimit::{Decision, LimitKey};
+use crate::revoke::revoke_one;
+use crate::scope::ScopeKey;
+use crate::slots::{NoSlot, SlotPermit};
+use crate::token::Freshness;
+use crate::{token_aad, Broker, BrokerError};
 
 /// How soon a replica waiting for another's mint first looks for its token; the wait doubles
 /// after each look, up to [`MAX_WAIT_POLL`].
@@ -35,14 +34,27 @@ pub struct MintRequest<'a> {
     pub team_id: Uuid,
     pub session_id: Uuid,
     pub host: &'a str,
-    pub installation_id: i64,
-    pub repositories: &'a [String],
-    pub permissions: &'a PermissionSet,
+    /// What the provider is asked for: the connection, repositories and permissions.
+    pub ask: Ask<'a>,
+    /// The provider, with its upstream slots.
+    pub registered: &'a Registered,
+    /// The configured floor (`token_min_remaining`).
+    pub floor: chrono::Duration,
     /// The team's tier's limit on upstream mints per hour.
     pub mints_per_hour: u32,
     /// Where the asking session's read began, and the scope's newest live token it found.
     pub read_mark: u64,
     pub live_token: Option<Uuid>,
+}
+
+impl MintRequest<'_> {
+    /// How the scope's credentials are kept fresh.
+    pub fn rule(&self) -> Freshness {
+        Freshness {
+            floor: self.floor,
+            renewal: self.registered.provider.renewal(),
+        }
+    }
 }
 
 impl Broker {
@@ -51,6 +63,7 @@ impl Broker {
     pub(super) async fn stored_fresh(
         &self,
         key: &ScopeKey,
+        rule: Freshness,
         fallback: &mut Option<Arc<CachedToken>>,
     ) -> Result<Option<Arc<CachedToken>>, BrokerError> {
         let Some(record) = self.store.latest_token(key.as_str()).await? else {
@@ -93,11 +106,11 @@ impl Broker {
             .stored_as(record.id)
             .marked(self.caches.next_mark()),
         );
-        if token.fresh(now, self.floor) {
+        if token.fresh(now, rule) {
             self.caches.tokens.insert(key.clone(), token.clone());
             return Ok(Some(token));
         }
-        if token.servable(now, self.floor)
+        if token.servable(now, rule)
             && fallback
                 .as_ref()
                 .is_none_or(|f| f.expires_at < token.expires_at)
@@ -115,7 +128,10 @@ impl Broker {
         req: MintRequest<'_>,
     ) -> Result<(Arc<CachedToken>, bool), BrokerError> {
         let mut fallback = None;
-        if let Some(t) = self.stored_fresh(req.key, &mut fallback).await? {
+        if let Some(t) = self
+            .stored_fresh(req.key, req.rule(), &mut fallback)
+            .await?
+        {
             return Ok((t, false));
         }
         match (self.mint_in_turn(req, &mut fallback).await, fallback) {
@@ -153,26 +169,31 @@ impl Broker {
         if let Decision::Limited { retry_after } = allowance {
             return Err(BrokerError::RateLimited { retry_after });
         }
-        let host = self
-            .hosts
-            .get(req.host)
-            .ok_or_else(|| GithubError::NoApp(req.host.to_string()))?;
-        let slot = host
-            .mint_slots
+        let slot = req
+            .registered
+            .slots
             .acquire(req.team_id)
             .await
             .map_err(|NoSlot::Busy| BrokerError::Unavailable {
                 retry_after: Some(SLOT_RETRY_AFTER),
             })?;
+        // A refresh runs one connection at a time, whichever scope asks: the connection's
+        // scopes share one refresh token, which may rotate.
+        let lock_key = match req.registered.provider.renewal() {
+            Renewal::Mint => req.key.clone(),
+            Renewal::Refresh { .. } => {
+                ScopeKey::new(&format!("connection:{}", req.ask.connection.id))
+            }
+        };
         let deadline = tokio::time::Instant::now() + LOCK_TTL;
         let mut poll = WAIT_POLL;
         let lock = loop {
-            match self.lock.try_acquire(req.key).await? {
+            match self.lock.try_acquire(&lock_key).await? {
                 Attempt::Held(lock) => break lock,
                 Attempt::Busy if tokio::time::Instant::now() < deadline => {
                     tokio::time::sleep(poll).await;
                     poll = (poll * 2).min(MAX_WAIT_POLL);
-                    if let Some(t) = self.stored_fresh(req.key, fallback).await? {
+                    if let Some(t) = self.stored_fresh(req.key, req.rule(), fallback).await? {
                         return Ok((t, false));
                     }
                 }
@@ -184,7 +205,7 @@ impl Broker {
             }
         };
         // Another replica may have minted while this one waited for the lock.
-        match self.stored_fresh(req.key, fallback).await {
+        match self.stored_fresh(req.key, req.rule(), fallback).await {
             Ok(None) => {}
             done => {
                 lock.release().await;
@@ -199,53 +220,66 @@ impl Broker {
             lock.release().await;
             return Err(BrokerError::RateLimited { retry_after });
         }
+        // A refresh uses the connection as it is now, read under the lock: the session's read
+        // may be up to 2 s old, and another replica may have rotated its refresh token since.
+        let connection = match req.registered.provider.renewal() {
+            Renewal::Mint => req.ask.connection.clone(),
+            Renewal::Refresh { .. } => {
+                let id = req.ask.connection.id;
+                let read = self.store.get_connection(req.team_id, id).await;
+                match read {
+                    Ok(Some(now)) => now,
+                    Ok(None) => {
+                        lock.release().await;
+                        return Err(BrokerError::NotConnected {
+                            host: req.host.to_string(),
+                            owner: req.ask.connection.owner.to_string(),
+                        });
+                    }
+                    Err(e) => {
+                        lock.release().await;
+                        return Err(e.into());
+                    }
+                }
+            }
+        };
         // The mint takes the slot and the lock with it, and gives them back once its token is
-        // stored: a caller that goes away frees neither while GitHub still mints.
-        self.mint(req, host, Held { lock, slot })
+        // stored: a caller that goes away frees neither while the provider still works.
+        self.mint(req, connection, Held { lock, slot })
             .await
             .map(|t| (t, true))
     }
 
-    /// The mint itself, run by a task of its own that holds the host slot and the scope's lock
-    /// until GitHub's answer is stored (or, unservable or unheld, revoked): once begun, it
-    /// finishes even if the caller goes away (its client disconnected, its deadline passed), so
-    /// no token is left live at GitHub without a row that says what became of it, and neither
-    /// the upstream bound nor the lock is given up while GitHub still mints.
+    /// The mint itself, run by a task of its own that holds the provider's slot and the scope's
+    /// lock until the provider's answer is stored (or, unservable or unheld, revoked): once
+    /// begun, it finishes even if the caller goes away (its client disconnected, its deadline
+    /// passed), so no credential is left live upstream without a row that says what became of
+    /// it, and neither the upstream bound nor the lock is given up while the provider works.
     async fn mint(
         &self,
         req: MintRequest<'_>,
-        host: &Host,
+        connection: ConnectionRecord,
         held: Held,
     ) -> Result<Arc<CachedToken>, BrokerError> {
-        // Stored as i64 (the store's integer), GitHub's is u64: a negative one is a corrupt row,
-        // never installation 0.
-        let installation = u64::try_from(req.installation_id).map_err(|_| {
-            BrokerError::Internal(format!(
-                "the stored installation id {} is not a GitHub installation id",
-                req.installation_id
-            ))
-        })?;
         let job = MintJob {
-            client: host.client.clone(),
-            label: host.label.clone(),
+            provider: req.registered.provider.clone(),
             store: self.store.clone(),
             sealer: self.sealer.clone(),
             clock: self.clock.clone(),
             metrics: self.metrics.clone(),
-            floor: self.floor,
-            installation,
-            installation_id: req.installation_id,
+            rule: req.rule(),
             team_id: req.team_id,
             session_id: req.session_id,
             cache_key: req.key.as_str().to_string(),
             host: req.host.to_string(),
-            repositories: req.repositories.to_vec(),
-            permissions: req.permissions.clone(),
+            connection,
+            repositories: req.ask.repositories.to_vec(),
+            permissions: req.ask.permissions.clone(),
         };
-        let (github_ok, outcome) = tokio::spawn(job.run(held))
+        let (obtained, outcome) = tokio::spawn(job.run(held))
             .await
             .map_err(|e| BrokerError::Internal(format!("the mint task failed: {e}")))?;
-        self.note_outcome(&req, github_ok);
+        self.note_outcome(&req, obtained);
         let token = Arc::new(outcome?.marked(self.caches.next_mark()));
         self.caches.tokens.insert(req.key.clone(), token.clone());
         Ok(token)
@@ -254,24 +288,22 @@ impl Broker {
 
 /// One mint with everything it needs owned, so it runs to its end on a task of its own.
 struct MintJob {
-    client: Arc<lanyard_github::GithubHost>,
-    label: crate::metrics::Fixed,
+    provider: Arc<dyn Provider>,
     store: lanyard_store::Store,
     sealer: crate::crypto::Sealer,
     clock: Arc<dyn lanyard_core::Clock>,
-    metrics: Arc<crate::metrics::Metrics>,
-    floor: chrono::Duration,
-    installation: u64,
-    installation_id: i64,
+    metrics: BrokerMetrics,
+    rule: Freshness,
     team_id: Uuid,
     session_id: Uuid,
     cache_key: String,
     host: String,
+    connection: ConnectionRecord,
     repositories: Vec<String>,
-    permissions: PermissionSet,
+    permissions: lanyard_core::github::PermissionSet,
 }
 
-/// What a mint holds while it runs: a slot of the host, and the scope's cross-replica lock.
+/// What a mint holds while it runs: a slot of the provider, and the scope's cross-replica lock.
 struct Held {
     lock: MintLock,
     slot: SlotPermit,
@@ -286,80 +318,85 @@ impl MintJob {
         done
     }
 
-    /// GitHub's mint, checked against the floor and stored with its holder check. Says whether
-    /// GitHub minted, and the stored token (or why there is none).
+    /// The provider's credential, checked against the floor and stored with its holder check.
+    /// Says whether the provider handed one over, and the stored token (or why there is none).
     async fn mint_and_store(&self) -> (bool, Result<CachedToken, BrokerError>) {
-        let outcome = self
-            .client
-            .mint(self.installation, &self.repositories, &self.permissions)
-            .await;
-        let result = match &outcome {
-            Ok(_) => MintResult::Ok,
-            Err(GithubError::Unavailable { .. }) => MintResult::Unavailable,
-            Err(_) => MintResult::Rejected,
+        let ask = Ask {
+            connection: &self.connection,
+            repositories: &self.repositories,
+            permissions: &self.permissions,
         };
-        self.metrics
-            .github_mints
-            .get_or_create(&MintLabels {
-                host: self.label.clone(),
-                result: Label(result),
-            })
-            .inc();
-        let minted = match outcome {
-            Ok(minted) => minted,
-            Err(e) => return (false, Err(e.into())),
-        };
-        (true, self.store_minted(minted).await)
+        match self.provider.obtain(ask).await {
+            Ok(obtained) => (true, self.store_obtained(obtained).await),
+            Err(e) => (
+                false,
+                Err(BrokerError::from_provider(self.provider.kind(), e)),
+            ),
+        }
     }
 
-    async fn store_minted(
-        &self,
-        minted: lanyard_github::MintedToken,
-    ) -> Result<CachedToken, BrokerError> {
+    async fn revoke(&self, token: &CachedToken) {
+        revoke_one(&*self.provider, &self.host, &token.token, &self.metrics).await;
+    }
+
+    async fn store_obtained(&self, obtained: Obtained) -> Result<CachedToken, BrokerError> {
         let now = self.clock.now();
+        let Some(expires_at) = obtained.expires_at else {
+            return Err(BrokerError::Internal(
+                "an expiring provider handed over a credential without an expiry".into(),
+            ));
+        };
         let token = CachedToken::new(
-            minted.token,
+            obtained.secret,
             now,
-            minted.expires_at,
-            if minted.repositories.is_empty() {
+            expires_at,
+            if obtained.repositories.is_empty() {
                 self.repositories.clone()
             } else {
-                minted.repositories
+                obtained.repositories
             },
-            if minted.permissions.is_empty() {
+            if obtained.permissions.is_empty() {
                 self.permissions
                     .iter()
                     .map(|(p, a)| (p.to_string(), a.to_string()))
                     .collect()
             } else {
-                minted.permissions
+                obtained.permissions
             },
         );
-        if !token.servable(now, self.floor) {
-            tracing::error!(host = %self.host, "GitHub minted a token that lives less than token_min_remaining; lower LANYARD_TOKEN_MIN_REMAINING");
+        if !token.servable(now, self.rule) {
+            tracing::error!(host = %self.host, "the provider handed over a token that lives less than token_min_remaining; lower LANYARD_TOKEN_MIN_REMAINING");
             // Never served, so never left live.
-            revoke_one(&self.client, &token.token, &self.metrics).await;
-            return Err(GithubError::Unavailable {
-                status: None,
-                retry_after: None,
-                message: "minted token is shorter-lived than the configured floor".into(),
-            }
-            .into());
+            self.revoke(&token).await;
+            return Err(BrokerError::from_provider(
+                self.provider.kind(),
+                ProviderError::Unavailable {
+                    retry_after: None,
+                    message: "the credential is shorter-lived than the configured floor".into(),
+                },
+            ));
         }
+        // Tokens are stored per installation (the one expiring provider so far); a provider
+        // without one gets its own column with the providers that need it.
+        let installation_id = self.connection.installation_id.ok_or_else(|| {
+            BrokerError::Internal(
+                "an expiring credential for a connection without an installation".into(),
+            )
+        })?;
         let id = Uuid::new_v4();
         let record = TokenRecord {
             id,
             team_id: self.team_id,
             cache_key: self.cache_key.clone(),
             host: self.host.clone(),
-            installation_id: self.installation_id,
+            installation_id,
             ciphertext: self.sealer.seal(&token.token, &token_aad(id)),
             repositories: token.repositories.clone(),
             permissions: token.permissions.clone(),
             created_at: now,
             expires_at: token.expires_at,
         };
-        // A token exists at GitHub only with a live holder, or on its way to being revoked.
+        // A token exists upstream only with a live holder, or on its way to being revoked.
         match self
             .store
             .insert_token(&record, &Actor::runner(self.session_id), now)
@@ -368,12 +405,12 @@ impl MintJob {
             Ok(Stored::Held) => Ok(token.stored_as(id)),
             Ok(Stored::Orphaned) => {
                 tracing::info!(host = %self.host, "every holder of the scope stopped, or its connection was deleted, during the mint; the new token is revoked");
-                revoke_one(&self.client, &token.token, &self.metrics).await;
+                self.revoke(&token).await;
                 Err(BrokerError::HolderEnded)
             }
             Err(e) => {
                 tracing::error!(error = %e, "could not store a minted token; revoking it");
-                revoke_one(&self.client, &token.token, &self.metrics).await;
+                self.revoke(&token).await;
                 Err(BrokerError::Unavailable {
                     retry_after: Some(1),
                 })

@@ -14,10 +14,10 @@ use chrono::{DateTime, Utc};
 use lanyard_store::RunnerSession;
 use moka::sync::Cache;
 
-use super::marks::{TeamMark, TeamMarks};
-use super::scope::ScopeKey;
-pub use super::token::CachedToken;
+use crate::marks::{TeamMark, TeamMarks};
 use crate::metrics::CacheName;
+use crate::scope::ScopeKey;
+pub use crate::token::CachedToken;
 
 /// How big and how long-lived each cache may be.
 #[derive(Debug, Clone, Copy)]
@@ -287,7 +287,7 @@ mod tests {
     fn debug_shows_neither_the_token_nor_its_rendered_body() {
         let t = token(Utc::now());
         t.rendered
-            .set(axum::body::Bytes::from_static(
+            .set(bytes::Bytes::from_static(
                 b"{\"token\":\"ghs_rendered_secret\"}",
             ))
             .unwrap();
@@ -312,7 +312,10 @@ mod tests {
     fn fresh_and_servable_follow_the_floor() {
         let now = Utc::now();
         let t = token(now);
-        let floor = chrono::Duration::minutes(15);
+        let floor = crate::Freshness {
+            floor: chrono::Duration::minutes(15),
+            renewal: crate::provider::Renewal::Mint,
+        };
         assert!(t.fresh(now, floor));
         // 60 min life, 15 floor: refresh ahead by min(5, 22.5) = 5 minutes before the floor.
         assert!(t.fresh(now + chrono::Duration::minutes(40), floor));

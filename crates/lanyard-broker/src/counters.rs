@@ -3,7 +3,7 @@
 use lanyard_core::wire::CredentialSource;
 use prometheus_client::metrics::counter::Counter;
 
-use crate::metrics::{CacheResult, CacheResultLabel, Label, Metrics, SourceLabel};
+use crate::metrics::{BrokerMetrics, CacheResult, CacheResultLabel, Label, SourceLabel};
 
 /// The broker's counters, resolved once: the hot path bumps an atomic and looks nothing up.
 #[derive(Debug)]
@@ -14,7 +14,7 @@ pub(super) struct Counters {
 }
 
 impl Counters {
-    pub(super) fn new(metrics: &Metrics) -> Self {
+    pub(super) fn new(metrics: &BrokerMetrics) -> Self {
         let cache = |result| {
             metrics
                 .token_cache

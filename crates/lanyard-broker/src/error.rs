@@ -1,24 +1,35 @@
-//! What can go wrong serving a credential, as the edge maps it (`http::error::from_domain`).
+//! What can go wrong serving a credential, as the edge maps it (`http::error::from_domain` in
+//! the server).
 
 use std::sync::Arc;
 
-use lanyard_github::GithubError;
-use lanyard_store::StoreError;
+use lanyard_store::{ConnectionKind, StoreError};
+
+use crate::provider::{ProviderError, ProviderKind};
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum BrokerError {
-    #[error("GitHub is unavailable and no cached token meets the guarantee")]
+    #[error("the provider is unavailable and no cached token meets the guarantee")]
     Unavailable { retry_after: Option<u64> },
-    #[error("GitHub refused the mint: {0}")]
-    Rejected(GithubError),
+    #[error("{} refused the request: {message}", kind.title())]
+    Rejected {
+        kind: ProviderKind,
+        status: u16,
+        message: String,
+    },
     #[error("the connection for {owner} on {host} was removed")]
     NotConnected { host: String, owner: String },
     #[error("the GitHub App no longer covers {owner} on {host} (uninstalled, or the repository was removed from it)")]
     Revoked { host: String, owner: String },
     #[error("the GitHub App installation for {owner} on {host} is suspended")]
     Suspended { host: String, owner: String },
+    /// The connection's own credential (a PAT) is past the expiry it was given.
     #[error("the personal access token for {owner} on {host} has expired")]
-    PatExpired { host: String, owner: String },
+    Expired {
+        kind: ConnectionKind,
+        host: String,
+        owner: String,
+    },
     /// Every session holding the scope ended while its token was minted (it was revoked).
     #[error("this session has ended")]
     HolderEnded,
@@ -40,14 +51,23 @@ impl From<StoreError> for BrokerError {
     }
 }
 
-impl From<GithubError> for BrokerError {
-    fn from(e: GithubError) -> Self {
+impl BrokerError {
+    /// A provider's refusal, named by its kind. [`ProviderError::Expired`] is answered by the
+    /// broker itself, where the scope is known; here it is internal.
+    pub fn from_provider(kind: ProviderKind, e: ProviderError) -> Self {
         match e {
-            GithubError::Unavailable { retry_after, .. } => {
+            ProviderError::Unavailable { retry_after, .. } => {
                 BrokerError::Unavailable { retry_after }
             }
-            rejected @ GithubError::Rejected { .. } => BrokerError::Rejected(rejected),
-            other => BrokerError::Internal(other.to_string()),
+            ProviderError::Rejected { status, message } => BrokerError::Rejected {
+                kind,
+                status,
+                message,
+            },
+            ProviderError::Expired => {
+                BrokerError::Internal("a provider reported an expired credential".into())
+            }
+            ProviderError::Internal(message) => BrokerError::Internal(message),
         }
     }
 }

@@ -11,8 +11,8 @@ use lanyard_core::Clock;
 use moka::sync::Cache;
 use uuid::Uuid;
 
-use crate::metrics::Metrics;
 use crate::redis_conn::RedisHandle;
+use prometheus_client::metrics::counter::Counter;
 
 /// Whom a limit counts. Typed, so no two call sites spell a key differently (the text it makes
 /// is the key in Redis, shared by every replica).
@@ -50,7 +50,8 @@ pub struct RateLimiter {
     window: Duration,
     clock: Arc<dyn Clock>,
     redis: Option<Arc<RedisHandle>>,
-    metrics: Arc<Metrics>,
+    /// `lanyard_rate_limit_fail_open_total`.
+    fail_open: Counter,
     /// Per key, the calls inside the window (at most `limit` of them). Keys idle for a whole
     /// window are dropped, and at most [`LOCAL_KEYS`] are kept.
     local: Cache<String, Arc<Mutex<VecDeque<DateTime<Utc>>>>>,
@@ -91,7 +92,7 @@ impl RateLimiter {
         window: Duration,
         clock: Arc<dyn Clock>,
         redis: Option<Arc<RedisHandle>>,
-        metrics: Arc<Metrics>,
+        fail_open: Counter,
     ) -> Self {
         Self {
             name,
@@ -99,7 +100,7 @@ impl RateLimiter {
             window,
             clock,
             redis,
-            metrics,
+            fail_open,
             local: Cache::builder()
                 .max_capacity(LOCAL_KEYS)
                 .time_to_idle(window)
@@ -136,7 +137,7 @@ impl RateLimiter {
             match self.check_redis(redis, key, limit, count).await {
                 Ok(decision) => return decision,
                 Err(e) => {
-                    self.metrics.rate_limit_fail_open.inc();
+                    self.fail_open.inc();
                     tracing::warn!(limiter = self.name, error = %e, "rate limiter cannot reach Redis; failing open");
                     return Decision::Allowed;
                 }
@@ -210,7 +211,7 @@ mod tests {
             Duration::from_secs(60),
             Arc::new(ManualClock::starting_now()),
             None,
-            Arc::default(),
+            Counter::default(),
         );
         let team = LimitKey::Team(Uuid::new_v4());
         for _ in 0..5 {
@@ -232,7 +233,7 @@ mod tests {
             Duration::from_secs(60),
             Arc::new(clock.clone()),
             None,
-            Arc::default(),
+            Counter::default(),
         );
         for _ in 0..3 {
             assert_eq!(rl.check(LimitKey::SecretHash("k")).await, Decision::Allowed);
@@ -275,7 +276,7 @@ mod tests {
             Duration::from_secs(2),
             Arc::new(ManualClock::starting_now()),
             None,
-            Arc::default(),
+            Counter::default(),
         );
         for i in 0..1_000 {
             rl.check(LimitKey::SecretHash(&format!("caller-{i}"))).await;

@@ -14,8 +14,8 @@ use lanyard_core::Clock;
 use lanyard_store::{Store, StoreError};
 use uuid::Uuid;
 
-use super::scope::ScopeKey;
 use crate::redis_conn::RedisHandle;
+use crate::scope::ScopeKey;
 
 /// How long a mint lock is held at most (a crashed holder frees it by then): longer than a mint
 /// can take (GitHub's request timeout is 20 s), so a slow mint keeps its lock.

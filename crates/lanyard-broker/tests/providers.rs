@@ -1,0 +1,525 @@
+//! The broker's rules, written once, hold for any provider: a scripted in-process provider is
+//! obtained from once per scope per lifetime, renewed ahead of the floor, shared between
+//! concurrent callers, cooled down after a failure while its current credential is served, and
+//! revoked when its last holder stops; a provider whose renewal ends the previous credential is
+//! renewed one connection at a time. All on the injected clock, in-process, on SQLite (and on
+//! Postgres when `TEST_DATABASE_URL` is set).
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use chrono::Duration;
+use lanyard_broker::crypto::Sealer;
+use lanyard_broker::metrics::BrokerMetrics;
+use lanyard_broker::provider::{
+    Ask, Lifetime, Obtained, Pending, Provider, ProviderError, ProviderKind, Renewal, Revoked,
+};
+use lanyard_broker::ratelimit::RateLimiter;
+use lanyard_broker::{Broker, BrokerError, BrokerParts, CacheLimits, Providers, Served};
+use lanyard_core::github::{Owner, PermissionSet};
+use lanyard_core::wire::CredentialSource;
+use lanyard_core::{Actor, Clock, ManualClock, TeamName, Tier};
+use lanyard_store::testing::{databases_under_test, execute_script, uuid_literal};
+use lanyard_store::{
+    ConnectionKind, ConnectionRecord, ConnectionStatus, DatabaseUrl, NewScope, NewSession, NewTeam,
+    RunnerSession, Store,
+};
+use secrecy::{ExposeSecret, SecretString};
+use tokio::sync::Semaphore;
+use uuid::Uuid;
+
+const HOST: &str = "provider.test";
+
+/// The gate's permits: closing it takes them all.
+const GATE: u32 = 1 << 20;
+
+/// A provider that hands out numbered credentials living `life`, and does what the test says.
+#[derive(Debug)]
+struct Scripted {
+    clock: Arc<ManualClock>,
+    /// How long each credential handed over lives.
+    life: Mutex<Duration>,
+    renewal: Renewal,
+    lifetime: Lifetime,
+    /// How many obtains were asked for, and how many ran at once at most.
+    obtained: AtomicUsize,
+    in_flight: AtomicUsize,
+    most_in_flight: AtomicUsize,
+    /// While closed, obtains wait here (so callers pile up).
+    gate: Semaphore,
+    /// When set, obtains fail as the provider being down.
+    failing: std::sync::atomic::AtomicBool,
+    revoked: Mutex<Vec<String>>,
+    /// The installation of each connection it was handed, in order.
+    seen: Mutex<Vec<Option<i64>>>,
+}
+
+impl Scripted {
+    fn new(clock: &Arc<ManualClock>, renewal: Renewal, lifetime: Lifetime) -> Arc<Self> {
+        Arc::new(Self {
+            clock: clock.clone(),
+            life: Mutex::new(Duration::minutes(60)),
+            renewal,
+            lifetime,
+            obtained: AtomicUsize::new(0),
+            in_flight: AtomicUsize::new(0),
+            most_in_flight: AtomicUsize::new(0),
+            gate: Semaphore::new(GATE as usize),
+            failing: false.into(),
+            revoked: Mutex::default(),
+            seen: Mutex::default(),
+        })
+    }
+
+    fn obtains(&self) -> usize {
+        self.obtained.load(Ordering::SeqCst)
+    }
+
+    /// Holds every obtain until [`Self::open`].
+    async fn close(&self) -> tokio::sync::SemaphorePermit<'_> {
+        self.gate.acquire_many(GATE).await.unwrap()
+    }
+
+    async fn obtain_now(&self) -> Result<Obtained, ProviderError> {
+        let n = self.obtained.fetch_add(1, Ordering::SeqCst) + 1;
+        let now_in = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most_in_flight.fetch_max(now_in, Ordering::SeqCst);
+        let permit = self.gate.acquire().await.unwrap();
+        drop(permit);
+        // Give other callers the chance to run into this one.
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(ProviderError::Unavailable {
+                retry_after: Some(7),
+                message: "down for the test".into(),
+            });
+        }
+        Ok(Obtained {
+            secret: SecretString::from(format!("credential-{n}")),
+            expires_at: Some(self.clock.now() + *self.life.lock().unwrap()),
+            repositories: Vec::new(),
+            permissions: Default::default(),
+        })
+    }
+}
+
+impl Provider for Scripted {
+    fn kind(&self) -> ProviderKind {
+        ProviderKind::Github
+    }
+
+    fn source(&self) -> CredentialSource {
+        CredentialSource::Other
+    }
+
+    fn lifetime(&self) -> Lifetime {
+        self.lifetime
+    }
+
+    fn renewal(&self) -> Renewal {
+        self.renewal
+    }
+
+    fn obtain<'a>(&'a self, ask: Ask<'a>) -> Pending<'a, Result<Obtained, ProviderError>> {
+        self.seen
+            .lock()
+            .unwrap()
+            .push(ask.connection.installation_id);
+        Box::pin(self.obtain_now())
+    }
+
+    fn revoke<'a>(
+        &'a self,
+        secret: &'a SecretString,
+    ) -> Pending<'a, Result<Revoked, ProviderError>> {
+        self.revoked
+            .lock()
+            .unwrap()
+            .push(secret.expose_secret().to_string());
+        Box::pin(std::future::ready(Ok(Revoked::Revoked)))
+    }
+}
+
+struct World {
+    store: Store,
+    url: DatabaseUrl,
+    broker: Arc<Broker>,
+    clock: Arc<ManualClock>,
+    team: Uuid,
+    connection: ConnectionRecord,
+    _dir: tempfile::TempDir,
+}
+
+/// A broker over `provider` on each database under test, with one team and its connection.
+async fn worlds(
+    provider: impl Fn(&Arc<ManualClock>) -> Arc<Scripted>,
+) -> Vec<(World, Arc<Scripted>)> {
+    let dir = tempfile::TempDir::new().unwrap();
+    let mut out = Vec::new();
+    for url in databases_under_test(dir.path()).await {
+        let store = Store::connect(&url).await.unwrap();
+        store.migrate().await.unwrap();
+        let clock = Arc::new(ManualClock::starting_now());
+        let scripted = provider(&clock);
+        let now = clock.now();
+        let team = store
+            .create_team(
+                &NewTeam {
+                    name: TeamName::parse("Acme").unwrap(),
+                    tier: Tier::Growth,
+                    is_test_cohort: false,
+                    primary_user: None,
+                    external_id: None,
+                    notification_email: None,
+                    actor: Actor::operator(),
+                    extra_audit: vec![],
+                },
+                None,
+                now,
+            )
+            .await
+            .unwrap()
+            .team;
+        let connection = ConnectionRecord {
+            id: Uuid::new_v4(),
+            team_id: team.id,
+            host: HOST.into(),
+            owner: Owner::parse("acme").unwrap(),
+            kind: ConnectionKind::GithubApp,
+            installation_id: Some(42),
+            status: ConnectionStatus::Active,
+            pat_expires_at: None,
+            pat_ciphertext: None,
+            created_at: now,
+        };
+        store
+            .create_connection(&connection, &Actor::operator())
+            .await
+            .unwrap()
+            .unwrap();
+        let mut providers = Providers::default();
+        providers.register(HOST, ConnectionKind::GithubApp, scripted.clone(), 8);
+        let clock_dyn: Arc<dyn Clock> = clock.clone();
+        let metrics = BrokerMetrics::default();
+        let broker = Broker::new(BrokerParts {
+            store: store.clone(),
+            providers: Arc::new(providers),
+            sealer: Sealer::new(&[7; 32]),
+            clock: clock_dyn.clone(),
+            metrics: metrics.clone(),
+            redis: None,
+            floor: std::time::Duration::from_secs(15 * 60),
+            limits: CacheLimits::default(),
+            mint_limiter: Arc::new(RateLimiter::new(
+                "mints",
+                1000,
+                std::time::Duration::from_secs(3600),
+                clock_dyn,
+                None,
+                metrics.rate_limit_fail_open.clone(),
+            )),
+        });
+        out.push((
+            World {
+                store,
+                url: url.clone(),
+                broker: Arc::new(broker),
+                clock,
+                team: team.id,
+                connection,
+                _dir: tempfile::TempDir::new().unwrap(),
+            },
+            scripted,
+        ));
+    }
+    out[0].0._dir = dir;
+    out
+}
+
+impl World {
+    /// A live session holding `repos` (one scope, keyed by them), as the credential path reads it.
+    async fn session(&self, repos: &[&str]) -> (Uuid, String) {
+        let lookup = Uuid::new_v4().simple().to_string();
+        let repositories: Vec<String> = repos.iter().map(|r| r.to_string()).collect();
+        let permissions = PermissionSet::defaults();
+        let cache_key = lanyard_broker::cache_key(
+            self.team,
+            HOST,
+            &self.connection,
+            &repositories,
+            &permissions,
+        );
+        let record = self
+            .store
+            .create_session(
+                &NewSession {
+                    team_id: self.team,
+                    runner_lookup: lookup.clone(),
+                    runner_hash: "h".into(),
+                    repos: repositories.clone(),
+                    permissions,
+                    expires_at: self.clock.now() + Duration::hours(8),
+                    scopes: vec![NewScope {
+                        host: HOST.into(),
+                        owner: Owner::parse("acme").unwrap(),
+                        cache_key,
+                        repositories,
+                    }],
+                },
+                100,
+                &Actor::operator(),
+                self.clock.now(),
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        (record.id, lookup)
+    }
+
+    async fn read(&self, lookup: &str) -> RunnerSession {
+        self.store.runner_session(lookup).await.unwrap().unwrap()
+    }
+
+    /// What the session's first scope is served now.
+    async fn serve(&self, lookup: &str) -> Result<Served, BrokerError> {
+        let session = self.read(lookup).await;
+        self.broker.credential(&session, &session.scopes[0]).await
+    }
+
+    /// The credential the session's first scope is served now.
+    async fn fetch(&self, lookup: &str) -> Result<String, BrokerError> {
+        let served = self.serve(lookup).await;
+        served.map(|s| s.credential.token.expose_secret().to_string())
+    }
+}
+
+fn expiring(clock: &Arc<ManualClock>) -> Arc<Scripted> {
+    Scripted::new(clock, Renewal::Mint, Lifetime::Expiring)
+}
+
+#[tokio::test]
+async fn an_expiring_credential_is_obtained_once_and_renewed_ahead_of_the_floor() {
+    for (w, provider) in worlds(expiring).await {
+        let (_, lookup) = w.session(&["widgets"]).await;
+        assert_eq!(w.fetch(&lookup).await.unwrap(), "credential-1");
+        for _ in 0..50 {
+            assert_eq!(w.fetch(&lookup).await.unwrap(), "credential-1");
+        }
+        assert_eq!(provider.obtains(), 1, "served from the cache");
+        // 60-minute life, 15-minute floor: kept until 5 minutes before the floor.
+        w.clock.advance(Duration::minutes(40));
+        assert_eq!(w.fetch(&lookup).await.unwrap(), "credential-1");
+        w.clock.advance(Duration::minutes(1) + Duration::seconds(1));
+        assert_eq!(w.fetch(&lookup).await.unwrap(), "credential-2");
+        assert_eq!(provider.obtains(), 2);
+    }
+}
+
+#[tokio::test]
+async fn concurrent_callers_of_one_scope_share_one_obtain() {
+    for (w, provider) in worlds(expiring).await {
+        let (_, lookup) = w.session(&["widgets"]).await;
+        let closed = provider.close().await;
+        let session = Arc::new(w.read(&lookup).await);
+        let mut callers = tokio::task::JoinSet::new();
+        for _ in 0..40 {
+            let (broker, session) = (w.broker.clone(), session.clone());
+            callers.spawn(async move {
+                let served = broker.credential(&session, &session.scopes[0]).await;
+                served.unwrap().credential.token.expose_secret().to_string()
+            });
+        }
+        // Every caller is waiting on the one obtain before it is let through.
+        while provider.obtains() == 0 {
+            tokio::task::yield_now().await;
+        }
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+        }
+        drop(closed);
+        while let Some(served) = callers.join_next().await {
+            assert_eq!(served.unwrap(), "credential-1");
+        }
+        assert_eq!(provider.obtains(), 1);
+    }
+}
+
+#[tokio::test]
+async fn a_failing_provider_serves_the_current_credential_and_cools_down() {
+    for (w, provider) in worlds(expiring).await {
+        let (_, lookup) = w.session(&["widgets"]).await;
+        assert_eq!(w.fetch(&lookup).await.unwrap(), "credential-1");
+        provider.failing.store(true, Ordering::SeqCst);
+        // Due for renewal, but the provider is down: the current one still meets the floor.
+        w.clock.advance(Duration::minutes(42));
+        assert_eq!(w.fetch(&lookup).await.unwrap(), "credential-1");
+        let tried = provider.obtains();
+        assert_eq!(tried, 2);
+        // Cooling down: no call upstream for a few seconds, however many requests come.
+        for _ in 0..20 {
+            assert_eq!(w.fetch(&lookup).await.unwrap(), "credential-1");
+        }
+        assert_eq!(provider.obtains(), tried);
+        // Past the cooldown it tries again, and past the floor nothing is served.
+        w.clock.advance(Duration::seconds(6));
+        w.fetch(&lookup).await.unwrap();
+        assert_eq!(provider.obtains(), tried + 1);
+        w.clock.advance(Duration::minutes(4));
+        match w.fetch(&lookup).await {
+            Err(BrokerError::Unavailable { retry_after }) => assert_eq!(retry_after, Some(7)),
+            other => panic!("a credential below the floor was served: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_last_holder_stopping_revokes_the_credential_upstream() {
+    for (w, provider) in worlds(expiring).await {
+        let (first, a) = w.session(&["widgets"]).await;
+        let (second, b) = w.session(&["widgets"]).await;
+        assert_eq!(w.fetch(&a).await.unwrap(), "credential-1");
+        assert_eq!(w.fetch(&b).await.unwrap(), "credential-1");
+        let stop = |id| {
+            let (store, now) = (w.store.clone(), w.clock.now());
+            let team = w.team;
+            async move {
+                store
+                    .stop_session(team, id, &Actor::operator(), now)
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .revoke
+            }
+        };
+        // Another session still holds it: nothing is revoked.
+        assert_eq!(w.broker.revoke(stop(first).await).await, 0);
+        assert!(provider.revoked.lock().unwrap().is_empty());
+        assert_eq!(w.broker.revoke(stop(second).await).await, 1);
+        assert_eq!(*provider.revoked.lock().unwrap(), ["credential-1"]);
+    }
+}
+
+#[tokio::test]
+async fn a_provider_whose_renewal_ends_the_previous_renews_one_connection_at_a_time() {
+    for renewal in [
+        Renewal::Mint,
+        Renewal::Refresh {
+            revokes_previous: true,
+        },
+    ] {
+        let make = |clock: &Arc<ManualClock>| Scripted::new(clock, renewal, Lifetime::Expiring);
+        for (w, provider) in worlds(make).await {
+            // Two scopes of one connection, asked for at once.
+            let (_, a) = w.session(&["widgets"]).await;
+            let (_, b) = w.session(&["gadgets"]).await;
+            let closed = provider.close().await;
+            let fetches = tokio::spawn({
+                let (broker, a, b) = (w.broker.clone(), w.read(&a).await, w.read(&b).await);
+                async move {
+                    let (x, y) = tokio::join!(
+                        broker.credential(&a, &a.scopes[0]),
+                        broker.credential(&b, &b.scopes[0])
+                    );
+                    x.unwrap();
+                    y.unwrap();
+                }
+            });
+            // Let both reach the provider (or the lock) before any obtain finishes.
+            while provider.obtains() == 0 {
+                tokio::task::yield_now().await;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            drop(closed);
+            fetches.await.unwrap();
+            let most = provider.most_in_flight.load(Ordering::SeqCst);
+            match renewal {
+                Renewal::Mint => assert_eq!(most, 2, "distinct scopes renew side by side"),
+                Renewal::Refresh { .. } => assert_eq!(most, 1, "one renewal per connection"),
+            }
+            assert_eq!(provider.obtains(), 2);
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_static_credential_is_opened_each_time_and_never_served_past_its_expiry() {
+    let make = |clock: &Arc<ManualClock>| Scripted::new(clock, Renewal::Mint, Lifetime::Static);
+    for (w, provider) in worlds(make).await {
+        let (_, lookup) = w.session(&["widgets"]).await;
+        assert_eq!(w.fetch(&lookup).await.unwrap(), "credential-1");
+        assert_eq!(w.fetch(&lookup).await.unwrap(), "credential-2");
+        assert_eq!(provider.obtains(), 2, "static credentials are not cached");
+        // What the connection holds has reached its expiry: refused, naming the connection.
+        *provider.life.lock().unwrap() = Duration::zero();
+        match w.fetch(&lookup).await {
+            Err(BrokerError::Expired { host, owner, .. }) => {
+                assert_eq!((host.as_str(), owner.as_str()), (HOST, "acme"));
+            }
+            other => panic!("an expired credential was served: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_credential_its_refresh_ends_is_served_with_its_rotation_instant_and_rotated_then() {
+    let make = |clock: &Arc<ManualClock>| {
+        let rotating = Renewal::Refresh {
+            revokes_previous: true,
+        };
+        Scripted::new(clock, rotating, Lifetime::Expiring)
+    };
+    for (w, provider) in worlds(make).await {
+        *provider.life.lock().unwrap() = Duration::hours(2);
+        let (_, lookup) = w.session(&["widgets"]).await;
+        let rotation = w.clock.now() + Duration::minutes(115);
+        let served = w.serve(&lookup).await.unwrap();
+        assert_eq!(served.expires_at, Some(rotation));
+        // Never rotated before the instant its holders were told...
+        w.clock.set(rotation);
+        assert_eq!(w.fetch(&lookup).await.unwrap(), "credential-1");
+        assert_eq!(provider.obtains(), 1);
+        // ...and rotated just after it, the successor served with its own.
+        w.clock.advance(Duration::seconds(1));
+        let next = w.serve(&lookup).await.unwrap();
+        assert_eq!(next.credential.token.expose_secret(), "credential-2");
+        assert_eq!(
+            next.expires_at,
+            Some(w.clock.now() + Duration::minutes(115))
+        );
+    }
+}
+
+/// A refresh is made with the connection as it is when the refresh begins, not as a session
+/// read up to 2 s before saw it: another replica may have rotated its refresh token since.
+#[tokio::test]
+async fn a_refresh_reads_its_connection_afresh_and_a_mint_needs_not() {
+    for renewal in [
+        Renewal::Mint,
+        Renewal::Refresh {
+            revokes_previous: false,
+        },
+    ] {
+        let make = |clock: &Arc<ManualClock>| Scripted::new(clock, renewal, Lifetime::Expiring);
+        for (w, provider) in worlds(make).await {
+            let (_, lookup) = w.session(&["widgets"]).await;
+            let read_before = w.read(&lookup).await;
+            let id = uuid_literal(w.url.dialect(), w.connection.id);
+            let sql = format!("UPDATE github_connections SET installation_id = 43 WHERE id = {id}");
+            execute_script(&w.url, &sql).await;
+            let _ = w
+                .broker
+                .credential(&read_before, &read_before.scopes[0])
+                .await;
+            // (The mint's token is then refused by the store's holder check, and the caller's
+            // second try reads the session afresh: what matters is the first call upstream.)
+            let first = provider.seen.lock().unwrap()[0];
+            match renewal {
+                Renewal::Mint => assert_eq!(first, Some(42), "a mint uses the session's read"),
+                Renewal::Refresh { .. } => assert_eq!(first, Some(43), "a refresh reads afresh"),
+            }
+        }
+    }
+}
