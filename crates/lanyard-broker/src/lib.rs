@@ -32,6 +32,7 @@ mod lock;
 mod marks;
 pub mod metrics;
 mod mint;
+mod obtain;
 pub mod provider;
 pub mod providers;
 pub mod ratelimit;

@@ -1,0 +1,297 @@
+//! A provider scripted by the test, and a broker over it on a fresh database with one team and
+//! its connection.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use chrono::Duration;
+use lanyard_broker::crypto::Sealer;
+use lanyard_broker::metrics::BrokerMetrics;
+use lanyard_broker::provider::{
+    Ask, Lifetime, Obtained, Pending, Provider, ProviderError, ProviderKind, Renewal, Revoked,
+};
+use lanyard_broker::ratelimit::RateLimiter;
+use lanyard_broker::{Broker, BrokerError, BrokerParts, CacheLimits, Providers, Served};
+use lanyard_core::github::{Owner, PermissionSet};
+use lanyard_core::wire::CredentialSource;
+use lanyard_core::{Actor, Clock, ManualClock, TeamName, Tier};
+use lanyard_store::testing::databases_under_test;
+use lanyard_store::{
+    ConnectionKind, ConnectionRecord, ConnectionStatus, DatabaseUrl, NewScope, NewSession, NewTeam,
+    RunnerSession, Store,
+};
+use secrecy::{ExposeSecret, SecretString};
+use tokio::sync::Semaphore;
+use uuid::Uuid;
+
+pub const HOST: &str = "provider.test";
+
+/// The gate's permits: closing it takes them all.
+pub const GATE: u32 = 1 << 20;
+
+/// A provider that hands out numbered credentials living `life`, and does what the test says.
+#[derive(Debug)]
+pub struct Scripted {
+    pub clock: Arc<ManualClock>,
+    /// How long each credential handed over lives.
+    pub life: Mutex<Duration>,
+    pub renewal: Renewal,
+    pub lifetime: Lifetime,
+    /// How many obtains were asked for, and how many ran at once at most.
+    pub obtained: AtomicUsize,
+    pub in_flight: AtomicUsize,
+    pub most_in_flight: AtomicUsize,
+    /// While closed, obtains wait here (so callers pile up).
+    pub gate: Semaphore,
+    /// When set, obtains fail as the provider being down.
+    pub failing: std::sync::atomic::AtomicBool,
+    pub revoked: Mutex<Vec<String>>,
+    /// The installation of each connection it was handed, in order.
+    pub seen: Mutex<Vec<Option<i64>>>,
+}
+
+impl Scripted {
+    pub fn new(clock: &Arc<ManualClock>, renewal: Renewal, lifetime: Lifetime) -> Arc<Self> {
+        Arc::new(Self {
+            clock: clock.clone(),
+            life: Mutex::new(Duration::minutes(60)),
+            renewal,
+            lifetime,
+            obtained: AtomicUsize::new(0),
+            in_flight: AtomicUsize::new(0),
+            most_in_flight: AtomicUsize::new(0),
+            gate: Semaphore::new(GATE as usize),
+            failing: false.into(),
+            revoked: Mutex::default(),
+            seen: Mutex::default(),
+        })
+    }
+
+    pub fn obtains(&self) -> usize {
+        self.obtained.load(Ordering::SeqCst)
+    }
+
+    /// Holds every obtain until [`Self::open`].
+    pub async fn close(&self) -> tokio::sync::SemaphorePermit<'_> {
+        self.gate.acquire_many(GATE).await.unwrap()
+    }
+
+    pub async fn obtain_now(&self) -> Result<Obtained, ProviderError> {
+        let n = self.obtained.fetch_add(1, Ordering::SeqCst) + 1;
+        let now_in = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most_in_flight.fetch_max(now_in, Ordering::SeqCst);
+        let permit = self.gate.acquire().await.unwrap();
+        drop(permit);
+        // Give other callers the chance to run into this one.
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(ProviderError::Unavailable {
+                retry_after: Some(7),
+                message: "down for the test".into(),
+            });
+        }
+        Ok(Obtained {
+            secret: SecretString::from(format!("credential-{n}")),
+            expires_at: Some(self.clock.now() + *self.life.lock().unwrap()),
+            repositories: Vec::new(),
+            permissions: Default::default(),
+        })
+    }
+}
+
+impl Provider for Scripted {
+    fn kind(&self) -> ProviderKind {
+        ProviderKind::Github
+    }
+
+    fn source(&self) -> CredentialSource {
+        CredentialSource::Other
+    }
+
+    fn lifetime(&self) -> Lifetime {
+        self.lifetime
+    }
+
+    fn renewal(&self) -> Renewal {
+        self.renewal
+    }
+
+    fn obtain<'a>(&'a self, ask: Ask<'a>) -> Pending<'a, Result<Obtained, ProviderError>> {
+        self.seen
+            .lock()
+            .unwrap()
+            .push(ask.connection.installation_id);
+        Box::pin(self.obtain_now())
+    }
+
+    fn revoke<'a>(
+        &'a self,
+        secret: &'a SecretString,
+    ) -> Pending<'a, Result<Revoked, ProviderError>> {
+        self.revoked
+            .lock()
+            .unwrap()
+            .push(secret.expose_secret().to_string());
+        Box::pin(std::future::ready(Ok(Revoked::Revoked)))
+    }
+}
+
+pub struct World {
+    pub store: Store,
+    pub url: DatabaseUrl,
+    pub broker: Arc<Broker>,
+    pub clock: Arc<ManualClock>,
+    pub team: Uuid,
+    pub connection: ConnectionRecord,
+    pub _dir: tempfile::TempDir,
+}
+
+/// A broker over `provider` on each database under test, with one team and its connection.
+pub async fn worlds(
+    provider: impl Fn(&Arc<ManualClock>) -> Arc<Scripted>,
+) -> Vec<(World, Arc<Scripted>)> {
+    let dir = tempfile::TempDir::new().unwrap();
+    let mut out = Vec::new();
+    for url in databases_under_test(dir.path()).await {
+        let store = Store::connect(&url).await.unwrap();
+        store.migrate().await.unwrap();
+        let clock = Arc::new(ManualClock::starting_now());
+        let scripted = provider(&clock);
+        let now = clock.now();
+        let team = store
+            .create_team(
+                &NewTeam {
+                    name: TeamName::parse("Acme").unwrap(),
+                    tier: Tier::Growth,
+                    is_test_cohort: false,
+                    primary_user: None,
+                    external_id: None,
+                    notification_email: None,
+                    actor: Actor::operator(),
+                    extra_audit: vec![],
+                },
+                None,
+                now,
+            )
+            .await
+            .unwrap()
+            .team;
+        let connection = ConnectionRecord {
+            id: Uuid::new_v4(),
+            team_id: team.id,
+            host: HOST.into(),
+            owner: Owner::parse("acme").unwrap(),
+            kind: ConnectionKind::GithubApp,
+            installation_id: Some(42),
+            status: ConnectionStatus::Active,
+            pat_expires_at: None,
+            pat_ciphertext: None,
+            created_at: now,
+        };
+        store
+            .create_connection(&connection, &Actor::operator())
+            .await
+            .unwrap()
+            .unwrap();
+        let mut providers = Providers::default();
+        providers.register(HOST, ConnectionKind::GithubApp, scripted.clone(), 8);
+        let clock_dyn: Arc<dyn Clock> = clock.clone();
+        let metrics = BrokerMetrics::default();
+        let broker = Broker::new(BrokerParts {
+            store: store.clone(),
+            providers: Arc::new(providers),
+            sealer: Sealer::new(&[7; 32]),
+            clock: clock_dyn.clone(),
+            metrics: metrics.clone(),
+            redis: None,
+            floor: std::time::Duration::from_secs(15 * 60),
+            limits: CacheLimits::default(),
+            mint_limiter: Arc::new(RateLimiter::new(
+                "mints",
+                1000,
+                std::time::Duration::from_secs(3600),
+                clock_dyn,
+                None,
+                metrics.rate_limit_fail_open.clone(),
+            )),
+        });
+        out.push((
+            World {
+                store,
+                url: url.clone(),
+                broker: Arc::new(broker),
+                clock,
+                team: team.id,
+                connection,
+                _dir: tempfile::TempDir::new().unwrap(),
+            },
+            scripted,
+        ));
+    }
+    out[0].0._dir = dir;
+    out
+}
+
+impl World {
+    /// A live session holding `repos` (one scope, keyed by them), as the credential path reads it.
+    pub async fn session(&self, repos: &[&str]) -> (Uuid, String) {
+        let lookup = Uuid::new_v4().simple().to_string();
+        let repositories: Vec<String> = repos.iter().map(|r| r.to_string()).collect();
+        let permissions = PermissionSet::defaults();
+        let cache_key = lanyard_broker::cache_key(
+            self.team,
+            HOST,
+            &self.connection,
+            &repositories,
+            &permissions,
+        );
+        let record = self
+            .store
+            .create_session(
+                &NewSession {
+                    team_id: self.team,
+                    runner_lookup: lookup.clone(),
+                    runner_hash: "h".into(),
+                    repos: repositories.clone(),
+                    permissions,
+                    expires_at: self.clock.now() + Duration::hours(8),
+                    scopes: vec![NewScope {
+                        host: HOST.into(),
+                        owner: Owner::parse("acme").unwrap(),
+                        cache_key,
+                        repositories,
+                    }],
+                },
+                100,
+                &Actor::operator(),
+                self.clock.now(),
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        (record.id, lookup)
+    }
+
+    pub async fn read(&self, lookup: &str) -> RunnerSession {
+        self.store.runner_session(lookup).await.unwrap().unwrap()
+    }
+
+    /// What the session's first scope is served now.
+    pub async fn serve(&self, lookup: &str) -> Result<Served, BrokerError> {
+        let session = self.read(lookup).await;
+        self.broker.credential(&session, &session.scopes[0]).await
+    }
+
+    /// The credential the session's first scope is served now.
+    pub async fn fetch(&self, lookup: &str) -> Result<String, BrokerError> {
+        let served = self.serve(lookup).await;
+        served.map(|s| s.credential.token.expose_secret().to_string())
+    }
+}
+
+pub fn expiring(clock: &Arc<ManualClock>) -> Arc<Scripted> {
+    Scripted::new(clock, Renewal::Mint, Lifetime::Expiring)
+}
