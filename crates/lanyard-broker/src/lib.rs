@@ -262,7 +262,7 @@ impl Broker {
                 };
                 Served {
                     source: provider.source(),
-                    expires_at: Some(credential.served_expiry(rule)),
+                    expires_at: Some(credential.served_expiry(self.clock.now(), rule)),
                     credential,
                 }
             }
@@ -290,15 +290,20 @@ impl Broker {
         let fallback = cached.filter(|t| t.servable(now, rule));
         let cooling = self.caches.cooldowns.get(req.key).filter(|c| c.until > now);
         if let Some(current) = fallback {
-            // Someone refreshes, or GitHub just failed: the current token still meets the floor.
-            if cooling.is_some() || !self.caches.claim_refresh(req.key) {
+            // Someone renews it, or the provider just failed: the current one still meets the
+            // floor. One that its renewal ends is never served while it is being renewed: its
+            // callers wait for the successor (and get the current one only if that fails).
+            let ends_current = rule.renewal.ends_previous();
+            if cooling.is_some() || (!ends_current && !self.caches.claim_refresh(req.key)) {
                 self.counters.cache(CacheResult::Hit);
                 return Ok(current);
             }
             // Boxed, here and below: the mint path's future is large, and inline it would make every
             // cached request's future as large (and moved as often).
             let refreshed = Box::pin(self.flight(req)).await;
-            self.caches.release_refresh(req.key);
+            if !ends_current {
+                self.caches.release_refresh(req.key);
+            }
             return Ok(match refreshed {
                 Ok(t) => t,
                 Err(e) => {

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use lanyard_store::ConnectionRecord;
+use lanyard_store::{ConnectionRecord, ConnectionStatus};
 use uuid::Uuid;
 
 use crate::cache::CachedToken;
@@ -226,6 +226,13 @@ impl Broker {
                 let id = req.ask.connection.id;
                 let read = self.store.get_connection(req.team_id, id).await;
                 match read {
+                    Ok(Some(now)) if now.status == ConnectionStatus::Suspended => {
+                        lock.release().await;
+                        return Err(BrokerError::Suspended {
+                            host: req.host.to_string(),
+                            owner: now.owner.to_string(),
+                        });
+                    }
                     Ok(Some(now)) => now,
                     Ok(None) => {
                         lock.release().await;

@@ -73,9 +73,11 @@ impl MintJob {
     async fn store_obtained(&self, obtained: Obtained) -> Result<CachedToken, BrokerError> {
         let now = self.clock.now();
         let Some(expires_at) = obtained.expires_at else {
-            return Err(BrokerError::Internal(
-                "an expiring provider handed over a credential without an expiry".into(),
-            ));
+            // Never served, so never left live.
+            let why = "an expiring provider handed over a credential without an expiry";
+            tracing::error!(host = %self.host, "{why}; revoking it");
+            revoke_one(&*self.provider, &self.host, &obtained.secret, &self.metrics).await;
+            return Err(BrokerError::Internal(why.into()));
         };
         let token = CachedToken::new(
             obtained.secret,
@@ -109,11 +111,12 @@ impl MintJob {
         }
         // Tokens are stored per installation (the one expiring provider so far); a provider
         // without one gets its own column with the providers that need it.
-        let installation_id = self.connection.installation_id.ok_or_else(|| {
-            BrokerError::Internal(
-                "an expiring credential for a connection without an installation".into(),
-            )
-        })?;
+        let Some(installation_id) = self.connection.installation_id else {
+            let why = "an expiring credential for a connection without an installation";
+            tracing::error!(host = %self.host, "{why}; revoking it");
+            self.revoke(&token).await;
+            return Err(BrokerError::Internal(why.into()));
+        };
         let id = Uuid::new_v4();
         let record = TokenRecord {
             id,

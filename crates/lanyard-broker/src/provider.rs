@@ -47,8 +47,22 @@ pub enum Renewal {
     /// Refreshed with the connection's refresh token (an OAuth refresh-token grant): one refresh
     /// per connection at a time across replicas, whichever scope asks, since the refresh token
     /// may rotate. `revokes_previous` when the refresh ends the previous access token (GitLab's
-    /// does): such a token is served with the instant it is rotated as its expiry.
+    /// does): such a token is served with the instant it is rotated as its expiry, and the
+    /// connection's scopes must share one cache key ([`crate::scope::cache_key`] for its
+    /// connection kind), since a second access token would end the first.
     Refresh { revokes_previous: bool },
+}
+
+impl Renewal {
+    /// Whether renewing a credential ends the one before it.
+    pub fn ends_previous(self) -> bool {
+        matches!(
+            self,
+            Renewal::Refresh {
+                revokes_previous: true
+            }
+        )
+    }
 }
 
 /// What a provider is asked to obtain.

@@ -92,23 +92,26 @@ impl CachedToken {
 impl CachedToken {
     /// Meets its provider's guarantee at `now`: may be served.
     pub fn servable(&self, now: DateTime<Utc>, rule: Freshness) -> bool {
-        now <= rule.serve_until(self.created_at, self.expires_at)
+        now < self.expires_at && now <= rule.serve_until(self.created_at, self.expires_at)
     }
 
     /// Meets the guarantee with time to spare: served without trying to renew it.
     pub fn fresh(&self, now: DateTime<Utc>, rule: Freshness) -> bool {
-        now <= rule.renew_at(self.created_at, self.expires_at)
+        now < self.expires_at && now <= rule.renew_at(self.created_at, self.expires_at)
     }
 
-    /// The expiry it is served with: its true one, or, for a credential whose renewal ends it,
-    /// the instant Lanyard renews it (CONTRACT §14), so every holder sees the rotation coming.
-    pub fn served_expiry(&self, rule: Freshness) -> DateTime<Utc> {
-        match rule.renewal {
-            Renewal::Refresh {
-                revokes_previous: true,
-            } => rule.serve_until(self.created_at, self.expires_at),
-            _ => self.expires_at,
+    /// The expiry it is served with at `now`: its true one, or, for a credential whose renewal
+    /// ends it, the instant Lanyard rotates it (CONTRACT §14), so every holder sees the rotation
+    /// coming. Past that instant it is served only while the provider cannot rotate it, and
+    /// then with its true expiry.
+    pub fn served_expiry(&self, now: DateTime<Utc>, rule: Freshness) -> DateTime<Utc> {
+        if rule.renewal.ends_previous() {
+            let rotation = rule.rotation(self.created_at, self.expires_at);
+            if now <= rotation {
+                return rotation;
+            }
         }
+        self.expires_at
     }
 }
 
@@ -124,50 +127,66 @@ impl Freshness {
     /// The last instant a credential obtained at `created`, ending at `expires`, is served.
     ///
     /// - Minted: with at least the floor left.
-    /// - Refreshed, the previous living on: with at least the floor left, or half its life when
-    ///   it lives less than the floor.
-    /// - Refreshed, the previous ended by it: until the instant it is rotated, 5 minutes before
-    ///   its expiry, or at half its life when it lives under 10 minutes; never rotated earlier.
+    /// - Refreshed, the previous living on: with at least the floor left, or, when it lives less
+    ///   than the floor, at least half its life.
+    /// - Refreshed, the previous ended by it: it is rotated at [`Self::rotation`] and served
+    ///   past that only while the provider cannot rotate it (a transient failure), until
+    ///   shortly before it dies.
     pub fn serve_until(&self, created: DateTime<Utc>, expires: DateTime<Utc>) -> DateTime<Utc> {
         let life = expires - created;
-        match self.renewal {
-            Renewal::Mint => expires - self.floor,
+        let left = match self.renewal {
+            Renewal::Mint => self.floor,
             Renewal::Refresh {
                 revokes_previous: false,
-            } => expires - self.floor.min(life / 2),
+            } if life < self.floor => life / 2,
+            Renewal::Refresh {
+                revokes_previous: false,
+            } => self.floor,
             Renewal::Refresh {
                 revokes_previous: true,
-            } => {
-                if life < ROTATE_HALFWAY_BELOW {
-                    created + life / 2
-                } else {
-                    expires - ROTATE_BEFORE_EXPIRY
-                }
-            }
+            } => (life / 4).min(LAST_SERVED_BEFORE_DEATH),
+        };
+        minus(expires, left)
+    }
+
+    /// When a credential whose renewal ends it is rotated: 5 minutes before its expiry, or
+    /// halfway through its life when it lives under 10 minutes.
+    pub fn rotation(&self, created: DateTime<Utc>, expires: DateTime<Utc>) -> DateTime<Utc> {
+        let life = expires - created;
+        if life < ROTATE_HALFWAY_BELOW {
+            created.checked_add_signed(life / 2).unwrap_or(expires)
+        } else {
+            minus(expires, ROTATE_BEFORE_EXPIRY)
         }
     }
 
-    /// The last instant it is served without trying to renew it: ahead of [`Self::serve_until`]
-    /// by half the time between obtaining it and then (at most [`MAX_REFRESH_AHEAD`]), so callers
-    /// keep being served the current one while one of them renews it. A credential whose renewal
-    /// ends it is renewed at that instant and no earlier.
+    /// The last instant it is served without trying to renew it. A credential whose renewal
+    /// ends it: its rotation, and never earlier. Otherwise ahead of [`Self::serve_until`] by
+    /// half the time between obtaining it and then (at most [`MAX_REFRESH_AHEAD`]), so callers
+    /// keep being served the current one while one of them renews it.
     pub fn renew_at(&self, created: DateTime<Utc>, expires: DateTime<Utc>) -> DateTime<Utc> {
-        let until = self.serve_until(created, expires);
-        if let Renewal::Refresh {
-            revokes_previous: true,
-        } = self.renewal
-        {
-            return until;
+        if self.renewal.ends_previous() {
+            return self.rotation(created, expires);
         }
+        let until = self.serve_until(created, expires);
         let spare = ((until - created) / 2).clamp(chrono::Duration::zero(), MAX_REFRESH_AHEAD);
-        until - spare
+        minus(until, spare)
     }
+}
+
+/// `at - by`, or the earliest time there is (never served) for a row so corrupt it overflows.
+fn minus(at: DateTime<Utc>, by: chrono::Duration) -> DateTime<Utc> {
+    at.checked_sub_signed(by)
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
 /// A credential whose renewal ends it is rotated this long before its expiry...
 const ROTATE_BEFORE_EXPIRY: chrono::Duration = chrono::Duration::minutes(5);
 /// ...unless it lives less than this, when it is rotated halfway through its life.
 const ROTATE_HALFWAY_BELOW: chrono::Duration = chrono::Duration::minutes(10);
+/// While it cannot be rotated, it is served until this long (or a quarter of its life) before it
+/// dies.
+const LAST_SERVED_BEFORE_DEATH: chrono::Duration = chrono::Duration::seconds(30);
 
 #[cfg(test)]
 mod tests {
@@ -200,7 +219,7 @@ mod tests {
         assert!(!t.fresh(now + Duration::minutes(41), mint));
         assert!(t.servable(now + Duration::minutes(45), mint));
         assert!(!t.servable(now + Duration::minutes(45) + Duration::seconds(1), mint));
-        assert_eq!(t.served_expiry(mint), now + Duration::minutes(60));
+        assert_eq!(t.served_expiry(now, mint), now + Duration::minutes(60));
     }
 
     #[test]
@@ -215,10 +234,11 @@ mod tests {
         // Renewed ahead: halfway to that point.
         assert!(t.fresh(now + Duration::seconds(30), refresh));
         assert!(!t.fresh(now + Duration::seconds(31), refresh));
-        // A long-lived one keeps the full floor, as a minted one does.
-        let long = token(now, Duration::hours(1));
-        assert!(long.servable(now + Duration::minutes(45), refresh));
-        assert!(!long.servable(now + Duration::minutes(46), refresh));
+        // One that lives longer than the floor keeps the whole floor, as a minted one does, even
+        // when that is more than half its life.
+        let long = token(now, Duration::minutes(20));
+        assert!(long.servable(now + Duration::minutes(5), refresh));
+        assert!(!long.servable(now + Duration::minutes(5) + Duration::seconds(1), refresh));
     }
 
     #[test]
@@ -230,12 +250,56 @@ mod tests {
         // GitLab's two hours: rotated 5 minutes before the end, and served with that instant.
         let t = token(now, Duration::hours(2));
         let rotation = now + Duration::minutes(115);
-        assert_eq!(t.served_expiry(rotating), rotation);
-        assert!(t.fresh(rotation, rotating) && t.servable(rotation, rotating));
+        assert_eq!(t.served_expiry(now, rotating), rotation);
+        assert!(t.fresh(rotation, rotating));
         let after = rotation + Duration::seconds(1);
-        assert!(!t.fresh(after, rotating) && !t.servable(after, rotating));
+        assert!(!t.fresh(after, rotating));
+        // Past it, served only while it cannot be rotated, with its true expiry, until 30 s
+        // before it dies.
+        assert!(t.servable(after, rotating));
+        assert_eq!(t.served_expiry(after, rotating), now + Duration::hours(2));
+        let end = now + Duration::hours(2) - Duration::seconds(30);
+        assert!(t.servable(end, rotating));
+        assert!(!t.servable(end + Duration::seconds(1), rotating));
         // Under 10 minutes of life: rotated halfway.
         let short = token(now, Duration::minutes(2));
-        assert_eq!(short.served_expiry(rotating), now + Duration::minutes(1));
+        assert_eq!(
+            short.served_expiry(now, rotating),
+            now + Duration::minutes(1)
+        );
+    }
+
+    #[test]
+    fn a_credential_already_dead_or_absurdly_dated_is_never_served() {
+        let now = Utc::now();
+        for renewal in [
+            Renewal::Mint,
+            Renewal::Refresh {
+                revokes_previous: false,
+            },
+            Renewal::Refresh {
+                revokes_previous: true,
+            },
+        ] {
+            let rule = Freshness {
+                floor: chrono::Duration::minutes(15),
+                renewal,
+            };
+            let dead = CachedToken::new(SecretString::from("t"), now, now, vec![], BTreeMap::new());
+            assert!(
+                !dead.servable(now, rule) && !dead.fresh(now, rule),
+                "{renewal:?}"
+            );
+            // A row dated at the very start of time overflows nothing and serves nothing.
+            let ancient = DateTime::<Utc>::MIN_UTC;
+            let odd = CachedToken::new(
+                SecretString::from("t"),
+                ancient,
+                ancient,
+                vec![],
+                BTreeMap::new(),
+            );
+            assert!(!odd.servable(now, rule), "{renewal:?}");
+        }
     }
 }

@@ -42,8 +42,6 @@ pub struct Host {
     pub oauth: Option<OAuthApp>,
     /// Set when webhooks are configured.
     pub webhook_secret: Option<SecretString>,
-    /// Whether an App is configured (`app_id` and its key): its installations can be minted for.
-    pub has_app: bool,
     /// The bound on mints in flight to this host, fairly between teams (`max_concurrent_mints`).
     pub max_concurrent_mints: usize,
 }
@@ -88,20 +86,25 @@ impl GithubHosts {
     }
 
     /// The broker's providers for these hosts: each App's installation tokens, counted in
-    /// `mints`, and each host's PATs, opened with `sealer`.
-    pub fn providers(&self, sealer: &Sealer, mints: &Family<MintLabels, Counter>) -> Providers {
+    /// `mints`, and each host's PATs, opened with `sealer`. A host without an App still has its
+    /// App provider: it revokes tokens minted while it had one (a token revokes itself), and a
+    /// mint there fails as misconfigured.
+    pub fn providers(
+        &self,
+        sealer: &Sealer,
+        clock: Arc<dyn Clock>,
+        mints: &Family<MintLabels, Counter>,
+    ) -> Providers {
         let mut providers = Providers::default();
-        let pats = Arc::new(StoredPat::new(sealer.clone()));
+        let pats = Arc::new(StoredPat::new(sealer.clone(), clock));
         for (name, host) in &self.hosts {
-            if host.has_app {
-                let app = GithubApp::new(host.client.clone(), mints);
-                providers.register(
-                    name,
-                    ConnectionKind::GithubApp,
-                    Arc::new(app),
-                    host.max_concurrent_mints,
-                );
-            }
+            let app = GithubApp::new(host.client.clone(), mints);
+            providers.register(
+                name,
+                ConnectionKind::GithubApp,
+                Arc::new(app),
+                host.max_concurrent_mints,
+            );
             // Opened in-process: no upstream call, so one slot is as good as many.
             providers.register(name, ConnectionKind::Pat, pats.clone(), 1);
         }
@@ -132,7 +135,6 @@ pub fn build_host(h: &HostConfig, clock: Arc<dyn Clock>) -> anyhow::Result<Host>
             h.host
         ),
     };
-    let has_app = app.is_some();
     let client = GithubHost::new(&h.host, &h.api_url, app, clock)?.with_web_url(&h.web_url);
     let oauth = match (&h.app_slug, &h.client_id, &h.client_secret_file) {
         (Some(slug), Some(id), Some(secret)) => Some(OAuthApp {
@@ -158,7 +160,6 @@ pub fn build_host(h: &HostConfig, clock: Arc<dyn Clock>) -> anyhow::Result<Host>
         label: Fixed(h.host.as_str().into()),
         oauth,
         webhook_secret,
-        has_app,
         max_concurrent_mints: h.max_concurrent_mints,
     })
 }

@@ -232,7 +232,7 @@ impl Services {
         let redis = redis.map(Arc::new);
         let hosts = Arc::new(GithubHosts::from_config(&config.github, clock.clone())?);
         let limiters = Limiters::new(&clock, &redis, &metrics);
-        let providers = hosts.providers(&sealer, &metrics.broker.github_mints);
+        let providers = hosts.providers(&sealer, clock.clone(), &metrics.broker.github_mints);
         let broker = Broker::new(BrokerParts {
             store: store.clone(),
             providers: Arc::new(providers),

@@ -5,6 +5,7 @@ use lanyard_core::{Actor, AuditKind, Email, Label, TeamName, Tier};
 use uuid::Uuid;
 
 use crate::audit::insert_audit;
+use crate::conn::{Arg, Conn};
 use crate::BeginWrite;
 use crate::{on_pool, AuditEvent, Store, StoreError, StoreResult};
 
@@ -93,23 +94,25 @@ pub struct ApiKeyRecord {
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
-/// Inserts one API key row on `$exec` (a transaction).
-macro_rules! insert_api_key {
-    ($exec:expr, $id:expr, $team_id:expr, $key:expr, $now:expr) => {{
-        let key: &NewApiKey = $key;
-        sqlx::query(
-            "INSERT INTO api_keys (id, team_id, label, lookup, hash, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind($id)
-        .bind($team_id)
-        .bind(key.label.as_str())
-        .bind(&key.lookup)
-        .bind(&key.hash)
-        .bind($now)
-        .execute($exec)
-        .await
-    }};
+/// Inserts one API key row, in its transaction.
+async fn insert_api_key<'c>(
+    conn: impl Into<Conn<'c>>,
+    id: Uuid,
+    team_id: Uuid,
+    key: &NewApiKey,
+    now: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    let sql = "INSERT INTO api_keys (id, team_id, label, lookup, hash, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6)";
+    let args = [
+        Arg::Id(id),
+        Arg::Id(team_id),
+        Arg::Text(key.label.as_str()),
+        Arg::Text(&key.lookup),
+        Arg::Text(&key.hash),
+        Arg::Time(now),
+    ];
+    conn.into().execute(sql, &args).await.map(drop)
 }
 
 fn key_created(key_id: Uuid, key: &NewApiKey, actor: &Actor) -> AuditEvent {
@@ -161,7 +164,7 @@ impl Store {
             .bind(now)
             .execute(&mut *tx)
             .await?;
-            insert_audit!(&mut *tx, team.id, &created, now)?;
+            insert_audit(&mut *tx, team.id, &created, now).await?;
             if let (Some(email), Some(user_id)) = (&new.primary_user, user_id) {
                 sqlx::query(
                     "INSERT INTO users (id, team_id, email, email_verified, is_primary, created_at) \
@@ -177,11 +180,11 @@ impl Store {
                 .await?;
             }
             if let (Some(key), Some(key_id)) = (api_key, api_key_id) {
-                insert_api_key!(&mut *tx, key_id, team.id, key, now)?;
-                insert_audit!(&mut *tx, team.id, &key_created(key_id, key, &new.actor), now)?;
+                insert_api_key(&mut *tx, key_id, team.id, key, now).await?;
+                insert_audit(&mut *tx, team.id, &key_created(key_id, key, &new.actor), now).await?;
             }
             for event in &new.extra_audit {
-                insert_audit!(&mut *tx, team.id, event, now)?;
+                insert_audit(&mut *tx, team.id, event, now).await?;
             }
             tx.commit().await?;
             Ok::<(), StoreError>(())
@@ -246,7 +249,7 @@ impl Store {
                 .rows_affected();
             if deleted == 1 {
                 if let Some(event) = audit {
-                    insert_audit!(&mut *tx, team_id, event, now)?;
+                    insert_audit(&mut *tx, team_id, event, now).await?;
                 }
             }
             tx.commit().await?;
@@ -292,8 +295,8 @@ impl Store {
         let event = key_created(record.id, key, actor);
         on_pool!(self, pool => {
             let mut tx = pool.begin_write().await?;
-            insert_api_key!(&mut *tx, record.id, team_id, key, now)?;
-            insert_audit!(&mut *tx, team_id, &event, now)?;
+            insert_api_key(&mut *tx, record.id, team_id, key, now).await?;
+            insert_audit(&mut *tx, team_id, &event, now).await?;
             tx.commit().await?;
             Ok::<(), StoreError>(())
         })?;
@@ -333,7 +336,7 @@ impl Store {
             .await?
             .rows_affected();
             if changed == 1 {
-                insert_audit!(&mut *tx, team_id, &event, now)?;
+                insert_audit(&mut *tx, team_id, &event, now).await?;
             }
             tx.commit().await?;
             Ok(changed == 1)

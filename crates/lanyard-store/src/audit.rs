@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use lanyard_core::{Actor, AuditKind};
 use uuid::Uuid;
 
+use crate::conn::{Arg, Conn};
 use crate::{on_pool, Store, StoreResult};
 
 /// A record to write, always inside the transaction of the change it describes.
@@ -53,26 +54,27 @@ pub struct AuditRecord {
     pub created_at: DateTime<Utc>,
 }
 
-/// Inserts one audit row on `$exec` (a transaction).
-macro_rules! insert_audit {
-    ($exec:expr, $team_id:expr, $event:expr, $now:expr) => {{
-        let event: &$crate::AuditEvent = $event;
-        sqlx::query(
-            "INSERT INTO audit_events (team_id, kind, actor, actor_id, subject, data, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind($team_id)
-        .bind(event.kind.as_str())
-        .bind(event.actor.kind.as_str())
-        .bind(&event.actor.id)
-        .bind(&event.subject)
-        .bind(sqlx::types::Json(&event.data))
-        .bind($now)
-        .execute($exec)
-        .await
-    }};
+/// Inserts one audit row, in the transaction of the change it describes.
+pub(crate) async fn insert_audit<'c>(
+    conn: impl Into<Conn<'c>>,
+    team_id: impl Into<Option<Uuid>>,
+    event: &AuditEvent,
+    now: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    let sql =
+        "INSERT INTO audit_events (team_id, kind, actor, actor_id, subject, data, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)";
+    let args = [
+        Arg::MaybeId(team_id.into()),
+        Arg::Text(event.kind.as_str()),
+        Arg::Text(event.actor.kind.as_str()),
+        Arg::MaybeText(event.actor.id.as_deref()),
+        Arg::MaybeText(event.subject.as_deref()),
+        Arg::Json(&event.data),
+        Arg::Time(now),
+    ];
+    conn.into().execute(sql, &args).await.map(drop)
 }
-pub(crate) use insert_audit;
 
 impl Store {
     /// A team's audit records, newest first, strictly older than `before` when given.

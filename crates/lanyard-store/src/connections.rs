@@ -113,7 +113,7 @@ impl Store {
                 Err(e) if is_unique_violation(&e) => Ok(None),
                 Err(e) => Err(e.into()),
                 Ok(_) => {
-                    insert_audit!(&mut *tx, new.team_id, &event, new.created_at)?;
+                    insert_audit(&mut *tx, new.team_id, &event, new.created_at).await?;
                     tx.commit().await?;
                     Ok(Some(new.clone()))
                 }
@@ -200,13 +200,13 @@ impl Store {
             .bind(now)
             .fetch_all(&mut *tx)
             .await?;
-            lock_holders!(self, tx, keys.iter().map(String::as_str));
+            lock_holders(&mut *tx, keys.iter().map(String::as_str)).await?;
             sqlx::query("DELETE FROM github_connections WHERE id = $1 AND team_id = $2")
                 .bind(id)
                 .bind(team_id)
                 .execute(&mut *tx)
                 .await?;
-            insert_audit!(&mut *tx, team_id, &event, now)?;
+            insert_audit(&mut *tx, team_id, &event, now).await?;
             let mut revoke: Vec<TokenRecord> = Vec::new();
             if let Some(installation_id) = installation_id {
                 revoke = sqlx::query_as(&tokens_sql)
@@ -217,13 +217,13 @@ impl Store {
                     .fetch_all(&mut *tx)
                     .await?;
                 for token in &revoke {
-                    claim_token!(
-                        tx,
+                    claim_token(
+                        &mut *tx,
                         token,
                         actor.clone(),
                         serde_json::json!({"reason": "its connection was deleted"}),
                         now
-                    );
+                    ).await?;
                 }
             }
             tx.commit().await?;
@@ -336,7 +336,7 @@ impl Store {
                     "installation_id": new.installation_id, "proof": proof.as_str(),
                     "replaced": existing.is_some(),
                 }));
-            insert_audit!(&mut *tx, new.team_id, &event, new.created_at)?;
+            insert_audit(&mut *tx, new.team_id, &event, new.created_at).await?;
             let bound: ConnectionRecord = sqlx::query_as(&format!(
                 "SELECT {CONNECTION_COLUMNS} FROM github_connections c WHERE c.id = $1"
             ))
@@ -382,7 +382,7 @@ impl Store {
             if changed != 1 {
                 return Ok(None);
             }
-            insert_audit!(&mut *tx, team_id, &event, now)?;
+            insert_audit(&mut *tx, team_id, &event, now).await?;
             let record = sqlx::query_as(&select).bind(id).fetch_one(&mut *tx).await?;
             tx.commit().await?;
             Ok(Some(record))

@@ -6,9 +6,11 @@ use lanyard_core::{Actor, AuditKind};
 use uuid::Uuid;
 
 use crate::audit::insert_audit;
+use crate::conn::{Arg, Conn};
 use crate::sessions::{StopOutcome, StoppedRow};
-use crate::tokens::TOKEN_COLUMNS;
+use crate::tokens::{claim_token, lock_holders, TOKEN_COLUMNS};
 use crate::BeginWrite;
+use crate::TokenRecord;
 use crate::{on_pool, AuditEvent, Store, StoreResult};
 
 /// Unexpired tokens of session `$1` (team `$2`) that no other live session holds at `$3`.
@@ -23,39 +25,32 @@ pub(crate) fn orphaned_tokens_sql() -> String {
     )
 }
 
-/// In transaction `$tx`, after session `$id` has ended: takes the holder locks on its scopes,
-/// then claims for revocation every token of them that no other live session holds. Evaluates
-/// to those tokens; the caller revokes them at GitHub once the transaction commits.
-macro_rules! release_holders {
-    ($store:expr, $tx:ident, $id:expr, $team_id:expr, $actor:expr, $reason:expr, $now:expr) => {{
-        // Decide who still holds each scope only once no other stop or mint of the same scopes
-        // is deciding too.
-        let keys: Vec<String> =
-            sqlx::query_scalar("SELECT cache_key FROM session_scopes WHERE session_id = $1")
-                .bind($id)
-                .fetch_all(&mut *$tx)
-                .await?;
-        $crate::tokens::lock_holders!($store, $tx, keys.iter().map(String::as_str));
-        let orphaned: Vec<$crate::TokenRecord> =
-            sqlx::query_as(&$crate::ending::orphaned_tokens_sql())
-                .bind($id)
-                .bind($team_id)
-                .bind($now)
-                .fetch_all(&mut *$tx)
-                .await?;
-        for token in &orphaned {
-            $crate::tokens::claim_token!(
-                $tx,
-                token,
-                $actor.clone(),
-                serde_json::json!({"reason": $reason, "session_id": $id}),
-                $now
-            );
-        }
-        orphaned
-    }};
+/// After session `id` has ended, in its transaction: takes the holder locks on its scopes, then
+/// claims for revocation every token of them that no other live session holds. Returns those
+/// tokens; the caller revokes them upstream once the transaction commits.
+pub(crate) async fn release_holders<'c>(
+    conn: impl Into<Conn<'c>>,
+    id: Uuid,
+    team_id: Uuid,
+    actor: &Actor,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> sqlx::Result<Vec<TokenRecord>> {
+    let mut conn = conn.into();
+    // Decide who still holds each scope only once no other stop or mint of the same scopes is
+    // deciding too.
+    let sql = "SELECT cache_key FROM session_scopes WHERE session_id = $1";
+    let keys: Vec<(String,)> = conn.fetch_all(sql, &[Arg::Id(id)]).await?;
+    lock_holders(conn.reborrow(), keys.iter().map(|(k,)| k.as_str())).await?;
+    let sql = orphaned_tokens_sql();
+    let args = [Arg::Id(id), Arg::Id(team_id), Arg::Time(now)];
+    let orphaned: Vec<TokenRecord> = conn.fetch_all(&sql, &args).await?;
+    for token in &orphaned {
+        let why = serde_json::json!({"reason": reason, "session_id": id});
+        claim_token(conn.reborrow(), token, actor.clone(), why, now).await?;
+    }
+    Ok(orphaned)
 }
-pub(crate) use release_holders;
 
 impl Store {
     /// Live sessions whose TTL ran out by `now` and that the expiry worker has not ended yet,
@@ -108,8 +103,8 @@ impl Store {
             let event = AuditEvent::new(AuditKind::SessionExpired, actor.clone())
                 .subject(id)
                 .data(serde_json::json!({"expires_at": row.session.expires_at}));
-            insert_audit!(&mut *tx, team_id, &event, now)?;
-            let revoke = release_holders!(self, tx, id, team_id, actor, "last holder expired", now);
+            insert_audit(&mut *tx, team_id, &event, now).await?;
+            let revoke = release_holders(&mut *tx, id, team_id, actor, "last holder expired", now).await?;
             tx.commit().await?;
             Ok(Some(StopOutcome {
                 session: row.session,

@@ -14,6 +14,7 @@ use sqlx::{PgPool, SqlitePool};
 
 mod accounts;
 mod audit;
+mod conn;
 mod connections;
 mod ending;
 mod migrate;

@@ -10,6 +10,7 @@ use lanyard_core::{Actor, AuditKind, NotificationKind, NotificationStatus};
 use uuid::Uuid;
 
 use crate::audit::insert_audit;
+use crate::conn::{Arg, Conn};
 use crate::BeginWrite;
 use crate::{on_pool, AuditEvent, Dialect, Store, StoreResult};
 
@@ -68,40 +69,40 @@ pub enum Delivered<'a> {
     },
 }
 
-/// In transaction `$tx`: queues `$new` unless its key was used or its team is a test-cohort
-/// team or gone, with its `notification.queued` record. Evaluates to the new id, if queued.
-macro_rules! insert_notification {
-    ($tx:ident, $new:expr, $actor:expr, $now:expr) => {{
-        let new: &$crate::notifications::NewNotification = $new;
-        let id = uuid::Uuid::new_v4();
-        let inserted = sqlx::query(
-            "INSERT INTO notifications (id, team_id, kind, dedupe_key, subject, body, \
-             next_attempt_at, created_at) \
-             SELECT $1, t.id, $3, $4, $5, $6, $7, $7 FROM teams t \
-             WHERE t.id = $2 AND t.is_test_cohort = $8 \
-             ON CONFLICT (dedupe_key) DO NOTHING",
-        )
-        .bind(id)
-        .bind(new.team_id)
-        .bind(new.kind.as_str())
-        .bind(&new.dedupe_key)
-        .bind(&new.subject)
-        .bind(&new.body)
-        .bind($now)
-        .bind(false)
-        .execute(&mut *$tx)
-        .await?
-        .rows_affected();
-        if inserted == 1 {
-            let event = $crate::AuditEvent::new(lanyard_core::AuditKind::NotificationQueued, $actor.clone())
-                .subject(id)
-                .data(serde_json::json!({"kind": new.kind.as_str()}));
-            $crate::audit::insert_audit!(&mut *$tx, new.team_id, &event, $now)?;
-        }
-        (inserted == 1).then_some(id)
-    }};
+/// In its transaction: queues `new` unless its key was used or its team is a test-cohort team
+/// or gone, with its `notification.queued` record. Returns the new id, if queued.
+pub(crate) async fn insert_notification<'c>(
+    conn: impl Into<Conn<'c>>,
+    new: &NewNotification,
+    actor: &Actor,
+    now: DateTime<Utc>,
+) -> sqlx::Result<Option<Uuid>> {
+    let mut conn = conn.into();
+    let id = Uuid::new_v4();
+    let sql = "INSERT INTO notifications (id, team_id, kind, dedupe_key, subject, body, \
+         next_attempt_at, created_at) \
+         SELECT $1, t.id, $3, $4, $5, $6, $7, $7 FROM teams t \
+         WHERE t.id = $2 AND t.is_test_cohort = $8 \
+         ON CONFLICT (dedupe_key) DO NOTHING";
+    let args = [
+        Arg::Id(id),
+        Arg::Id(new.team_id),
+        Arg::Text(new.kind.as_str()),
+        Arg::Text(&new.dedupe_key),
+        Arg::Text(&new.subject),
+        Arg::Text(&new.body),
+        Arg::Time(now),
+        Arg::Bool(false),
+    ];
+    if conn.execute(sql, &args).await? != 1 {
+        return Ok(None);
+    }
+    let event = AuditEvent::new(AuditKind::NotificationQueued, actor.clone())
+        .subject(id)
+        .data(serde_json::json!({"kind": new.kind.as_str()}));
+    insert_audit(conn, new.team_id, &event, now).await?;
+    Ok(Some(id))
 }
-pub(crate) use insert_notification;
 
 const NOTIFICATION_COLUMNS: &str =
     "n.id, n.team_id, n.kind, n.status, n.attempts, n.created_at, n.sent_at";
@@ -117,7 +118,7 @@ impl Store {
     ) -> StoreResult<Option<Uuid>> {
         on_pool!(self, pool => {
             let mut tx = pool.begin_write().await?;
-            let id = insert_notification!(tx, new, actor, now);
+            let id = insert_notification(&mut *tx, new, actor, now).await?;
             tx.commit().await?;
             Ok(id)
         })
@@ -198,7 +199,7 @@ impl Store {
                         let event = AuditEvent::new(AuditKind::NotificationSent, actor.clone())
                             .subject(n.id)
                             .data(serde_json::json!({"kind": n.kind.as_str()}));
-                        insert_audit!(&mut *tx, n.team_id, &event, now)?;
+                        insert_audit(&mut *tx, n.team_id, &event, now).await?;
                     }
                 }
                 Delivered::Retry { error, at } => {

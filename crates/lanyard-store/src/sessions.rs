@@ -252,7 +252,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             }
-            insert_audit!(&mut *tx, new.team_id, &event, now)?;
+            insert_audit(&mut *tx, new.team_id, &event, now).await?;
             tx.commit().await?;
             Ok(Ok(record))
         })
@@ -349,8 +349,8 @@ impl Store {
             let mut revoke: Vec<TokenRecord> = Vec::new();
             if stopped == 1 {
                 let event = AuditEvent::new(AuditKind::SessionStopped, actor.clone()).subject(id);
-                insert_audit!(&mut *tx, team_id, &event, now)?;
-                revoke = release_holders!(self, tx, id, team_id, actor, "last holder stopped", now);
+                insert_audit(&mut *tx, team_id, &event, now).await?;
+                revoke = release_holders(&mut *tx, id, team_id, actor, "last holder stopped", now).await?;
             }
             tx.commit().await?;
             Ok(Some(StopOutcome {

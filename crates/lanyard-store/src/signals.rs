@@ -97,8 +97,8 @@ impl Store {
             if flagged {
                 let event = AuditEvent::new(AuditKind::TeamChurnRisk, actor.clone())
                     .subject(note.team_id);
-                insert_audit!(&mut *tx, note.team_id, &event, now)?;
-                insert_notification!(tx, note, actor, now);
+                insert_audit(&mut *tx, note.team_id, &event, now).await?;
+                insert_notification(&mut *tx, note, actor, now).await?;
             }
             tx.commit().await?;
             Ok(flagged)

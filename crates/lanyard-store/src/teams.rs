@@ -125,7 +125,7 @@ impl Store {
             if changed != 1 {
                 return Ok(None);
             }
-            insert_audit!(&mut *tx, team_id, &event, now)?;
+            insert_audit(&mut *tx, team_id, &event, now).await?;
             let team = sqlx::query_as(&select).bind(team_id).fetch_one(&mut *tx).await?;
             tx.commit().await?;
             Ok(Some(team))
@@ -170,7 +170,7 @@ impl Store {
                 let event = AuditEvent::new(AuditKind::SessionStopped, audit.actor.clone())
                     .subject(*session)
                     .data(serde_json::json!({"reason": "team deleted"}));
-                insert_audit!(&mut *tx, team_id, &event, now)?;
+                insert_audit(&mut *tx, team_id, &event, now).await?;
             }
             let revoke: Vec<TokenRecord> = sqlx::query_as(&tokens)
                 .bind(team_id)
@@ -178,13 +178,13 @@ impl Store {
                 .fetch_all(&mut *tx)
                 .await?;
             for token in &revoke {
-                claim_token!(
-                    tx,
-                    token,
+                claim_token(
+                        &mut *tx,
+                        token,
                     audit.actor.clone(),
                     serde_json::json!({"reason": "team deleted"}),
                     now
-                );
+                ).await?;
             }
             sqlx::query("DELETE FROM teams WHERE id = $1")
                 .bind(team_id)
@@ -192,7 +192,7 @@ impl Store {
                 .await?;
             let mut event = audit.clone();
             event.data["sessions_stopped"] = live.len().into();
-            insert_audit!(&mut *tx, team_id, &event, now)?;
+            insert_audit(&mut *tx, team_id, &event, now).await?;
             tx.commit().await?;
             Ok(Some(TeamDeletion {
                 sessions_stopped: live.len(),

@@ -9,10 +9,11 @@ use sqlx::types::Json;
 use uuid::Uuid;
 
 use crate::audit::insert_audit;
+use crate::conn::{Arg, Conn};
 use crate::connections::CONNECTION_COLUMNS;
 use crate::sessions::{SCOPE_COLUMNS, SESSION_COLUMNS};
 use crate::BeginWrite;
-use crate::{on_pool, AuditEvent, Store, StoreResult};
+use crate::{on_pool, AuditEvent, Dialect, Store, StoreResult};
 use crate::{ScopeRecord, SessionRecord};
 
 /// A cached installation token (encrypted).
@@ -44,27 +45,27 @@ impl std::fmt::Debug for TokenRecord {
     }
 }
 
-/// Claims a token for revocation on `$tx`: marks it revoked and audits `credential.revoked` by
-/// `$actor`, with the token's host and installation added to `$data` (an object). The caller
-/// revokes it at GitHub once the transaction commits.
-macro_rules! claim_token {
-    ($tx:expr, $token:expr, $actor:expr, $data:expr, $now:expr) => {{
-        let token: &$crate::TokenRecord = $token;
-        sqlx::query("UPDATE github_tokens SET revoked_at = $1 WHERE id = $2")
-            .bind($now)
-            .bind(token.id)
-            .execute(&mut *$tx)
-            .await?;
-        let mut data: serde_json::Value = $data;
-        data["host"] = token.host.clone().into();
-        data["installation_id"] = token.installation_id.into();
-        let event = $crate::AuditEvent::new(lanyard_core::AuditKind::CredentialRevoked, $actor)
-            .subject(token.id)
-            .data(data);
-        $crate::audit::insert_audit!(&mut *$tx, token.team_id, &event, $now)?;
-    }};
+/// Claims a token for revocation: marks it revoked and audits `credential.revoked` by `actor`,
+/// with the token's host and installation added to `data` (an object). The caller revokes it
+/// upstream once the transaction commits.
+pub(crate) async fn claim_token<'c>(
+    conn: impl Into<Conn<'c>>,
+    token: &TokenRecord,
+    actor: Actor,
+    mut data: serde_json::Value,
+    now: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    let mut conn = conn.into();
+    let sql = "UPDATE github_tokens SET revoked_at = $1 WHERE id = $2";
+    conn.execute(sql, &[Arg::Time(now), Arg::Id(token.id)])
+        .await?;
+    data["host"] = token.host.clone().into();
+    data["installation_id"] = token.installation_id.into();
+    let event = AuditEvent::new(AuditKind::CredentialRevoked, actor)
+        .subject(token.id)
+        .data(data);
+    insert_audit(conn, token.team_id, &event, now).await
 }
-pub(crate) use claim_token;
 
 /// Whether a live session holds a scope through a connection that still binds the token's
 /// installation: `$1` the cache key, `$2` now, `$3` the installation.
@@ -97,27 +98,28 @@ pub(crate) fn holder_lock_key(cache_key: &str) -> i32 {
     i32::from_ne_bytes(hash.to_ne_bytes())
 }
 
-/// Takes, in `$tx`, the lock on who holds each scope in `$keys` (cache keys): on Postgres a
-/// transaction-level advisory lock per key, taken in sorted order so two transactions never
-/// deadlock; on SQLite nothing, since its write transactions (`BEGIN IMMEDIATE`) already run
-/// one at a time.
-macro_rules! lock_holders {
-    ($store:expr, $tx:expr, $keys:expr) => {{
-        if $store.dialect() == $crate::Dialect::Postgres {
-            let mut keys: Vec<i32> = $keys.map($crate::tokens::holder_lock_key).collect();
-            keys.sort_unstable();
-            keys.dedup();
-            for key in keys {
-                sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
-                    .bind($crate::tokens::HOLDERS_LOCK_SPACE)
-                    .bind(key)
-                    .execute(&mut *$tx)
-                    .await?;
-            }
-        }
-    }};
+/// Takes the lock on who holds each scope in `keys` (cache keys), for the rest of the
+/// transaction: on Postgres a transaction-level advisory lock per key, taken in sorted order so
+/// two transactions never deadlock; on SQLite nothing, since its write transactions
+/// (`BEGIN IMMEDIATE`) already run one at a time.
+pub(crate) async fn lock_holders<'c, 'k>(
+    conn: impl Into<Conn<'c>>,
+    keys: impl Iterator<Item = &'k str>,
+) -> sqlx::Result<()> {
+    let mut conn = conn.into();
+    if conn.dialect() != Dialect::Postgres {
+        return Ok(());
+    }
+    let mut keys: Vec<i32> = keys.map(holder_lock_key).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    for key in keys {
+        let args = [Arg::Int32(HOLDERS_LOCK_SPACE), Arg::Int32(key)];
+        conn.execute("SELECT pg_advisory_xact_lock($1, $2)", &args)
+            .await?;
+    }
+    Ok(())
 }
-pub(crate) use lock_holders;
 
 pub(crate) const TOKEN_COLUMNS: &str = "t.id, t.team_id, t.cache_key, t.host, \
      t.installation_id, t.ciphertext, t.repositories, t.permissions, t.created_at, t.expires_at";
@@ -157,7 +159,7 @@ impl Store {
             }));
         on_pool!(self, pool => {
             let mut tx = pool.begin_write().await?;
-            lock_holders!(self, tx, std::iter::once(token.cache_key.as_str()));
+            lock_holders(&mut *tx, std::iter::once(token.cache_key.as_str())).await?;
             // A deletion of the connection in flight (its row locked) is waited for, so the
             // check below sees it committed (SQLite's writers are serialised already).
             if self.dialect() == crate::Dialect::Postgres {
@@ -194,15 +196,15 @@ impl Store {
             .bind(token.expires_at)
             .execute(&mut *tx)
             .await?;
-            insert_audit!(&mut *tx, token.team_id, &event, token.created_at)?;
+            insert_audit(&mut *tx, token.team_id, &event, token.created_at).await?;
             if !held {
-                claim_token!(
-                    tx,
-                    token,
+                claim_token(
+                        &mut *tx,
+                        token,
                     actor.clone(),
                     serde_json::json!({"reason": "no live session holds its scope any more"}),
                     now
-                );
+                ).await?;
             }
             tx.commit().await?;
             Ok(if held { Stored::Held } else { Stored::Orphaned })

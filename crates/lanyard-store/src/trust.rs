@@ -202,7 +202,7 @@ impl Store {
                         .bind(c.team_id)
                         .fetch_all(&mut *tx)
                         .await?;
-                        lock_holders!(self, tx, keys.iter().map(String::as_str));
+                        lock_holders(&mut *tx, keys.iter().map(String::as_str)).await?;
                         sqlx::query(
                             "UPDATE session_scopes SET revoked_at = $1 WHERE revoked_at IS NULL \
                              AND host = $2 AND owner = $3 \
@@ -220,7 +220,7 @@ impl Store {
                                 "host": c.host, "owner": c.owner, "installation_id": installation_id,
                                 "reason": "the App was uninstalled", "delivery": delivery.id,
                             }));
-                        insert_audit!(&mut *tx, c.team_id, &event, now)?;
+                        insert_audit(&mut *tx, c.team_id, &event, now).await?;
                         applied.teams.insert(c.team_id);
                         applied.changed += 1;
                     }
@@ -231,7 +231,8 @@ impl Store {
                         .fetch_all(&mut *tx)
                         .await?;
                     for token in &tokens {
-                        claim_token!(tx, token, Actor::github(), serde_json::json!({"reason": "the App was uninstalled"}), now);
+                        let why = serde_json::json!({"reason": "the App was uninstalled"});
+                        claim_token(&mut *tx, token, Actor::github(), why, now).await?;
                     }
                     applied.revoke = tokens;
                 }
@@ -252,7 +253,7 @@ impl Store {
                             .data(serde_json::json!({
                                 "host": c.host, "owner": c.owner, "delivery": delivery.id,
                             }));
-                        insert_audit!(&mut *tx, c.team_id, &event, now)?;
+                        insert_audit(&mut *tx, c.team_id, &event, now).await?;
                         applied.teams.insert(c.team_id);
                         applied.changed += 1;
                     }
@@ -284,7 +285,7 @@ impl Store {
                             keys.insert(scope.cache_key.clone());
                         }
                     }
-                    lock_holders!(self, tx, keys.iter().map(String::as_str));
+                    lock_holders(&mut *tx, keys.iter().map(String::as_str)).await?;
                     for key in keys {
                         let tokens: Vec<TokenRecord> = sqlx::query_as(&key_tokens_sql)
                             .bind(&key)
@@ -292,7 +293,9 @@ impl Store {
                             .fetch_all(&mut *tx)
                             .await?;
                         for token in &tokens {
-                            claim_token!(tx, token, Actor::github(), serde_json::json!({"reason": "a repository left the installation"}), now);
+                            let why =
+                                serde_json::json!({"reason": "a repository left the installation"});
+                            claim_token(&mut *tx, token, Actor::github(), why, now).await?;
                         }
                         applied.revoke.extend(tokens);
                     }

@@ -1,7 +1,10 @@
 //! GitHub personal access tokens: stored sealed on their connection, served as they are until
 //! the expiry GitHub gave them, never minted or revoked by Lanyard.
 
+use std::sync::Arc;
+
 use lanyard_core::wire::CredentialSource;
+use lanyard_core::Clock;
 use secrecy::SecretString;
 
 use crate::crypto::Sealer;
@@ -18,15 +21,23 @@ pub fn pat_aad(connection_id: uuid::Uuid) -> String {
 #[derive(Debug)]
 pub struct StoredPat {
     sealer: Sealer,
+    clock: Arc<dyn Clock>,
 }
 
 impl StoredPat {
-    pub fn new(sealer: Sealer) -> Self {
-        Self { sealer }
+    pub fn new(sealer: Sealer, clock: Arc<dyn Clock>) -> Self {
+        Self { sealer, clock }
     }
 
     fn open(&self, ask: Ask<'_>) -> Result<Obtained, ProviderError> {
         let connection = ask.connection;
+        // Expired before anything else: such a PAT is refused as expired, whatever its row.
+        if connection
+            .pat_expires_at
+            .is_some_and(|e| e <= self.clock.now())
+        {
+            return Err(ProviderError::Expired);
+        }
         let sealed = connection
             .pat_ciphertext
             .as_deref()

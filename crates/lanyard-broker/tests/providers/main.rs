@@ -17,7 +17,17 @@ use lanyard_core::{Actor, Clock, ManualClock};
 use lanyard_store::testing::{execute_script, uuid_literal};
 use secrecy::ExposeSecret;
 
-use scripted::{expiring, worlds, Scripted, HOST};
+use scripted::{expiring, until, worlds, Scripted, HOST};
+
+/// A provider whose refresh ends the previous token, which lives two hours (as GitLab's does).
+fn rotating_two_hours(clock: &Arc<ManualClock>) -> Arc<Scripted> {
+    let rotating = Renewal::Refresh {
+        revokes_previous: true,
+    };
+    let provider = Scripted::new(clock, rotating, Lifetime::Expiring);
+    *provider.life.lock().unwrap() = Duration::hours(2);
+    provider
+}
 
 #[tokio::test]
 async fn an_expiring_credential_is_obtained_once_and_renewed_ahead_of_the_floor() {
@@ -51,11 +61,10 @@ async fn concurrent_callers_of_one_scope_share_one_obtain() {
                 served.unwrap().credential.token.expose_secret().to_string()
             });
         }
-        // Every caller is waiting on the one obtain before it is let through.
-        while provider.obtains() == 0 {
-            tokio::task::yield_now().await;
-        }
-        for _ in 0..100 {
+        // Every caller reaches the one obtain (or waits on it) before it is let through: each
+        // runs until it waits, and only the first has anything to wait for but the obtain.
+        until("the obtain begins", || provider.obtains() == 1).await;
+        for _ in 0..1000 {
             tokio::task::yield_now().await;
         }
         drop(closed);
@@ -63,6 +72,7 @@ async fn concurrent_callers_of_one_scope_share_one_obtain() {
             assert_eq!(served.unwrap(), "credential-1");
         }
         assert_eq!(provider.obtains(), 1);
+        assert_eq!(w.coalesced(), 39, "the others waited for the one obtain");
     }
 }
 
@@ -122,11 +132,11 @@ async fn the_last_holder_stopping_revokes_the_credential_upstream() {
 }
 
 #[tokio::test]
-async fn a_provider_whose_renewal_ends_the_previous_renews_one_connection_at_a_time() {
+async fn a_refresh_provider_renews_one_connection_at_a_time_and_a_mint_one_scope() {
     for renewal in [
         Renewal::Mint,
         Renewal::Refresh {
-            revokes_previous: true,
+            revokes_previous: false,
         },
     ] {
         let make = |clock: &Arc<ManualClock>| Scripted::new(clock, renewal, Lifetime::Expiring);
@@ -146,17 +156,21 @@ async fn a_provider_whose_renewal_ends_the_previous_renews_one_connection_at_a_t
                     y.unwrap();
                 }
             });
-            // Let both reach the provider (or the lock) before any obtain finishes.
-            while provider.obtains() == 0 {
-                tokio::task::yield_now().await;
+            // Both callers hold an upstream slot before any obtain finishes: both are past
+            // everything but the lock and the provider.
+            until("both callers hold a slot", || w.slots_held() == 2).await;
+            if renewal == Renewal::Mint {
+                until("both scopes are minting", || {
+                    provider.in_flight.load(Ordering::SeqCst) == 2
+                })
+                .await;
             }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
             drop(closed);
             fetches.await.unwrap();
             let most = provider.most_in_flight.load(Ordering::SeqCst);
             match renewal {
-                Renewal::Mint => assert_eq!(most, 2, "distinct scopes renew side by side"),
-                Renewal::Refresh { .. } => assert_eq!(most, 1, "one renewal per connection"),
+                Renewal::Mint => assert_eq!(most, 2, "distinct scopes are minted side by side"),
+                Renewal::Refresh { .. } => assert_eq!(most, 1, "one refresh per connection"),
             }
             assert_eq!(provider.obtains(), 2);
         }
@@ -184,14 +198,7 @@ async fn a_static_credential_is_opened_each_time_and_never_served_past_its_expir
 
 #[tokio::test]
 async fn a_credential_its_refresh_ends_is_served_with_its_rotation_instant_and_rotated_then() {
-    let make = |clock: &Arc<ManualClock>| {
-        let rotating = Renewal::Refresh {
-            revokes_previous: true,
-        };
-        Scripted::new(clock, rotating, Lifetime::Expiring)
-    };
-    for (w, provider) in worlds(make).await {
-        *provider.life.lock().unwrap() = Duration::hours(2);
+    for (w, provider) in worlds(rotating_two_hours).await {
         let (_, lookup) = w.session(&["widgets"]).await;
         let rotation = w.clock.now() + Duration::minutes(115);
         let served = w.serve(&lookup).await.unwrap();
@@ -228,17 +235,45 @@ async fn a_refresh_reads_its_connection_afresh_and_a_mint_needs_not() {
             let id = uuid_literal(w.url.dialect(), w.connection.id);
             let sql = format!("UPDATE github_connections SET installation_id = 43 WHERE id = {id}");
             execute_script(&w.url, &sql).await;
-            let _ = w
+            let served = w
                 .broker
                 .credential(&read_before, &read_before.scopes[0])
                 .await;
-            // (The mint's token is then refused by the store's holder check, and the caller's
+            // (A mint's token is then refused by the store's holder check, and the caller's
             // second try reads the session afresh: what matters is the first call upstream.)
             let first = provider.seen.lock().unwrap()[0];
             match renewal {
-                Renewal::Mint => assert_eq!(first, Some(42), "a mint uses the session's read"),
-                Renewal::Refresh { .. } => assert_eq!(first, Some(43), "a refresh reads afresh"),
+                Renewal::Mint => assert_eq!(first, Some(42), "a mint trusts the session's read"),
+                Renewal::Refresh { .. } => {
+                    assert_eq!(first, Some(43), "a refresh reads its connection afresh");
+                    served.unwrap();
+                }
             }
+        }
+    }
+}
+
+#[tokio::test]
+async fn past_its_rotation_a_credential_its_refresh_ends_is_served_only_while_the_provider_is_down()
+{
+    for (w, provider) in worlds(rotating_two_hours).await {
+        let (_, lookup) = w.session(&["widgets"]).await;
+        let start = w.clock.now();
+        assert_eq!(w.fetch(&lookup).await.unwrap(), "credential-1");
+        provider.failing.store(true, Ordering::SeqCst);
+        // Due for rotation, but the provider is down: the current one is still live (nothing
+        // rotated it), and is served with its true expiry.
+        w.clock
+            .set(start + Duration::minutes(115) + Duration::seconds(1));
+        let served = w.serve(&lookup).await.unwrap();
+        assert_eq!(served.credential.token.expose_secret(), "credential-1");
+        assert_eq!(served.expires_at, Some(start + Duration::hours(2)));
+        // Never within its last 30 seconds.
+        w.clock
+            .set(start + Duration::hours(2) - Duration::seconds(29));
+        match w.fetch(&lookup).await {
+            Err(BrokerError::Unavailable { .. }) => {}
+            other => panic!("a dying credential was served: {other:?}"),
         }
     }
 }

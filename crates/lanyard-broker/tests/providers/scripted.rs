@@ -4,9 +4,9 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use chrono::Duration;
+use chrono::{Duration, SubsecRound, Utc};
 use lanyard_broker::crypto::Sealer;
-use lanyard_broker::metrics::BrokerMetrics;
+use lanyard_broker::metrics::{BrokerMetrics, CacheResult, CacheResultLabel, Label};
 use lanyard_broker::provider::{
     Ask, Lifetime, Obtained, Pending, Provider, ProviderError, ProviderKind, Renewal, Revoked,
 };
@@ -141,6 +141,8 @@ impl Provider for Scripted {
 
 pub struct World {
     pub store: Store,
+    pub providers: Arc<Providers>,
+    pub metrics: BrokerMetrics,
     pub url: DatabaseUrl,
     pub broker: Arc<Broker>,
     pub clock: Arc<ManualClock>,
@@ -158,7 +160,8 @@ pub async fn worlds(
     for url in databases_under_test(dir.path()).await {
         let store = Store::connect(&url).await.unwrap();
         store.migrate().await.unwrap();
-        let clock = Arc::new(ManualClock::starting_now());
+        // Whole seconds: Postgres keeps microseconds, and a stored token must compare equal.
+        let clock = Arc::new(ManualClock::new(Utc::now().trunc_subsecs(0)));
         let scripted = provider(&clock);
         let now = clock.now();
         let team = store
@@ -200,9 +203,10 @@ pub async fn worlds(
         providers.register(HOST, ConnectionKind::GithubApp, scripted.clone(), 8);
         let clock_dyn: Arc<dyn Clock> = clock.clone();
         let metrics = BrokerMetrics::default();
+        let providers = Arc::new(providers);
         let broker = Broker::new(BrokerParts {
             store: store.clone(),
-            providers: Arc::new(providers),
+            providers: providers.clone(),
             sealer: Sealer::new(&[7; 32]),
             clock: clock_dyn.clone(),
             metrics: metrics.clone(),
@@ -221,6 +225,8 @@ pub async fn worlds(
         out.push((
             World {
                 store,
+                providers,
+                metrics: metrics.clone(),
                 url: url.clone(),
                 broker: Arc::new(broker),
                 clock,
@@ -275,6 +281,20 @@ impl World {
         (record.id, lookup)
     }
 
+    /// Upstream slots held now.
+    pub fn slots_held(&self) -> usize {
+        let registered = self.providers.get(HOST, ConnectionKind::GithubApp);
+        registered.unwrap().slots.load().0
+    }
+
+    /// How many requests were served by waiting for another's obtain.
+    pub fn coalesced(&self) -> u64 {
+        let label = CacheResultLabel {
+            result: Label(CacheResult::Coalesced),
+        };
+        self.metrics.token_cache.get_or_create(&label).get()
+    }
+
     pub async fn read(&self, lookup: &str) -> RunnerSession {
         self.store.runner_session(lookup).await.unwrap().unwrap()
     }
@@ -294,4 +314,15 @@ impl World {
 
 pub fn expiring(clock: &Arc<ManualClock>) -> Arc<Scripted> {
     Scripted::new(clock, Renewal::Mint, Lifetime::Expiring)
+}
+
+/// Waits (at most 10 s of real time: a hang is a failure) until `done` holds.
+pub async fn until(what: &str, mut done: impl FnMut() -> bool) {
+    let waited = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        while !done() {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+    })
+    .await;
+    assert!(waited.is_ok(), "timed out waiting until {what}");
 }
