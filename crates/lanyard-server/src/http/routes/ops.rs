@@ -15,11 +15,34 @@ use crate::http::observe::CountAsUnmatched;
 use crate::services::Services;
 use lanyard_core::wire::ErrorEnvelope as ErrorBody;
 
-/// The rendered API description, built once at start-up.
-#[derive(Debug)]
+/// The rendered API description: built on its first request, then kept. Not at start-up: the
+/// document and its page take a few MB to build, which a server that never serves them would
+/// hold for nothing (the allocator keeps what a start-up peak freed).
+#[derive(Debug, Default)]
 pub struct PublishedDocs {
-    pub openapi_json: String,
-    pub html: String,
+    built: std::sync::OnceLock<(String, String)>,
+}
+
+impl PublishedDocs {
+    fn built(&self) -> &(String, String) {
+        self.built.get_or_init(|| {
+            let json = super::openapi_json();
+            let value: serde_json::Value =
+                serde_json::from_str(&json).expect("the OpenAPI document is JSON");
+            let html = crate::http::docs::render(&value);
+            (json, html)
+        })
+    }
+
+    /// The OpenAPI document.
+    pub fn openapi_json(&self) -> &str {
+        &self.built().0
+    }
+
+    /// The page for people.
+    pub fn html(&self) -> &str {
+        &self.built().1
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -129,7 +152,7 @@ pub async fn openapi_json(Extension(docs): Extension<Arc<PublishedDocs>>) -> Res
             (CONTENT_TYPE, "application/json"),
             (CACHE_CONTROL, "no-cache"),
         ],
-        docs.openapi_json.clone(),
+        docs.openapi_json().to_string(),
     )
         .into_response()
 }
@@ -139,5 +162,5 @@ pub async fn openapi_json(Extension(docs): Extension<Arc<PublishedDocs>>) -> Res
     (status = 200, description = "HTML", content_type = "text/html"),
 ))]
 pub async fn docs(Extension(docs): Extension<Arc<PublishedDocs>>) -> Response {
-    ([(CACHE_CONTROL, "no-cache")], Html(docs.html.clone())).into_response()
+    ([(CACHE_CONTROL, "no-cache")], Html(docs.html().to_string())).into_response()
 }

@@ -92,7 +92,8 @@ async fn paced(
     (took, errors, started.elapsed())
 }
 
-fn quantile(sorted: &[Duration], q: f64) -> Duration {
+/// The `q` quantile of sorted latencies.
+pub(crate) fn quantile(sorted: &[Duration], q: f64) -> Duration {
     let i = ((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len()) - 1;
     sorted[i]
 }

@@ -14,7 +14,8 @@
 //!
 //! Run it with `scripts/bench.sh` (it builds both binaries in release mode first). All traffic
 //! goes to 127.0.0.1, and every loop is bounded. `LANYARD_BENCH_MODE=capacity` measures
-//! capacity instead (see `capacity.rs`): `scripts/bench.sh capacity`.
+//! capacity instead (see `capacity.rs`): `scripts/bench.sh capacity`; `replicas` measures three
+//! replicas on Postgres and Redis (see `replicas.rs`): `scripts/bench.sh replicas`.
 
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -27,6 +28,7 @@ mod abuse;
 mod capacity;
 mod flood;
 mod load;
+mod replicas;
 mod setup;
 
 use load::load;
@@ -60,6 +62,10 @@ impl Drop for Server {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let bin = lanyard_binary();
+    if std::env::var("LANYARD_BENCH_MODE").as_deref() == Ok("replicas") {
+        replicas::run(&bin).await;
+        return;
+    }
     let fake = FakeGithub::start(Arc::new(SystemClock)).await;
     let stall_repos: Vec<String> = (0..8).map(|i| format!("stall{i}")).collect();
     let mut repos = vec!["widgets"];
