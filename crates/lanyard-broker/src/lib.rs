@@ -7,8 +7,9 @@
 //! [`cache::Caches::flights`]), the database; then an upstream call under the cross-replica
 //! lock ([`lock`]) in [`mint`], within the provider's fair share of upstream concurrency
 //! ([`slots`]). A credential is renewed ahead of time, and while one caller renews the others
-//! keep being served the current one, so while the provider is down the cached credential is
-//! served for as long as it meets `token_min_remaining`. Ending sessions revoke what only they
+//! keep being served the current one (except one its renewal ends: they wait for its
+//! successor), so while the provider is down the cached credential is served for as long as it
+//! meets its guarantee ([`token::Freshness`]). Ending sessions revoke what only they
 //! held ([`revoke`]). A static credential (a PAT) is opened from its connection on each request.
 //!
 //! Every time decision reads the injected [`Clock`]; the in-process caches' own times bound
@@ -69,7 +70,8 @@ const MINT_COOLDOWN: chrono::Duration = chrono::Duration::seconds(5);
 pub struct Served {
     pub source: CredentialSource,
     pub credential: Arc<CachedToken>,
-    /// The true expiry, when one is known.
+    /// The expiry it is served with, when one is known: the true one, or, for a credential
+    /// whose renewal ends it, the instant it is rotated ([`Freshness`]).
     pub expires_at: Option<DateTime<Utc>>,
 }
 
