@@ -187,12 +187,9 @@ impl Store {
                 WebhookChange::Ignored => {}
                 WebhookChange::InstallationDeleted { installation_id } => {
                     for c in &connections {
-                        sqlx::query("DELETE FROM github_connections WHERE id = $1")
-                            .bind(c.id)
-                            .execute(&mut *tx)
-                            .await?;
-                        // Live sessions that needed it answer `connection_revoked` from now on,
-                        // even if the owner is connected again.
+                        // The holder locks first, then the connection's row: the order a user's
+                        // disconnect (`delete_connection`) and a mint's insert take them in, so
+                        // an uninstall racing either cannot deadlock with it.
                         let keys: Vec<String> = sqlx::query_scalar(
                             "SELECT DISTINCT cache_key FROM session_scopes WHERE host = $1 \
                              AND owner = $2 AND session_id IN (SELECT id FROM sessions WHERE team_id = $3)",
@@ -203,6 +200,12 @@ impl Store {
                         .fetch_all(&mut *tx)
                         .await?;
                         lock_holders(&mut *tx, keys.iter().map(String::as_str)).await?;
+                        sqlx::query("DELETE FROM github_connections WHERE id = $1")
+                            .bind(c.id)
+                            .execute(&mut *tx)
+                            .await?;
+                        // Live sessions that needed it answer `connection_revoked` from now on,
+                        // even if the owner is connected again.
                         sqlx::query(
                             "UPDATE session_scopes SET revoked_at = $1 WHERE revoked_at IS NULL \
                              AND host = $2 AND owner = $3 \
