@@ -262,7 +262,9 @@ impl Store {
                     }
                 }
                 WebhookChange::RepositoriesRemoved { repositories, .. } => {
-                    let mut keys = BTreeSet::new();
+                    // Which scopes lose a repository, then their holder locks, then the
+                    // changes: locks before rows, as everywhere else.
+                    let mut removed: Vec<(String, ScopeRow)> = Vec::new();
                     for c in &connections {
                         let scopes: Vec<ScopeRow> = sqlx::query_as(scopes_sql)
                             .bind(c.team_id)
@@ -270,25 +272,34 @@ impl Store {
                             .bind(c.owner.as_str())
                             .fetch_all(&mut *tx)
                             .await?;
-                        for scope in scopes.iter().filter(|s| {
-                            s.repositories.iter().any(|r| repositories.iter().any(|x| x.eq_ignore_ascii_case(r)))
-                        }) {
-                            sqlx::query(
-                                "UPDATE session_scopes SET revoked_at = $1 \
-                                 WHERE session_id = $2 AND host = $3 AND owner = $4",
-                            )
-                            .bind(now)
-                            .bind(scope.session_id)
-                            .bind(&c.host)
-                            .bind(&scope.owner)
-                            .execute(&mut *tx)
-                            .await?;
-                            applied.teams.insert(scope.team_id);
-                            applied.changed += 1;
-                            keys.insert(scope.cache_key.clone());
-                        }
+                        removed.extend(
+                            scopes
+                                .into_iter()
+                                .filter(|s| {
+                                    s.repositories.iter().any(|r| {
+                                        repositories.iter().any(|x| x.eq_ignore_ascii_case(r))
+                                    })
+                                })
+                                .map(|s| (c.host.clone(), s)),
+                        );
                     }
+                    let keys: BTreeSet<String> =
+                        removed.iter().map(|(_, s)| s.cache_key.clone()).collect();
                     lock_holders(&mut *tx, keys.iter().map(String::as_str)).await?;
+                    for (host, scope) in &removed {
+                        sqlx::query(
+                            "UPDATE session_scopes SET revoked_at = $1 \
+                             WHERE session_id = $2 AND host = $3 AND owner = $4",
+                        )
+                        .bind(now)
+                        .bind(scope.session_id)
+                        .bind(host)
+                        .bind(&scope.owner)
+                        .execute(&mut *tx)
+                        .await?;
+                        applied.teams.insert(scope.team_id);
+                        applied.changed += 1;
+                    }
                     for key in keys {
                         let tokens: Vec<TokenRecord> = sqlx::query_as(&key_tokens_sql)
                             .bind(&key)
