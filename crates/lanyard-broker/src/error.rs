@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use lanyard_core::Host;
 use lanyard_store::{ConnectionKind, StoreError};
 
 use crate::provider::{ProviderError, ProviderKind};
@@ -18,16 +19,16 @@ pub enum BrokerError {
         message: String,
     },
     #[error("the connection for {owner} on {host} was removed")]
-    NotConnected { host: String, owner: String },
+    NotConnected { host: Host, owner: String },
     #[error("the GitHub App no longer covers {owner} on {host} (uninstalled, or the repository was removed from it)")]
-    Revoked { host: String, owner: String },
+    Revoked { host: Host, owner: String },
     #[error("the GitHub App installation for {owner} on {host} is suspended")]
-    Suspended { host: String, owner: String },
+    Suspended { host: Host, owner: String },
     /// The connection's own credential (a PAT) is past the expiry it was given.
     #[error("the personal access token for {owner} on {host} has expired")]
     Expired {
         kind: ConnectionKind,
-        host: String,
+        host: Host,
         owner: String,
     },
     /// Every session holding the scope ended while its token was minted (it was revoked).

@@ -29,7 +29,7 @@ mod counters;
 pub mod crypto;
 mod error;
 mod failures;
-mod lock;
+pub mod lock;
 mod marks;
 pub mod metrics;
 mod mint;
@@ -80,6 +80,11 @@ pub fn token_aad(id: uuid::Uuid) -> String {
     format!("token:{id}")
 }
 
+/// The associated data a connection's refresh token is sealed with.
+pub fn refresh_aad(connection_id: uuid::Uuid) -> String {
+    format!("refresh:{connection_id}")
+}
+
 #[derive(Debug)]
 pub struct Broker {
     store: Store,
@@ -128,6 +133,11 @@ impl Broker {
             metrics: parts.metrics,
             mint_limiter: parts.mint_limiter,
         }
+    }
+
+    /// The providers it obtains credentials from.
+    pub fn providers(&self) -> &Providers {
+        &self.providers
     }
 
     /// Publishes each cache's size to `lanyard_broker_cache_entries`.
@@ -201,7 +211,7 @@ impl Broker {
         let connection = scope.connection().ok_or_else(not_connected)?;
         let registered = self
             .providers
-            .get(&scope.host, connection.kind)
+            .get(scope.host.as_str(), connection.kind)
             .ok_or_else(not_connected)?;
         if connection.status == ConnectionStatus::Suspended {
             let (host, owner) = names();
@@ -212,6 +222,8 @@ impl Broker {
             connection,
             repositories: &scope.repositories,
             permissions: &session.session.permissions,
+            // Opened by the mint that uses it, under the connection's lock.
+            refresh_token: None,
         };
         let served = match provider.lifetime() {
             Lifetime::Static => {

@@ -17,9 +17,14 @@ use uuid::Uuid;
 use crate::redis_conn::RedisHandle;
 use crate::scope::ScopeKey;
 
-/// How long a mint lock is held at most (a crashed holder frees it by then): longer than a mint
-/// can take (GitHub's request timeout is 20 s), so a slow mint keeps its lock.
+/// How long a mint lock is held at most unless its holder extends it (a crashed holder frees it
+/// by then): longer than a mint can take (GitHub's request timeout is 20 s).
 pub const LOCK_TTL: Duration = Duration::from_secs(30);
+
+/// How often a running mint extends its lock to [`LOCK_TTL`] from then: a refresh slowed by its
+/// provider or the store keeps its lock, so no other replica refreshes with the refresh token
+/// it is rotating.
+pub const LOCK_EXTEND_EVERY: Duration = Duration::from_secs(10);
 
 /// Where a lock is held.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +65,9 @@ fn redis_key(key: &ScopeKey) -> String {
 const RELEASE: &str =
     "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
 
+const EXTEND: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
+     return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end";
+
 impl CrossReplica {
     pub fn new(store: Store, redis: Option<Arc<RedisHandle>>, clock: Arc<dyn Clock>) -> Self {
         Self {
@@ -72,6 +80,18 @@ impl CrossReplica {
     /// One attempt, answered at once: held or busy. Redis first when configured; when it fails,
     /// the database lease.
     pub async fn try_acquire(&self, key: &ScopeKey) -> Result<Attempt, StoreError> {
+        self.attempt(key, true).await
+    }
+
+    /// One attempt on the database lease only, whatever Redis does: for a lock that must hold
+    /// even while some replicas reach Redis and others do not (a refresh whose refresh token
+    /// rotates: two replicas refreshing at once would end the connection's grant). It lives in
+    /// the database that holds the refresh token's generation.
+    pub async fn try_acquire_in_database(&self, key: &ScopeKey) -> Result<Attempt, StoreError> {
+        self.attempt(key, false).await
+    }
+
+    async fn attempt(&self, key: &ScopeKey, redis_first: bool) -> Result<Attempt, StoreError> {
         let holder = Uuid::new_v4().simple().to_string();
         let held = |backend| {
             Attempt::Held(MintLock {
@@ -82,7 +102,7 @@ impl CrossReplica {
                 released: false,
             })
         };
-        if let Some(redis) = &self.redis {
+        if let Some(redis) = self.redis.as_ref().filter(|_| redis_first) {
             match set_nx(redis, key, &holder).await {
                 Ok(true) => return Ok(held(Backend::Redis)),
                 Ok(false) => return Ok(Attempt::Busy),
@@ -125,6 +145,39 @@ impl CrossReplica {
 }
 
 impl MintLock {
+    /// Extends the lock to [`LOCK_TTL`] from now. `false` when it is not held any more (it
+    /// lapsed and another took it) or the backend could not be reached.
+    pub async fn extend(&self) -> bool {
+        let locks = &self.locks;
+        match (self.backend, &locks.redis) {
+            (Backend::Redis, Some(redis)) => {
+                let Ok(mut conn) = redis.connection().await else {
+                    return false;
+                };
+                let ttl = u64::try_from(LOCK_TTL.as_millis()).unwrap_or(u64::MAX);
+                let extended: Result<i64, _> = redis::Script::new(EXTEND)
+                    .key(redis_key(&self.key))
+                    .arg(&self.holder)
+                    .arg(ttl)
+                    .invoke_async(&mut conn)
+                    .await;
+                extended.is_ok_and(|n| n == 1)
+            }
+            _ => {
+                let until = locks.clock.now()
+                    + chrono::Duration::from_std(LOCK_TTL).unwrap_or(chrono::Duration::MAX);
+                let extended = locks
+                    .store
+                    .extend_mint_lease(self.key.as_str(), &self.holder, until)
+                    .await;
+                extended.unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, "could not extend a mint lease");
+                    false
+                })
+            }
+        }
+    }
+
     /// Gives the lock back now (and, if this is cancelled midway, in the background on drop).
     pub async fn release(mut self) {
         self.locks

@@ -56,6 +56,8 @@ lanyard_core::string_enum! {
     pub enum RevocationResult {
         Revoked = "revoked",
         AlreadyDead = "already_dead",
+        /// Not revoked upstream, on purpose: it dies at its expiry (see [`crate::revoke`]).
+        LeftToExpire = "left_to_expire",
         Error = "error",
     }
 }

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use lanyard_core::Host;
 use lanyard_store::{ConnectionRecord, ConnectionStatus};
 use uuid::Uuid;
 
@@ -31,7 +32,7 @@ pub struct MintRequest<'a> {
     pub key: &'a ScopeKey,
     pub team_id: Uuid,
     pub session_id: Uuid,
-    pub host: &'a str,
+    pub host: &'a Host,
     /// What the provider is asked for: the connection, repositories and permissions.
     pub ask: Ask<'a>,
     /// The provider, with its upstream slots.
@@ -186,7 +187,11 @@ impl Broker {
         let deadline = tokio::time::Instant::now() + LOCK_TTL;
         let mut poll = WAIT_POLL;
         let lock = loop {
-            match self.lock.try_acquire(&lock_key).await? {
+            let attempt = match req.registered.provider.renewal() {
+                Renewal::Mint => self.lock.try_acquire(&lock_key).await?,
+                Renewal::Refresh { .. } => self.lock.try_acquire_in_database(&lock_key).await?,
+            };
+            match attempt {
                 Attempt::Held(lock) => break lock,
                 Attempt::Busy if tokio::time::Instant::now() < deadline => {
                     tokio::time::sleep(poll).await;
@@ -229,7 +234,7 @@ impl Broker {
                     Ok(Some(now)) if now.status == ConnectionStatus::Suspended => {
                         lock.release().await;
                         return Err(BrokerError::Suspended {
-                            host: req.host.to_string(),
+                            host: req.host.clone(),
                             owner: now.owner.to_string(),
                         });
                     }
@@ -237,7 +242,7 @@ impl Broker {
                     Ok(None) => {
                         lock.release().await;
                         return Err(BrokerError::NotConnected {
-                            host: req.host.to_string(),
+                            host: req.host.clone(),
                             owner: req.ask.connection.owner.to_string(),
                         });
                     }
@@ -276,7 +281,7 @@ impl Broker {
             team_id: req.team_id,
             session_id: req.session_id,
             cache_key: req.key.as_str().to_string(),
-            host: req.host.to_string(),
+            host: req.host.clone(),
             connection,
             repositories: req.ask.repositories.to_vec(),
             permissions: req.ask.permissions.clone(),

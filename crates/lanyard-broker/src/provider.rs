@@ -72,6 +72,10 @@ pub struct Ask<'a> {
     pub connection: &'a ConnectionRecord,
     pub repositories: &'a [String],
     pub permissions: &'a PermissionSet,
+    /// For a [`Renewal::Refresh`] provider, the connection's refresh token, opened by the
+    /// broker from the connection as it stands under the connection's lock. `None` for every
+    /// other provider, and for a connection that has none.
+    pub refresh_token: Option<&'a SecretString>,
 }
 
 /// A credential as a provider handed it over.
@@ -83,6 +87,9 @@ pub struct Obtained {
     pub repositories: Vec<String>,
     /// Its permissions as the provider granted them (empty: as asked).
     pub permissions: BTreeMap<String, String>,
+    /// The connection's new refresh token, when the refresh rotated it. The broker commits it,
+    /// sealed, before any part of the answer is served, whatever becomes of the credential.
+    pub rotated: Option<SecretString>,
 }
 
 impl std::fmt::Debug for Obtained {
@@ -90,6 +97,7 @@ impl std::fmt::Debug for Obtained {
         f.debug_struct("Obtained")
             .field("expires_at", &self.expires_at)
             .field("repositories", &self.repositories)
+            .field("rotated", &self.rotated.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -190,6 +198,13 @@ impl Providers {
         let kinds = self.by_host.entry(host.to_string()).or_default();
         kinds.retain(|(k, _)| *k != kind);
         kinds.push((kind, registered));
+    }
+
+    /// How `host`'s credentials of `kind` are renewed ([`Renewal::Mint`] when no provider
+    /// serves them: such a scope is never obtained).
+    pub fn renewal(&self, host: &str, kind: ConnectionKind) -> Renewal {
+        let registered = self.get(host, kind);
+        registered.map_or(Renewal::Mint, |r| r.provider.renewal())
     }
 
     pub fn get(&self, host: &str, kind: ConnectionKind) -> Option<&Registered> {

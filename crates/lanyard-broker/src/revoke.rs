@@ -2,12 +2,17 @@
 //! installation went away). The other replicas need no message: each reads a runner session
 //! again after 2 s, and that read carries every scope's newest live token, so a token revoked
 //! here is dropped from their memory within 2 s ([`crate::token::CachedToken::seen_live`]).
+//!
+//! An access token obtained with a refresh token is never revoked upstream: revoking it ends its
+//! whole grant at many providers (Google's revocation endpoint does, and RFC 7009 allows any to),
+//! the refresh token with it. Claimed here, it is never served again, and dies at its expiry.
 
+use lanyard_core::Host;
 use lanyard_store::TokenRecord;
 use secrecy::SecretString;
 
 use crate::metrics::{BrokerMetrics, RevocationResult};
-use crate::provider::{Provider, Revoked};
+use crate::provider::{Provider, Renewal, Revoked};
 use crate::scope::ScopeKey;
 use crate::{token_aad, Broker};
 
@@ -31,7 +36,7 @@ impl Broker {
             let mut dead = 0;
             for record in tokens {
                 let result = match (
-                    providers.expiring(&record.host),
+                    providers.expiring(record.host.as_str()),
                     sealer.open(&record.ciphertext, &token_aad(record.id)),
                 ) {
                     (Some(registered), Ok(token)) => {
@@ -42,7 +47,10 @@ impl Broker {
                         RevocationResult::Error
                     }
                 };
-                if result != RevocationResult::Error {
+                if matches!(
+                    result,
+                    RevocationResult::Revoked | RevocationResult::AlreadyDead
+                ) {
                     dead += 1;
                 }
             }
@@ -55,10 +63,14 @@ impl Broker {
 /// Revokes one token upstream and counts the result. Already dead is fine.
 pub(crate) async fn revoke_one(
     provider: &dyn Provider,
-    host: &str,
+    host: &Host,
     token: &SecretString,
     metrics: &BrokerMetrics,
 ) -> RevocationResult {
+    if let Renewal::Refresh { .. } = provider.renewal() {
+        metrics.revoked(RevocationResult::LeftToExpire);
+        return RevocationResult::LeftToExpire;
+    }
     let result = match provider.revoke(token).await {
         Ok(Revoked::Revoked) => RevocationResult::Revoked,
         Ok(Revoked::AlreadyDead) => RevocationResult::AlreadyDead,

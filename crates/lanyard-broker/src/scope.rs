@@ -3,9 +3,12 @@
 use std::sync::Arc;
 
 use lanyard_core::github::PermissionSet;
+use lanyard_core::Host;
 use lanyard_store::ConnectionRecord;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
+
+use crate::provider::Renewal;
 
 /// The hashed key of a scope: team, host, installation (or PAT connection), repositories and
 /// permissions. Cheap to clone, so it can key several caches at once.
@@ -29,13 +32,22 @@ impl ScopeKey {
 
 /// The key a session's scope is stored with. Repositories are sorted and de-duplicated, and the
 /// permission set prints in a fixed order, so equal scopes share one key (and one token).
+///
+/// A connection whose credentials are refreshed (`renewal`, its provider's) has one key for all
+/// its scopes: a refreshed token covers what the connection was authorised for, not a scope,
+/// and a second token would end the first where a refresh ends the previous one.
 pub fn cache_key(
     team_id: Uuid,
-    host: &str,
+    host: &Host,
     connection: &ConnectionRecord,
     repositories: &[String],
     permissions: &PermissionSet,
+    renewal: Renewal,
 ) -> Arc<str> {
+    if let Renewal::Refresh { .. } = renewal {
+        let text = format!("{team_id}\n{host}\nconnection:{}", connection.id);
+        return hex::encode(Sha256::digest(text.as_bytes())).into();
+    }
     let mut repos = repositories.to_vec();
     repos.sort();
     repos.dedup();

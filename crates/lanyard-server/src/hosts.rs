@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use lanyard_core::github::Scheme;
-use lanyard_core::Clock;
+use lanyard_core::{Clock, Host};
 use lanyard_github::{AppCredentials, GithubHost};
 use secrecy::SecretString;
 
@@ -32,7 +32,9 @@ pub struct OAuthApp {
 
 /// One configured host.
 #[derive(Debug)]
-pub struct Host {
+pub struct ConfiguredHost {
+    /// As repository URLs name it.
+    pub name: Host,
     pub client: Arc<GithubHost>,
     /// The only scheme repositories on this host are served over (that of its `api_url`).
     pub scheme: Scheme,
@@ -46,7 +48,7 @@ pub struct Host {
     pub max_concurrent_mints: usize,
 }
 
-pub fn read_secret(what: &str, host: &str, path: &Path) -> anyhow::Result<SecretString> {
+pub fn read_secret(what: &str, host: &Host, path: &Path) -> anyhow::Result<SecretString> {
     crate::config::require_private(path)
         .map_err(|e| anyhow::anyhow!("the {what} for {host}: {e}"))?;
     let text = std::fs::read_to_string(path)
@@ -67,7 +69,7 @@ pub fn read_secret(what: &str, host: &str, path: &Path) -> anyhow::Result<Secret
 
 #[derive(Debug, Default)]
 pub struct GithubHosts {
-    hosts: HashMap<String, Host>,
+    hosts: HashMap<Host, ConfiguredHost>,
 }
 
 impl GithubHosts {
@@ -81,7 +83,7 @@ impl GithubHosts {
         Ok(Self { hosts })
     }
 
-    pub fn get(&self, host: &str) -> Option<&Host> {
+    pub fn get(&self, host: &Host) -> Option<&ConfiguredHost> {
         self.hosts.get(host)
     }
 
@@ -100,20 +102,20 @@ impl GithubHosts {
         for (name, host) in &self.hosts {
             let app = GithubApp::new(host.client.clone(), mints);
             providers.register(
-                name,
+                name.as_str(),
                 ConnectionKind::GithubApp,
                 Arc::new(app),
                 host.max_concurrent_mints,
             );
             // Opened in-process: no upstream call, so one slot is as good as many.
-            providers.register(name, ConnectionKind::Pat, pats.clone(), 1);
+            providers.register(name.as_str(), ConnectionKind::Pat, pats.clone(), 1);
         }
         providers
     }
 }
 
 /// Builds one host's client: reads and checks its App key and its OAuth and webhook secrets.
-pub fn build_host(h: &HostConfig, clock: Arc<dyn Clock>) -> anyhow::Result<Host> {
+pub fn build_host(h: &HostConfig, clock: Arc<dyn Clock>) -> anyhow::Result<ConfiguredHost> {
     let app = match (h.app_id, &h.private_key_file) {
         (Some(app_id), Some(path)) => {
             crate::config::require_private(path)
@@ -135,7 +137,7 @@ pub fn build_host(h: &HostConfig, clock: Arc<dyn Clock>) -> anyhow::Result<Host>
             h.host
         ),
     };
-    let client = GithubHost::new(&h.host, &h.api_url, app, clock)?.with_web_url(&h.web_url);
+    let client = GithubHost::new(h.host.as_str(), &h.api_url, app, clock)?.with_web_url(&h.web_url);
     let oauth = match (&h.app_slug, &h.client_id, &h.client_secret_file) {
         (Some(slug), Some(id), Some(secret)) => Some(OAuthApp {
             app_slug: slug.clone(),
@@ -154,7 +156,8 @@ pub fn build_host(h: &HostConfig, clock: Arc<dyn Clock>) -> anyhow::Result<Host>
     } else {
         Scheme::Https
     };
-    Ok(Host {
+    Ok(ConfiguredHost {
+        name: h.host.clone(),
         client: Arc::new(client),
         scheme,
         label: Fixed(h.host.as_str().into()),

@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use lanyard_core::github::Owner;
+use lanyard_core::Host;
 use lanyard_core::{Actor, AuditKind};
 use uuid::Uuid;
 
@@ -34,8 +35,8 @@ pub struct ConnectionRecord {
     pub id: Uuid,
     #[sqlx(rename = "c_team_id")]
     pub team_id: Uuid,
-    #[sqlx(rename = "c_host")]
-    pub host: String,
+    #[sqlx(rename = "c_host", try_from = "String")]
+    pub host: Host,
     #[sqlx(rename = "c_owner", try_from = "String")]
     pub owner: Owner,
     #[sqlx(rename = "c_kind", try_from = "String")]
@@ -50,6 +51,14 @@ pub struct ConnectionRecord {
     /// AES-GCM ciphertext of the PAT; opened only by the broker.
     #[sqlx(rename = "c_pat_ciphertext")]
     pub pat_ciphertext: Option<Vec<u8>>,
+    /// AES-GCM ciphertext of the connection's refresh token, for a provider that renews its
+    /// credentials with one; opened only by the broker.
+    #[sqlx(rename = "c_refresh_ciphertext")]
+    pub refresh_ciphertext: Option<Vec<u8>>,
+    /// Bumped by every rotation of the refresh token: a rotation commits only over the
+    /// generation its refresh read (see [`crate::Rotation`]).
+    #[sqlx(rename = "c_refresh_generation")]
+    pub refresh_generation: i64,
     #[sqlx(rename = "c_created_at")]
     pub created_at: DateTime<Utc>,
 }
@@ -64,6 +73,7 @@ impl std::fmt::Debug for ConnectionRecord {
             .field("installation_id", &self.installation_id)
             .field("status", &self.status)
             .field("pat_expires_at", &self.pat_expires_at)
+            .field("refresh_generation", &self.refresh_generation)
             .finish_non_exhaustive()
     }
 }
@@ -71,6 +81,7 @@ impl std::fmt::Debug for ConnectionRecord {
 pub(crate) const CONNECTION_COLUMNS: &str = "c.id AS c_id, c.team_id AS c_team_id, \
      c.host AS c_host, c.owner AS c_owner, c.kind AS c_kind, \
      c.installation_id AS c_installation_id, c.pat_ciphertext AS c_pat_ciphertext, \
+     c.refresh_ciphertext AS c_refresh_ciphertext, c.refresh_generation AS c_refresh_generation, \
      c.status AS c_status, c.pat_expires_at AS c_pat_expires_at, c.created_at AS c_created_at";
 
 pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
@@ -94,12 +105,12 @@ impl Store {
             let mut tx = pool.begin_write().await?;
             let inserted = sqlx::query(
                 "INSERT INTO github_connections (id, team_id, host, owner, kind, installation_id, \
-                 pat_ciphertext, status, pat_expires_at, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                 pat_ciphertext, status, pat_expires_at, created_at, refresh_ciphertext) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
             )
             .bind(new.id)
             .bind(new.team_id)
-            .bind(&new.host)
+            .bind(new.host.as_str())
             .bind(new.owner.as_str())
             .bind(new.kind.as_str())
             .bind(new.installation_id)
@@ -107,6 +118,7 @@ impl Store {
             .bind(new.status.as_str())
             .bind(new.pat_expires_at)
             .bind(new.created_at)
+            .bind(&new.refresh_ciphertext)
             .execute(&mut *tx)
             .await;
             match inserted {
@@ -170,8 +182,9 @@ impl Store {
     ) -> StoreResult<Option<Vec<TokenRecord>>> {
         let event = AuditEvent::new(AuditKind::GithubConnectionDeleted, actor.clone()).subject(id);
         let tokens_sql = format!(
-            "SELECT {TOKEN_COLUMNS} FROM github_tokens t WHERE t.team_id = $1 AND t.host = $2 \
-             AND t.installation_id = $3 AND t.revoked_at IS NULL AND t.expires_at > $4"
+            "SELECT {TOKEN_COLUMNS} FROM github_tokens t WHERE t.team_id = $1 \
+             AND ((t.host = $2 AND t.installation_id = $3) OR t.connection_id = $5) \
+             AND t.revoked_at IS NULL AND t.expires_at > $4"
         );
         on_pool!(self, pool => {
             let mut tx = pool.begin_write().await?;
@@ -207,24 +220,23 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             insert_audit(&mut *tx, team_id, &event, now).await?;
-            let mut revoke: Vec<TokenRecord> = Vec::new();
-            if let Some(installation_id) = installation_id {
-                revoke = sqlx::query_as(&tokens_sql)
-                    .bind(team_id)
-                    .bind(&host)
-                    .bind(installation_id)
-                    .bind(now)
-                    .fetch_all(&mut *tx)
-                    .await?;
-                for token in &revoke {
-                    claim_token(
-                        &mut *tx,
-                        token,
-                        actor.clone(),
-                        serde_json::json!({"reason": "its connection was deleted"}),
-                        now
-                    ).await?;
-                }
+            // Its installation's tokens, or the tokens refreshed for it.
+            let revoke: Vec<TokenRecord> = sqlx::query_as(&tokens_sql)
+                .bind(team_id)
+                .bind(&host)
+                .bind(installation_id)
+                .bind(now)
+                .bind(id)
+                .fetch_all(&mut *tx)
+                .await?;
+            for token in &revoke {
+                claim_token(
+                    &mut *tx,
+                    token,
+                    actor.clone(),
+                    serde_json::json!({"reason": "its connection was deleted"}),
+                    now
+                ).await?;
             }
             tx.commit().await?;
             Ok(Some(revoke))
@@ -297,7 +309,7 @@ impl Store {
             let mut tx = pool.begin_write().await?;
             let existing: Option<ConnectionRecord> = sqlx::query_as(&select)
                 .bind(new.team_id)
-                .bind(&new.host)
+                .bind(new.host.as_str())
                 .bind(new.owner.as_str())
                 .fetch_optional(&mut *tx)
                 .await?;
@@ -320,7 +332,7 @@ impl Store {
                 )
                 .bind(id)
                 .bind(new.team_id)
-                .bind(&new.host)
+                .bind(new.host.as_str())
                 .bind(new.owner.as_str())
                 .bind(ConnectionKind::GithubApp.as_str())
                 .bind(new.installation_id)
@@ -345,47 +357,6 @@ impl Store {
             .await?;
             tx.commit().await?;
             Ok(bound)
-        })
-    }
-
-    /// Replaces a PAT connection's token (already sealed for this connection id) and its expiry.
-    /// `None` if the team has no such PAT connection.
-    pub async fn rotate_pat(
-        &self,
-        team_id: Uuid,
-        id: Uuid,
-        ciphertext: &[u8],
-        expires_at: Option<DateTime<Utc>>,
-        actor: &Actor,
-        now: DateTime<Utc>,
-    ) -> StoreResult<Option<ConnectionRecord>> {
-        let select =
-            format!("SELECT {CONNECTION_COLUMNS} FROM github_connections c WHERE c.id = $1");
-        let event = AuditEvent::new(AuditKind::GithubConnectionRotated, actor.clone())
-            .subject(id)
-            .data(serde_json::json!({ "pat_expires_at": expires_at }));
-        on_pool!(self, pool => {
-            let mut tx = pool.begin_write().await?;
-            let changed = sqlx::query(
-                "UPDATE github_connections SET pat_ciphertext = $1, pat_expires_at = $2, status = $3 \
-                 WHERE id = $4 AND team_id = $5 AND kind = $6",
-            )
-            .bind(ciphertext)
-            .bind(expires_at)
-            .bind(ConnectionStatus::Active.as_str())
-            .bind(id)
-            .bind(team_id)
-            .bind(ConnectionKind::Pat.as_str())
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if changed != 1 {
-                return Ok(None);
-            }
-            insert_audit(&mut *tx, team_id, &event, now).await?;
-            let record = sqlx::query_as(&select).bind(id).fetch_one(&mut *tx).await?;
-            tx.commit().await?;
-            Ok(Some(record))
         })
     }
 }

@@ -17,8 +17,10 @@ mod audit;
 mod conn;
 mod connections;
 mod ending;
+mod leases;
 mod migrate;
 mod notifications;
+mod rotation;
 mod sessions;
 mod signals;
 mod teams;
@@ -37,6 +39,7 @@ pub use audit::{AuditEvent, AuditRecord};
 pub use connections::{ConnectionKind, ConnectionRecord, ConnectionStatus, Proof};
 pub use migrate::MigrationStatus;
 pub use notifications::{Delivered, NewNotification, NotificationRecord, Outgoing};
+pub use rotation::{Rotated, Rotation};
 pub use sessions::{
     NewScope, NewSession, QuotaExceeded, RunnerSession, ScopeRecord, SessionRecord, SessionStatus,
     StopOutcome,

@@ -8,6 +8,7 @@ use std::sync::{Arc, LazyLock};
 
 use chrono::{DateTime, Utc};
 use lanyard_core::github::{Owner, PermissionSet};
+use lanyard_core::Host;
 use lanyard_core::{Actor, AuditKind};
 use sqlx::types::Json;
 use sqlx::{FromRow, Row};
@@ -67,7 +68,8 @@ impl SessionRecord {
 /// One (host, owner) of a session: the repositories its token covers, and its cache key.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct ScopeRecord {
-    pub host: String,
+    #[sqlx(try_from = "String")]
+    pub host: Host,
     #[sqlx(try_from = "String")]
     pub owner: Owner,
     /// Shared, so the broker keys its caches with it without copying.
@@ -152,7 +154,7 @@ impl RunnerSession {
 
 #[derive(Debug, Clone)]
 pub struct NewScope {
-    pub host: String,
+    pub host: Host,
     pub owner: Owner,
     pub cache_key: Arc<str>,
     pub repositories: Vec<String>,
@@ -245,7 +247,7 @@ impl Store {
                      VALUES ($1, $2, $3, $4, $5)",
                 )
                 .bind(record.id)
-                .bind(&scope.host)
+                .bind(scope.host.as_str())
                 .bind(scope.owner.as_str())
                 .bind(&*scope.cache_key)
                 .bind(Json(&scope.repositories))

@@ -2,6 +2,7 @@
 //! own SQL, and has a twin that counts the test teams it left out.
 
 use chrono::{DateTime, Utc};
+use lanyard_core::Host;
 use lanyard_core::{Actor, AuditKind, Tier};
 use uuid::Uuid;
 
@@ -24,7 +25,8 @@ pub struct ActiveCount {
 pub struct ExpiringPat {
     pub connection_id: Uuid,
     pub team_id: Uuid,
-    pub host: String,
+    #[sqlx(try_from = "String")]
+    pub host: Host,
     pub owner: String,
     pub pat_expires_at: DateTime<Utc>,
 }

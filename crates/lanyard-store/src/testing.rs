@@ -197,6 +197,20 @@ pub async fn token_rows(url: &DatabaseUrl) -> Vec<TokenRow> {
         .collect()
 }
 
+/// Until when a mint lease on `key` is held, if one is.
+pub async fn mint_lease_until(
+    url: &DatabaseUrl,
+    key: &str,
+) -> Option<chrono::DateTime<chrono::Utc>> {
+    with_connection!(url, conn => {
+        sqlx::query_scalar("SELECT expires_at FROM mint_leases WHERE cache_key = $1")
+            .bind(key)
+            .fetch_optional(&mut conn)
+            .await
+            .expect("mint lease")
+    })
+}
+
 /// The single number a counting query returns (`SELECT COUNT(*) ...`), on either backend.
 pub async fn count(url: &DatabaseUrl, sql: &str) -> i64 {
     with_connection!(url, conn => {

@@ -1,8 +1,11 @@
-//! The encrypted token cache: installation tokens minted for a scope, until revoked or expired.
+//! The encrypted token cache: credentials obtained for a scope (installation tokens minted,
+//! access tokens refreshed), until revoked or expired. A refresh token rotated with one is
+//! committed in the same transaction ([`crate::rotation`]).
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
+use lanyard_core::Host;
 use lanyard_core::{Actor, AuditKind};
 
 use sqlx::types::Json;
@@ -11,19 +14,24 @@ use uuid::Uuid;
 use crate::audit::insert_audit;
 use crate::conn::{Arg, Conn};
 use crate::connections::CONNECTION_COLUMNS;
+use crate::rotation::{rotate, Rotated, Rotation};
 use crate::sessions::{SCOPE_COLUMNS, SESSION_COLUMNS};
 use crate::BeginWrite;
 use crate::{on_pool, AuditEvent, Dialect, Store, StoreResult};
 use crate::{ScopeRecord, SessionRecord};
 
-/// A cached installation token (encrypted).
+/// A cached token (encrypted), bound to what it was obtained through: an installation (a GitHub
+/// App's token, shared by the team's connections to it), or one connection (an access token
+/// refreshed for it). Exactly one of the two is set.
 #[derive(Clone, sqlx::FromRow)]
 pub struct TokenRecord {
     pub id: Uuid,
     pub team_id: Uuid,
     pub cache_key: String,
-    pub host: String,
-    pub installation_id: i64,
+    #[sqlx(try_from = "String")]
+    pub host: Host,
+    pub installation_id: Option<i64>,
+    pub connection_id: Option<Uuid>,
     pub ciphertext: Vec<u8>,
     #[sqlx(json)]
     pub repositories: Vec<String>,
@@ -40,6 +48,7 @@ impl std::fmt::Debug for TokenRecord {
             .field("id", &self.id)
             .field("host", &self.host)
             .field("installation_id", &self.installation_id)
+            .field("connection_id", &self.connection_id)
             .field("expires_at", &self.expires_at)
             .finish_non_exhaustive()
     }
@@ -59,21 +68,26 @@ pub(crate) async fn claim_token<'c>(
     let sql = "UPDATE github_tokens SET revoked_at = $1 WHERE id = $2";
     conn.execute(sql, &[Arg::Time(now), Arg::Id(token.id)])
         .await?;
-    data["host"] = token.host.clone().into();
+    data["host"] = token.host.as_str().into();
     data["installation_id"] = token.installation_id.into();
+    if let Some(connection_id) = token.connection_id {
+        data["connection_id"] = connection_id.to_string().into();
+    }
     let event = AuditEvent::new(AuditKind::CredentialRevoked, actor)
         .subject(token.id)
         .data(data);
     insert_audit(conn, token.team_id, &event, now).await
 }
 
-/// Whether a live session holds a scope through a connection that still binds the token's
-/// installation: `$1` the cache key, `$2` now, `$3` the installation.
+/// Whether a live session holds a scope through a connection that still binds what the token
+/// was obtained through: `$1` the cache key, `$2` now, `$3` the installation, `$4` the
+/// connection (one of the two is null, and a comparison with null is never true).
 const LIVE_HOLDER: &str = "SELECT EXISTS (SELECT 1 FROM session_scopes sc \
      JOIN sessions s ON s.id = sc.session_id \
      JOIN github_connections c ON c.team_id = s.team_id AND c.host = sc.host AND c.owner = sc.owner \
      WHERE sc.cache_key = $1 AND sc.revoked_at IS NULL \
-     AND s.stopped_at IS NULL AND s.expires_at > $2 AND c.installation_id = $3)";
+     AND s.stopped_at IS NULL AND s.expires_at > $2 \
+     AND (c.installation_id = $3 OR c.id = $4))";
 
 /// What became of a minted token on storing it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,7 +136,7 @@ pub(crate) async fn lock_holders<'c, 'k>(
 }
 
 pub(crate) const TOKEN_COLUMNS: &str = "t.id, t.team_id, t.cache_key, t.host, \
-     t.installation_id, t.ciphertext, t.repositories, t.permissions, t.created_at, t.expires_at";
+     t.installation_id, t.connection_id, t.ciphertext, t.repositories, t.permissions, t.created_at, t.expires_at";
 
 impl Store {
     /// The newest unrevoked token for a cache key, if any.
@@ -136,24 +150,30 @@ impl Store {
         }))
     }
 
-    /// Stores a freshly minted token with its `credential.minted` record, if a live session
-    /// still holds its scope. If none does (every holder stopped while GitHub minted), the token
-    /// is stored already claimed for revocation (audited `credential.revoked`) and the caller
-    /// must revoke it at GitHub rather than serve it.
+    /// Stores a freshly obtained token with its `credential.minted` record, if a live session
+    /// still holds its scope. If none does (every holder stopped while the provider answered),
+    /// the token is stored already claimed for revocation (audited `credential.revoked`) and the
+    /// caller must revoke it upstream rather than serve it.
     ///
     /// The holder check and the insert are one transaction, serialised with every other
     /// decision about the scope's holders (see [`lock_holders`]), so a stop either sees this
     /// token and revokes it, or this sees the stop.
+    ///
+    /// A `rotation` (the refresh token the provider handed over with it) is committed in the
+    /// same transaction, held or not: the provider has ended the one before, so it is kept
+    /// whatever becomes of the access token.
     pub async fn insert_token(
         &self,
         token: &TokenRecord,
+        rotation: Option<&Rotation>,
         actor: &Actor,
         now: DateTime<Utc>,
-    ) -> StoreResult<Stored> {
+    ) -> StoreResult<(Stored, Option<Rotated>)> {
         let event = AuditEvent::new(AuditKind::CredentialMinted, actor.clone())
             .subject(token.id)
             .data(serde_json::json!({
                 "host": token.host, "installation_id": token.installation_id,
+                "connection_id": token.connection_id,
                 "repositories": token.repositories, "permissions": token.permissions,
                 "expires_at": token.expires_at,
             }));
@@ -165,30 +185,37 @@ impl Store {
             if self.dialect() == crate::Dialect::Postgres {
                 sqlx::query(
                     "SELECT 1 FROM github_connections WHERE team_id = $1 AND host = $2 \
-                     AND installation_id = $3 FOR SHARE",
+                     AND (installation_id = $3 OR id = $4) FOR SHARE",
                 )
                 .bind(token.team_id)
-                .bind(&token.host)
+                .bind(token.host.as_str())
                 .bind(token.installation_id)
+                .bind(token.connection_id)
                 .execute(&mut *tx)
                 .await?;
             }
+            let rotated = match rotation {
+                Some(rotation) => Some(rotate(&mut *tx, rotation).await?),
+                None => None,
+            };
             let held: bool = sqlx::query_scalar(LIVE_HOLDER)
                 .bind(&token.cache_key)
                 .bind(now)
                 .bind(token.installation_id)
+                .bind(token.connection_id)
                 .fetch_one(&mut *tx)
                 .await?;
             sqlx::query(
                 "INSERT INTO github_tokens (id, team_id, cache_key, host, installation_id, \
-                 ciphertext, repositories, permissions, created_at, expires_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                 connection_id, ciphertext, repositories, permissions, created_at, expires_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
             )
             .bind(token.id)
             .bind(token.team_id)
             .bind(&token.cache_key)
-            .bind(&token.host)
+            .bind(token.host.as_str())
             .bind(token.installation_id)
+            .bind(token.connection_id)
             .bind(&token.ciphertext)
             .bind(Json(&token.repositories))
             .bind(Json(&token.permissions))
@@ -199,15 +226,15 @@ impl Store {
             insert_audit(&mut *tx, token.team_id, &event, token.created_at).await?;
             if !held {
                 claim_token(
-                        &mut *tx,
-                        token,
+                    &mut *tx,
+                    token,
                     actor.clone(),
                     serde_json::json!({"reason": "no live session holds its scope any more"}),
                     now
                 ).await?;
             }
             tx.commit().await?;
-            Ok(if held { Stored::Held } else { Stored::Orphaned })
+            Ok((if held { Stored::Held } else { Stored::Orphaned }, rotated))
         })
     }
 
@@ -220,45 +247,6 @@ impl Store {
                 .await?
         });
         Ok(live != Some(true))
-    }
-
-    /// Claims the mint lease of a scope for `holder` until `until`, if nobody holds it or the
-    /// last holder's lease lapsed at `now`. One short statement: nothing is held meanwhile, so a
-    /// replica waiting for another's mint holds no pooled connection.
-    pub async fn claim_mint_lease(
-        &self,
-        cache_key: &str,
-        holder: &str,
-        now: DateTime<Utc>,
-        until: DateTime<Utc>,
-    ) -> StoreResult<bool> {
-        Ok(on_pool!(self, pool => {
-            sqlx::query(
-                "INSERT INTO mint_leases (cache_key, holder, expires_at) VALUES ($1, $2, $3) \
-                 ON CONFLICT (cache_key) DO UPDATE SET holder = excluded.holder, \
-                 expires_at = excluded.expires_at WHERE mint_leases.expires_at <= $4",
-            )
-            .bind(cache_key)
-            .bind(holder)
-            .bind(until)
-            .bind(now)
-            .execute(pool)
-            .await?
-            .rows_affected()
-                == 1
-        }))
-    }
-
-    /// Gives a mint lease back, if `holder` still holds it.
-    pub async fn release_mint_lease(&self, cache_key: &str, holder: &str) -> StoreResult<()> {
-        on_pool!(self, pool => {
-            sqlx::query("DELETE FROM mint_leases WHERE cache_key = $1 AND holder = $2")
-                .bind(cache_key)
-                .bind(holder)
-                .execute(pool)
-                .await?;
-        });
-        Ok(())
     }
 
     /// One scope of a session as the store has it now (its session, and the scope joined with

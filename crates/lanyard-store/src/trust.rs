@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
+use lanyard_core::Host;
 use lanyard_core::{Actor, AuditKind};
 use uuid::Uuid;
 
@@ -18,7 +19,8 @@ use crate::{on_pool, AuditEvent, ConnectionRecord, Store, StoreResult, TokenReco
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct InstallState {
     pub team_id: Uuid,
-    pub host: String,
+    #[sqlx(try_from = "String")]
+    pub host: Host,
     pub return_to: Option<String>,
     pub expires_at: DateTime<Utc>,
 }
@@ -26,7 +28,7 @@ pub struct InstallState {
 /// A webhook delivery: its host and GitHub's delivery id.
 #[derive(Debug, Clone)]
 pub struct Delivery {
-    pub host: String,
+    pub host: Host,
     pub id: String,
     pub event: String,
     /// SHA-256 of the raw body, hex: the same signed body twice is one delivery.
@@ -93,7 +95,7 @@ impl Store {
             )
             .bind(nonce)
             .bind(state.team_id)
-            .bind(&state.host)
+            .bind(state.host.as_str())
             .bind(&state.return_to)
             .bind(now)
             .bind(state.expires_at)
@@ -157,7 +159,7 @@ impl Store {
                 "INSERT INTO webhook_deliveries (host, delivery_id, event, body_sha256, received_at) \
                  VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
             )
-            .bind(&delivery.host)
+            .bind(delivery.host.as_str())
             .bind(&delivery.id)
             .bind(&delivery.event)
             .bind(&delivery.body_sha256)
@@ -177,7 +179,7 @@ impl Store {
             };
             let connections: Vec<ConnectionRecord> = match installation {
                 Some(id) => sqlx::query_as(&connections_sql)
-                    .bind(&delivery.host)
+                    .bind(delivery.host.as_str())
                     .bind(id)
                     .fetch_all(&mut *tx)
                     .await?,
@@ -194,7 +196,7 @@ impl Store {
                             "SELECT DISTINCT cache_key FROM session_scopes WHERE host = $1 \
                              AND owner = $2 AND session_id IN (SELECT id FROM sessions WHERE team_id = $3)",
                         )
-                        .bind(&c.host)
+                        .bind(c.host.as_str())
                         .bind(c.owner.as_str())
                         .bind(c.team_id)
                         .fetch_all(&mut *tx)
@@ -212,7 +214,7 @@ impl Store {
                              AND session_id IN (SELECT id FROM sessions WHERE team_id = $4)",
                         )
                         .bind(now)
-                        .bind(&c.host)
+                        .bind(c.host.as_str())
                         .bind(c.owner.as_str())
                         .bind(c.team_id)
                         .execute(&mut *tx)
@@ -228,7 +230,7 @@ impl Store {
                         applied.changed += 1;
                     }
                     let tokens: Vec<TokenRecord> = sqlx::query_as(&tokens_sql)
-                        .bind(&delivery.host)
+                        .bind(delivery.host.as_str())
                         .bind(installation_id)
                         .bind(now)
                         .fetch_all(&mut *tx)
@@ -264,11 +266,11 @@ impl Store {
                 WebhookChange::RepositoriesRemoved { repositories, .. } => {
                     // Which scopes lose a repository, then their holder locks, then the
                     // changes: locks before rows, as everywhere else.
-                    let mut removed: Vec<(String, ScopeRow)> = Vec::new();
+                    let mut removed: Vec<(Host, ScopeRow)> = Vec::new();
                     for c in &connections {
                         let scopes: Vec<ScopeRow> = sqlx::query_as(scopes_sql)
                             .bind(c.team_id)
-                            .bind(&c.host)
+                            .bind(c.host.as_str())
                             .bind(c.owner.as_str())
                             .fetch_all(&mut *tx)
                             .await?;
@@ -293,7 +295,7 @@ impl Store {
                         )
                         .bind(now)
                         .bind(scope.session_id)
-                        .bind(host)
+                        .bind(host.as_str())
                         .bind(&scope.owner)
                         .execute(&mut *tx)
                         .await?;

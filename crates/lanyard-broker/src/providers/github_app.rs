@@ -71,6 +71,7 @@ impl GithubApp {
             expires_at: Some(minted.expires_at),
             repositories: minted.repositories,
             permissions: minted.permissions,
+            rotated: None,
         })
     }
 }

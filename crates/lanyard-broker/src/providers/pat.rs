@@ -51,6 +51,7 @@ impl StoredPat {
             expires_at: connection.pat_expires_at,
             repositories: Vec::new(),
             permissions: Default::default(),
+            rotated: None,
         })
     }
 }

@@ -5,6 +5,7 @@
 //! renewed one connection at a time. All on the injected clock, in-process, on SQLite (and on
 //! Postgres when `TEST_DATABASE_URL` is set).
 
+mod rotation;
 mod scripted;
 
 use std::sync::atomic::Ordering;
@@ -132,7 +133,7 @@ async fn the_last_holder_stopping_revokes_the_credential_upstream() {
 }
 
 #[tokio::test]
-async fn a_refresh_provider_renews_one_connection_at_a_time_and_a_mint_one_scope() {
+async fn a_refresh_provider_renews_a_connection_once_for_all_its_scopes_and_a_mint_each_scope() {
     for renewal in [
         Renewal::Mint,
         Renewal::Refresh {
@@ -152,27 +153,45 @@ async fn a_refresh_provider_renews_one_connection_at_a_time_and_a_mint_one_scope
                         broker.credential(&a, &a.scopes[0]),
                         broker.credential(&b, &b.scopes[0])
                     );
-                    x.unwrap();
-                    y.unwrap();
+                    let secret =
+                        |s: lanyard_broker::Served| s.credential.token.expose_secret().to_string();
+                    (secret(x.unwrap()), secret(y.unwrap()))
                 }
             });
-            // Both callers hold an upstream slot before any obtain finishes: both are past
-            // everything but the lock and the provider.
-            until("both callers hold a slot", || w.slots_held() == 2).await;
-            if renewal == Renewal::Mint {
-                until("both scopes are minting", || {
-                    provider.in_flight.load(Ordering::SeqCst) == 2
-                })
-                .await;
+            match renewal {
+                // Both callers hold an upstream slot before any obtain finishes: both are past
+                // everything but the lock and the provider, and both scopes are minting.
+                Renewal::Mint => {
+                    until("both callers hold a slot", || w.slots_held() == 2).await;
+                    until("both scopes are minting", || {
+                        provider.in_flight.load(Ordering::SeqCst) == 2
+                    })
+                    .await;
+                }
+                // The connection's scopes share one key: one caller refreshes, the other waits
+                // for its answer.
+                Renewal::Refresh { .. } => {
+                    until("one refresh is running", || {
+                        provider.in_flight.load(Ordering::SeqCst) == 1
+                    })
+                    .await;
+                }
             }
             drop(closed);
-            fetches.await.unwrap();
+            let (x, y) = fetches.await.unwrap();
             let most = provider.most_in_flight.load(Ordering::SeqCst);
             match renewal {
-                Renewal::Mint => assert_eq!(most, 2, "distinct scopes are minted side by side"),
-                Renewal::Refresh { .. } => assert_eq!(most, 1, "one refresh per connection"),
+                Renewal::Mint => {
+                    assert_eq!(most, 2, "distinct scopes are minted side by side");
+                    assert_eq!(provider.obtains(), 2);
+                    assert_ne!(x, y);
+                }
+                Renewal::Refresh { .. } => {
+                    assert_eq!(most, 1, "one refresh per connection");
+                    assert_eq!(provider.obtains(), 1, "the connection's scopes share it");
+                    assert_eq!(x, y);
+                }
             }
-            assert_eq!(provider.obtains(), 2);
         }
     }
 }

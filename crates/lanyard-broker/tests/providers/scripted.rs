@@ -11,11 +11,13 @@ use lanyard_broker::provider::{
     Ask, Lifetime, Obtained, Pending, Provider, ProviderError, ProviderKind, Renewal, Revoked,
 };
 use lanyard_broker::ratelimit::RateLimiter;
-use lanyard_broker::{Broker, BrokerError, BrokerParts, CacheLimits, Providers, Served};
+use lanyard_broker::{
+    refresh_aad, Broker, BrokerError, BrokerParts, CacheLimits, Providers, Served,
+};
 use lanyard_core::github::{Owner, PermissionSet};
 use lanyard_core::wire::CredentialSource;
-use lanyard_core::{Actor, Clock, ManualClock, TeamName, Tier};
-use lanyard_store::testing::databases_under_test;
+use lanyard_core::{Actor, Clock, Host, ManualClock, TeamName, Tier};
+use lanyard_store::testing::{databases_under_test, execute_script, uuid_literal};
 use lanyard_store::{
     ConnectionKind, ConnectionRecord, ConnectionStatus, DatabaseUrl, NewScope, NewSession, NewTeam,
     RunnerSession, Store,
@@ -25,6 +27,12 @@ use tokio::sync::Semaphore;
 use uuid::Uuid;
 
 pub const HOST: &str = "provider.test";
+
+/// The refresh token a refresh provider's connection is made with.
+pub const FIRST_REFRESH_TOKEN: &str = "refresh-0";
+
+/// The key every world seals with.
+pub const KEY: [u8; 32] = [7; 32];
 
 /// The gate's permits: closing it takes them all.
 pub const GATE: u32 = 1 << 20;
@@ -48,6 +56,10 @@ pub struct Scripted {
     pub revoked: Mutex<Vec<String>>,
     /// The installation of each connection it was handed, in order.
     pub seen: Mutex<Vec<Option<i64>>>,
+    /// For a refresh provider: the one refresh token it takes now (as GitLab's, each works
+    /// once: a refresh rotates it), and how many refreshes came with another (`invalid_grant`).
+    pub refresh: Mutex<String>,
+    pub invalid_grants: AtomicUsize,
 }
 
 impl Scripted {
@@ -64,7 +76,13 @@ impl Scripted {
             failing: false.into(),
             revoked: Mutex::default(),
             seen: Mutex::default(),
+            refresh: Mutex::new(FIRST_REFRESH_TOKEN.into()),
+            invalid_grants: AtomicUsize::new(0),
         })
+    }
+
+    fn refreshes(&self) -> bool {
+        matches!(self.renewal, Renewal::Refresh { .. }) && self.lifetime == Lifetime::Expiring
     }
 
     pub fn obtains(&self) -> usize {
@@ -76,7 +94,7 @@ impl Scripted {
         self.gate.acquire_many(GATE).await.unwrap()
     }
 
-    pub async fn obtain_now(&self) -> Result<Obtained, ProviderError> {
+    pub async fn obtain_now(&self, refresh: Option<String>) -> Result<Obtained, ProviderError> {
         let n = self.obtained.fetch_add(1, Ordering::SeqCst) + 1;
         let now_in = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         self.most_in_flight.fetch_max(now_in, Ordering::SeqCst);
@@ -93,11 +111,25 @@ impl Scripted {
                 message: "down for the test".into(),
             });
         }
+        let mut rotated = None;
+        if self.refreshes() {
+            let mut current = self.refresh.lock().unwrap();
+            if refresh.as_deref() != Some(current.as_str()) {
+                self.invalid_grants.fetch_add(1, Ordering::SeqCst);
+                return Err(ProviderError::Rejected {
+                    status: 400,
+                    message: "invalid_grant".into(),
+                });
+            }
+            *current = format!("refresh-{n}");
+            rotated = Some(SecretString::from(current.clone()));
+        }
         Ok(Obtained {
             secret: SecretString::from(format!("credential-{n}")),
             expires_at: Some(self.clock.now() + *self.life.lock().unwrap()),
             repositories: Vec::new(),
             permissions: Default::default(),
+            rotated,
         })
     }
 }
@@ -124,7 +156,8 @@ impl Provider for Scripted {
             .lock()
             .unwrap()
             .push(ask.connection.installation_id);
-        Box::pin(self.obtain_now())
+        let refresh = ask.refresh_token.map(|t| t.expose_secret().to_string());
+        Box::pin(self.obtain_now(refresh))
     }
 
     fn revoke<'a>(
@@ -182,16 +215,22 @@ pub async fn worlds(
             .await
             .unwrap()
             .team;
+        let connection_id = Uuid::new_v4();
         let connection = ConnectionRecord {
-            id: Uuid::new_v4(),
+            id: connection_id,
             team_id: team.id,
-            host: HOST.into(),
+            host: Host::parse(HOST).unwrap(),
             owner: Owner::parse("acme").unwrap(),
             kind: ConnectionKind::GithubApp,
             installation_id: Some(42),
             status: ConnectionStatus::Active,
             pat_expires_at: None,
             pat_ciphertext: None,
+            refresh_ciphertext: scripted.refreshes().then(|| {
+                let token = SecretString::from(FIRST_REFRESH_TOKEN);
+                Sealer::new(&KEY).seal(&token, &refresh_aad(connection_id))
+            }),
+            refresh_generation: 0,
             created_at: now,
         };
         store
@@ -201,27 +240,9 @@ pub async fn worlds(
             .unwrap();
         let mut providers = Providers::default();
         providers.register(HOST, ConnectionKind::GithubApp, scripted.clone(), 8);
-        let clock_dyn: Arc<dyn Clock> = clock.clone();
         let metrics = BrokerMetrics::default();
         let providers = Arc::new(providers);
-        let broker = Broker::new(BrokerParts {
-            store: store.clone(),
-            providers: providers.clone(),
-            sealer: Sealer::new(&[7; 32]),
-            clock: clock_dyn.clone(),
-            metrics: metrics.clone(),
-            redis: None,
-            floor: std::time::Duration::from_secs(15 * 60),
-            limits: CacheLimits::default(),
-            mint_limiter: Arc::new(RateLimiter::new(
-                "mints",
-                1000,
-                std::time::Duration::from_secs(3600),
-                clock_dyn,
-                None,
-                metrics.rate_limit_fail_open.clone(),
-            )),
-        });
+        let broker = replica(&store, &providers, &clock, &metrics);
         out.push((
             World {
                 store,
@@ -241,7 +262,54 @@ pub async fn worlds(
     out
 }
 
+/// A broker (a replica, with caches of its own) over `store` and `providers`.
+pub fn replica(
+    store: &Store,
+    providers: &Arc<Providers>,
+    clock: &Arc<ManualClock>,
+    metrics: &BrokerMetrics,
+) -> Broker {
+    let clock: Arc<dyn Clock> = clock.clone();
+    Broker::new(BrokerParts {
+        store: store.clone(),
+        providers: providers.clone(),
+        sealer: Sealer::new(&KEY),
+        clock: clock.clone(),
+        metrics: metrics.clone(),
+        redis: None,
+        floor: std::time::Duration::from_secs(15 * 60),
+        limits: CacheLimits::default(),
+        mint_limiter: Arc::new(RateLimiter::new(
+            "mints",
+            1000,
+            std::time::Duration::from_secs(3600),
+            clock,
+            None,
+            metrics.rate_limit_fail_open.clone(),
+        )),
+    })
+}
+
 impl World {
+    /// Another replica over the same database and providers.
+    pub fn replica(&self) -> Arc<Broker> {
+        Arc::new(replica(
+            &self.store,
+            &self.providers,
+            &self.clock,
+            &self.metrics,
+        ))
+    }
+
+    /// A live session holding `repos` in one scope stored under `key`; its lookup.
+    pub async fn session_keyed(&self, repos: &[&str], key: &str) -> String {
+        let (id, lookup) = self.session(repos).await;
+        let id = uuid_literal(self.url.dialect(), id);
+        let sql = format!("UPDATE session_scopes SET cache_key = '{key}' WHERE session_id = {id}");
+        execute_script(&self.url, &sql).await;
+        lookup
+    }
+
     /// A live session holding `repos` (one scope, keyed by them), as the credential path reads it.
     pub async fn session(&self, repos: &[&str]) -> (Uuid, String) {
         let lookup = Uuid::new_v4().simple().to_string();
@@ -249,10 +317,11 @@ impl World {
         let permissions = PermissionSet::defaults();
         let cache_key = lanyard_broker::cache_key(
             self.team,
-            HOST,
+            &Host::parse(HOST).unwrap(),
             &self.connection,
             &repositories,
             &permissions,
+            self.providers.renewal(HOST, ConnectionKind::GithubApp),
         );
         let record = self
             .store
@@ -265,7 +334,7 @@ impl World {
                     permissions,
                     expires_at: self.clock.now() + Duration::hours(8),
                     scopes: vec![NewScope {
-                        host: HOST.into(),
+                        host: Host::parse(HOST).unwrap(),
                         owner: Owner::parse("acme").unwrap(),
                         cache_key,
                         repositories,

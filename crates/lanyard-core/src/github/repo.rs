@@ -5,6 +5,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use super::echo;
+use crate::host::Host;
 
 crate::string_enum! {
     /// The URL scheme a host's repositories are served over.
@@ -112,7 +113,7 @@ pub enum RepoRefError {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct RepoRef {
     pub scheme: Scheme,
-    pub host: String,
+    pub host: Host,
     pub owner: Owner,
     pub name: RepoName,
 }
@@ -158,13 +159,7 @@ impl RepoRef {
             (Some(host), None) => host.to_string(),
             (None, _) => return Err(RepoRefError::Host(shown())),
         };
-        let host_ok = host.len() <= 253
-            && host
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':'));
-        if !host_ok {
-            return Err(RepoRefError::Host(shown()));
-        }
+        let host = Host::parse(&host).map_err(|_| RepoRefError::Host(shown()))?;
         let path = url.path().trim_start_matches('/').trim_end_matches('/');
         let path = path.strip_suffix(".git").unwrap_or(path);
         let mut parts = path.split('/');

@@ -12,7 +12,7 @@ use std::time::Duration;
 use std::os::unix::fs::PermissionsExt;
 
 use anyhow::Context;
-use lanyard_core::{Actor, Clock, Email, SystemClock, TeamName, Tier};
+use lanyard_core::{Actor, Clock, Email, Host, SystemClock, TeamName, Tier};
 use lanyard_fake_github::{FakeGithub, APP_SLUG, CLIENT_ID};
 use rand::distributions::{Alphanumeric, DistString};
 use secrecy::{ExposeSecret, SecretString};
@@ -92,8 +92,9 @@ pub(super) async fn run(listen: SocketAddr, token_lifetime: Duration) -> anyhow:
     let secrets = lanyard_fake_github::write_secrets(&root.path().join("github"))
         .context("cannot write the fake GitHub's secrets")?;
     let repo_url = fake.repo_url(OWNER, REPO);
+    let fake_host = Host::parse(&fake.host).context("the fake GitHub's host")?;
     config.github = vec![GithubHost {
-        host: fake.host.clone(),
+        host: fake_host.clone(),
         api_url: fake.api_url.clone(),
         app_id: Some(fake.app_id),
         private_key_file: Some(secrets.app_private_key),
@@ -111,7 +112,7 @@ pub(super) async fn run(listen: SocketAddr, token_lifetime: Duration) -> anyhow:
     config.e2e_account_token = Some(e2e_token.clone());
     config.admin_token = Some(admin_token.clone());
     config.e2e_seed = Some(E2eSeed {
-        host: fake.host.clone(),
+        host: fake_host,
         owner: lanyard_core::github::Owner::parse(CI_OWNER).expect("a valid owner"),
         credential: SeedCredential::Installation(CI_INSTALLATION),
         repo_urls: vec![fake.repo_url(CI_OWNER, REPO)],

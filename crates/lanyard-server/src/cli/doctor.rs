@@ -293,7 +293,7 @@ async fn e2e_seed(
         let taken = within(
             "the database",
             store.connected_by_a_real_team(
-                &seed.host,
+                seed.host.as_str(),
                 seed.owner.as_str(),
                 seed.installation_row_id(),
             ),

@@ -4,12 +4,13 @@ use std::path::PathBuf;
 
 use super::sources::GithubLayer;
 use super::ConfigError;
+use lanyard_core::Host;
 
 /// One configured GitHub host (CONTRACT §2, `[[github]]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GithubHost {
     /// Host (and port) as it appears in repo URLs.
-    pub host: String,
+    pub host: Host,
     pub api_url: String,
     pub app_id: Option<u64>,
     pub private_key_file: Option<PathBuf>,
@@ -37,7 +38,7 @@ pub const MAX_CONCURRENT_MINTS_LIMIT: u64 = 1000;
 
 const KEY: &str = "github (LANYARD_GITHUB_*)";
 
-fn http_url(what: &str, host: &str, url: String) -> Result<String, ConfigError> {
+fn http_url(what: &str, host: &Host, url: String) -> Result<String, ConfigError> {
     let url = url.trim().trim_end_matches('/').to_string();
     let parsed = url::Url::parse(&url).ok();
     if parsed.is_some_and(|u| matches!(u.scheme(), "https" | "http") && u.host().is_some()) {
@@ -51,16 +52,7 @@ fn http_url(what: &str, host: &str, url: String) -> Result<String, ConfigError> 
 }
 
 pub(super) fn validate_github(h: GithubLayer) -> Result<GithubHost, ConfigError> {
-    let host = h.host.trim().to_ascii_lowercase();
-    if host.is_empty() || host.contains("://") || host.contains('/') {
-        return Err(ConfigError::invalid(
-            KEY,
-            format!(
-                "host {:?} must be a bare host like github.com or ghe.example.com:8443",
-                h.host
-            ),
-        ));
-    }
+    let host = Host::parse(&h.host).map_err(|e| ConfigError::invalid(KEY, format!("host {e}")))?;
     let api_url = match h.api_url {
         Some(url) => url,
         None if host == "github.com" => "https://api.github.com".to_string(),

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use lanyard_core::github::{Owner, RepoRef};
+use lanyard_core::Host;
 use serde::Deserialize;
 
 use super::github::GithubHost;
@@ -35,7 +36,7 @@ pub enum SeedCredential {
 /// A validated seed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct E2eSeed {
-    pub host: String,
+    pub host: Host,
     pub owner: Owner,
     pub credential: SeedCredential,
     /// Full repository URLs on `host`, in its scheme, as a session asks for them.
@@ -63,13 +64,16 @@ pub(super) fn validate_seed(
     let Some(seed) = seed else {
         return Ok(None);
     };
-    let host_name = seed.host.trim().to_ascii_lowercase();
-    let host = hosts.iter().find(|h| h.host == host_name).ok_or_else(|| {
-        invalid(format!(
-            "host {:?} is not one of the configured GitHub hosts",
-            seed.host
-        ))
-    })?;
+    let host_name = Host::parse(&seed.host).ok();
+    let host = hosts
+        .iter()
+        .find(|h| Some(&h.host) == host_name.as_ref())
+        .ok_or_else(|| {
+            invalid(format!(
+                "host {:?} is not one of the configured GitHub hosts",
+                seed.host
+            ))
+        })?;
     let owner = Owner::parse(&seed.owner).map_err(|e| invalid(format!("owner: {e}")))?;
     let credential = match (seed.installation_id, seed.pat_file) {
         (Some(0), None) => return Err(invalid("installation_id must be positive".into())),

@@ -8,13 +8,14 @@
 use chrono::{DateTime, Utc};
 use lanyard_core::github::{echo, Owner, OwnerError};
 use lanyard_core::Actor;
+use lanyard_core::Host;
 use lanyard_github::GithubError;
 use lanyard_store::{ConnectionKind, ConnectionRecord, ConnectionStatus, StoreError};
 use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
 use crate::broker::pat_aad;
-use crate::hosts::Host;
+use crate::hosts::ConfiguredHost;
 use crate::ratelimit::{Decision, LimitKey};
 use crate::services::Services;
 
@@ -28,7 +29,7 @@ pub enum Credential {
 /// A connection to make, parsed from the wire form.
 #[derive(Debug)]
 pub struct Connect {
-    pub host: String,
+    pub host: Host,
     pub owner: Owner,
     pub credential: Credential,
 }
@@ -100,10 +101,11 @@ impl Connect {
         installation_id: Option<u64>,
         pat: Option<SecretString>,
     ) -> Result<Self, ConnectionError> {
-        let host = host.trim().to_ascii_lowercase();
-        if host.is_empty() {
+        if host.trim().is_empty() {
             return Err(ConnectionError::MissingHost);
         }
+        // Not a host at all: no configured host has that name either.
+        let host = Host::parse(host).map_err(|_| ConnectionError::UnknownHost(echo(host)))?;
         let owner = Owner::parse(owner)?;
         let credential = match (installation_id, pat) {
             (Some(id), None) => Credential::Installation(id),
@@ -141,7 +143,7 @@ fn limited(retry_after: u32) -> ConnectionError {
 
 /// Asks GitHub whose PAT this is; a refusal is `PatInvalid`. Returns its expiry, if reported.
 async fn verify_pat(
-    host: &Host,
+    host: &ConfiguredHost,
     pat: &SecretString,
 ) -> Result<Option<DateTime<Utc>>, ConnectionError> {
     match host.client.check_pat(pat).await {
@@ -166,7 +168,7 @@ pub async fn connect(
         count_attempt(svc, team_id).await.map_err(limited)?;
     }
     let Some(host) = svc.hosts().get(&input.host) else {
-        return Err(ConnectionError::UnknownHost(echo(&input.host)));
+        return Err(ConnectionError::UnknownHost(input.host.to_string()));
     };
     let id = Uuid::new_v4();
     let (kind, installation_id, pat_ciphertext, pat_expires_at) = match input.credential {
@@ -175,7 +177,7 @@ pub async fn connect(
         }
         Credential::Installation(installation) => {
             if !host.client.has_app() {
-                return Err(ConnectionError::NoApp(input.host));
+                return Err(ConnectionError::NoApp(input.host.to_string()));
             }
             match host.client.installation(installation).await {
                 Ok(found)
@@ -192,7 +194,7 @@ pub async fn connect(
                 Err(GithubError::Rejected { status: 404, .. }) => {
                     return Err(ConnectionError::InstallationMissing {
                         installation,
-                        host: input.host,
+                        host: input.host.to_string(),
                     })
                 }
                 Err(e) => return Err(ConnectionError::Github(e)),
@@ -217,13 +219,15 @@ pub async fn connect(
         status: ConnectionStatus::Active,
         pat_expires_at,
         pat_ciphertext,
+        refresh_ciphertext: None,
+        refresh_generation: 0,
         created_at: svc.clock().now(),
     };
     svc.store()
         .create_connection(&record, actor)
         .await?
         .ok_or(ConnectionError::Exists {
-            host: record.host.clone(),
+            host: record.host.to_string(),
             owner: record.owner.clone(),
         })
 }
@@ -250,7 +254,7 @@ pub async fn rotate_pat(
     let host = svc
         .hosts()
         .get(&existing.host)
-        .ok_or_else(|| ConnectionError::UnknownHost(existing.host.clone()))?;
+        .ok_or_else(|| ConnectionError::UnknownHost(existing.host.to_string()))?;
     let expires_at = verify_pat(host, &pat).await?;
     let sealed = svc.sealer().seal(&pat, &pat_aad(id));
     let rotated = svc

@@ -28,7 +28,7 @@ pub fn pick_scope<'a>(
     owner: Option<&str>,
 ) -> Result<&'a ScopeRecord, CredentialError> {
     let matches = |s: &&ScopeRecord| {
-        host.is_none_or(|h| s.host.eq_ignore_ascii_case(h))
+        host.is_none_or(|h| s.host.as_str().eq_ignore_ascii_case(h))
             && owner.is_none_or(|o| s.owner.as_str().eq_ignore_ascii_case(o))
     };
     let mut matching = session.scopes.iter().filter(matches);
@@ -41,7 +41,7 @@ pub fn pick_scope<'a>(
                 .iter()
                 .filter(matches)
                 .map(|s| HostOwner {
-                    host: s.host.clone(),
+                    host: s.host.to_string(),
                     owner: s.owner.to_string(),
                 })
                 .collect(),

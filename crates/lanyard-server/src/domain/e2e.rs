@@ -144,7 +144,11 @@ async fn seed_from(
 ) -> Result<SeededToken, E2eError> {
     if svc
         .store()
-        .connected_by_a_real_team(&seed.host, seed.owner.as_str(), seed.installation_row_id())
+        .connected_by_a_real_team(
+            seed.host.as_str(),
+            seed.owner.as_str(),
+            seed.installation_row_id(),
+        )
         .await?
     {
         return Err(E2eError::Seed(format!(
@@ -156,7 +160,7 @@ async fn seed_from(
         SeedCredential::Installation(id) => (Some(*id), None),
         SeedCredential::PatFile(path) => (None, Some(read_seed_pat(path).await?)),
     };
-    let connect = Connect::parse(&seed.host, seed.owner.as_str(), installation, pat)?;
+    let connect = Connect::parse(seed.host.as_str(), seed.owner.as_str(), installation, pat)?;
     connections::connect(svc, team.id, connect, Trust::Operator, &Actor::e2e()).await?;
     let input = CreateSession::parse(&seed.repo_urls, None, None)?;
     let created = sessions::create(svc, team, input, &Actor::e2e()).await?;

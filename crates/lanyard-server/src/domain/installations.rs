@@ -11,6 +11,7 @@ use base64::Engine;
 use chrono::{DateTime, Utc};
 use lanyard_core::github::{echo, Owner};
 use lanyard_core::Actor;
+use lanyard_core::Host;
 use lanyard_github::{AccountKind, GithubError};
 use lanyard_store::{
     ConnectionKind, ConnectionRecord, ConnectionStatus, InstallState, Proof, StoreError,
@@ -95,15 +96,13 @@ pub async fn start(
     host: &str,
     return_to: Option<&str>,
 ) -> Result<Started, InstallError> {
-    let host = host.trim().to_ascii_lowercase();
-    let configured = svc
-        .hosts()
-        .get(&host)
-        .ok_or_else(|| InstallError::UnknownHost(echo(&host)))?;
+    let unknown = || InstallError::UnknownHost(echo(host.trim()));
+    let host = Host::parse(host).map_err(|_| unknown())?;
+    let configured = svc.hosts().get(&host).ok_or_else(unknown)?;
     let oauth = configured
         .oauth
         .as_ref()
-        .ok_or_else(|| InstallError::Unconfigured(host.clone()))?;
+        .ok_or_else(|| InstallError::Unconfigured(host.to_string()))?;
     let return_to = return_to.map(|r| check_return_to(svc, r)).transpose()?;
     count_attempt(svc, team_id)
         .await
@@ -115,7 +114,7 @@ pub async fn start(
     let nonce = hex::encode(nonce);
     let claims = StateClaims {
         t: team_id,
-        h: host.clone(),
+        h: host.to_string(),
         n: nonce.clone(),
         e: expires_at.timestamp(),
     };
@@ -151,7 +150,7 @@ pub struct Setup {
 #[derive(Debug)]
 pub enum Completed {
     Bound {
-        connection: ConnectionRecord,
+        connection: Box<ConnectionRecord>,
         /// The Lanyard team it is now bound to, named on the page so the person who installed
         /// the App sees whose it became.
         team_name: String,
@@ -208,11 +207,11 @@ pub async fn complete(svc: &Services, setup: Setup) -> Result<Completed, Install
     let host = svc
         .hosts()
         .get(&state.host)
-        .ok_or_else(|| InstallError::UnknownHost(state.host.clone()))?;
+        .ok_or_else(|| InstallError::UnknownHost(state.host.to_string()))?;
     let oauth = host
         .oauth
         .as_ref()
-        .ok_or_else(|| InstallError::Unconfigured(state.host.clone()))?;
+        .ok_or_else(|| InstallError::Unconfigured(state.host.to_string()))?;
     let user_token = match host
         .client
         .exchange_code(&oauth.client_id, &oauth.client_secret, code)
@@ -261,6 +260,8 @@ pub async fn complete(svc: &Services, setup: Setup) -> Result<Completed, Install
         status: ConnectionStatus::Active,
         pat_expires_at: None,
         pat_ciphertext: None,
+        refresh_ciphertext: None,
+        refresh_generation: 0,
         created_at: svc.clock().now(),
     };
     let actor = Actor {
@@ -279,7 +280,7 @@ pub async fn complete(svc: &Services, setup: Setup) -> Result<Completed, Install
         .map(|t| t.name)
         .unwrap_or_default();
     Ok(Completed::Bound {
-        connection,
+        connection: Box::new(connection),
         team_name,
         return_to: state.return_to,
     })

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use lanyard_core::github::{Owner, PermissionError, PermissionSet, RepoRef, RepoRefError, Scheme};
+use lanyard_core::Host;
 use lanyard_core::{Actor, BearerSecret, SecretKind, Tier};
 use lanyard_store::{NewScope, NewSession, SessionRecord, StoreError, TeamRecord};
 use secrecy::SecretString;
@@ -108,7 +109,7 @@ async fn scopes(
         let Some(host) = svc.hosts().get(&repo.host) else {
             return Err(SessionError::UnknownHost {
                 repo: repo.to_string(),
-                host: repo.host.clone(),
+                host: repo.host.to_string(),
             });
         };
         if repo.scheme != host.scheme {
@@ -119,10 +120,10 @@ async fn scopes(
         }
     }
     let connections = svc.store().list_connections(team_id).await?;
-    let mut by_owner: BTreeMap<(&str, &Owner), Vec<String>> = BTreeMap::new();
+    let mut by_owner: BTreeMap<(&Host, &Owner), Vec<String>> = BTreeMap::new();
     for repo in &input.repos {
         by_owner
-            .entry((repo.host.as_str(), &repo.owner))
+            .entry((&repo.host, &repo.owner))
             .or_default()
             .push(repo.name.to_string());
     }
@@ -130,12 +131,12 @@ async fn scopes(
     for ((host, owner), names) in by_owner {
         let Some(connection) = connections
             .iter()
-            .find(|c| c.host == host && &c.owner == owner)
+            .find(|c| &c.host == host && &c.owner == owner)
         else {
             let repo = input
                 .repos
                 .iter()
-                .find(|r| r.host == host && &r.owner == owner)
+                .find(|r| &r.host == host && &r.owner == owner)
                 .expect("grouped from repos");
             return Err(SessionError::RepoNotConnected {
                 repo: repo.to_string(),
@@ -144,8 +145,17 @@ async fn scopes(
             });
         };
         scopes.push(NewScope {
-            cache_key: cache_key(team_id, host, connection, &names, &input.permissions),
-            host: host.to_string(),
+            cache_key: cache_key(
+                team_id,
+                host,
+                connection,
+                &names,
+                &input.permissions,
+                svc.broker()
+                    .providers()
+                    .renewal(host.as_str(), connection.kind),
+            ),
+            host: host.clone(),
             owner: owner.clone(),
             repositories: names,
         });

@@ -8,13 +8,14 @@
 
 use lanyard_core::github::echo;
 use lanyard_core::secret::constant_time_eq;
+use lanyard_core::Host;
 use lanyard_store::{Delivery, StoreError, WebhookChange};
 use serde::de::{self, Deserializer};
 use serde::Deserialize;
 
 use lanyard_github::GithubError;
 
-use crate::hosts::Host;
+use crate::hosts::ConfiguredHost;
 use crate::metrics::{Label, WebhookEvent, WebhookLabels, WebhookResult};
 use crate::services::Services;
 
@@ -154,7 +155,7 @@ pub fn read_change(event: WebhookEvent, body: &[u8]) -> Result<WebhookChange, We
 /// A suspension or resumption is applied only if GitHub still says so: a signed delivery
 /// replayed later (an old `suspend` after the `unsuspend`) changes nothing. When GitHub cannot
 /// be asked, the signed payload is trusted.
-async fn confirmed(host: &Host, change: WebhookChange) -> WebhookChange {
+async fn confirmed(host: &ConfiguredHost, change: WebhookChange) -> WebhookChange {
     let WebhookChange::InstallationSuspended {
         installation_id,
         suspended,
@@ -213,9 +214,9 @@ async fn handle(
     incoming: &Incoming<'_>,
     event: WebhookEvent,
 ) -> Result<Received, WebhookError> {
-    let host = svc
-        .hosts()
-        .get(&incoming.host.to_ascii_lowercase())
+    let host = Host::parse(incoming.host)
+        .ok()
+        .and_then(|h| svc.hosts().get(&h))
         .ok_or(WebhookError::NotConfigured)?;
     let secret = host
         .webhook_secret
@@ -237,7 +238,7 @@ async fn handle(
     let change = confirmed(host, read_change(event, incoming.body)?).await;
     let ignored = matches!(change, WebhookChange::Ignored);
     let delivery = Delivery {
-        host: host.client.host().to_string(),
+        host: host.name.clone(),
         id: delivery_id.to_string(),
         event: event.as_str().to_string(),
         body_sha256: {

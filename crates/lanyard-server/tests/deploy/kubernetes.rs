@@ -228,7 +228,11 @@ fn every_placeholder_in_the_example_secrets_is_refused() {
     }
     for key in ["client-secret", "webhook-secret"] {
         let path = file(key, &value("lanyard-github", key));
-        let read = lanyard_server::hosts::read_secret(key, "github.com", Path::new(&path));
+        let read = lanyard_server::hosts::read_secret(
+            key,
+            &lanyard_core::Host::parse("github.com").unwrap(),
+            Path::new(&path),
+        );
         let e = read.unwrap_err().to_string();
         assert!(e.contains("placeholder"), "{key}: {e}");
     }

@@ -7,7 +7,7 @@
 //! named there, next to the list it must join.
 
 use lanyard_core::github::{Owner, RepoRef};
-use lanyard_core::ErrorCode;
+use lanyard_core::{ErrorCode, Host};
 use lanyard_github::GithubError;
 use lanyard_store::StoreError;
 
@@ -210,7 +210,7 @@ impl Documented for SessionError {
 impl Documented for BrokerError {
     fn examples() -> Vec<Self> {
         use BrokerError as B;
-        let (host, owner) = (String::new(), String::new());
+        let (host, owner) = (Host::parse("github.com").expect("a host"), String::new());
         let mut all = vec![
             B::Unavailable {
                 retry_after: Some(1),

@@ -63,7 +63,7 @@ impl From<ConnectionRecord> for ConnectionView {
     fn from(c: ConnectionRecord) -> Self {
         Self {
             connection_id: c.id,
-            host: c.host,
+            host: c.host.to_string(),
             owner: c.owner.to_string(),
             kind: c.kind,
             installation_id: c.installation_id,

@@ -78,7 +78,7 @@ pub async fn github(
         serde_json::to_vec(&GithubCredential {
             token: Cow::Borrowed(credential.token.expose_secret()),
             expires_at: served.expires_at,
-            host: Cow::Borrowed(&scope.host),
+            host: Cow::Borrowed(scope.host.as_str()),
             owner: Cow::Borrowed(scope.owner.as_str()),
             // The only scheme repositories on the host are served over: that of its API.
             scheme: svc
