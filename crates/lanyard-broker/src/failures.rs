@@ -47,7 +47,10 @@ impl Broker {
                  permissions on {}.\n",
                 connection.owner,
                 req.host,
-                req.ask.repositories.join(", "),
+                (req.ask.repositories.iter())
+                    .map(|r| r.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 req.host,
             ),
         };

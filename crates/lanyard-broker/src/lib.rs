@@ -249,7 +249,7 @@ impl Broker {
                         opened.secret,
                         now,
                         opened.expires_at.unwrap_or(now),
-                        scope.repositories.clone(),
+                        scope.repositories.iter().map(|r| r.to_string()).collect(),
                         Default::default(),
                     )),
                 }

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use lanyard_core::github::RepoName;
 use lanyard_core::{Actor, Host};
 use lanyard_store::{ConnectionRecord, Rotated, Rotation, Stored, TokenRecord};
 use secrecy::SecretString;
@@ -48,7 +49,7 @@ pub(crate) struct MintJob {
     pub(crate) cache_key: String,
     pub(crate) host: Host,
     pub(crate) connection: ConnectionRecord,
-    pub(crate) repositories: Vec<String>,
+    pub(crate) repositories: Vec<RepoName>,
     pub(crate) permissions: lanyard_core::github::PermissionSet,
 }
 
@@ -247,7 +248,7 @@ impl MintJob {
             now,
             expires_at,
             if obtained.repositories.is_empty() {
-                self.repositories.clone()
+                self.repositories.iter().map(|r| r.to_string()).collect()
             } else {
                 obtained.repositories
             },

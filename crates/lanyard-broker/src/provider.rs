@@ -13,7 +13,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use lanyard_core::github::PermissionSet;
+use lanyard_core::github::{PermissionSet, RepoName};
 use lanyard_core::wire::CredentialSource;
 use lanyard_store::{ConnectionKind, ConnectionRecord};
 use secrecy::SecretString;
@@ -70,7 +70,7 @@ impl Renewal {
 pub struct Ask<'a> {
     /// The team's connection the scope is served through.
     pub connection: &'a ConnectionRecord,
-    pub repositories: &'a [String],
+    pub repositories: &'a [RepoName],
     pub permissions: &'a PermissionSet,
     /// For a [`Renewal::Refresh`] provider, the connection's refresh token, opened by the
     /// broker from the connection as it stands under the connection's lock. `None` for every

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use lanyard_core::github::PermissionSet;
+use lanyard_core::github::{PermissionSet, RepoName};
 use lanyard_core::Host;
 use lanyard_store::ConnectionRecord;
 use sha2::{Digest, Sha256};
@@ -40,7 +40,7 @@ pub fn cache_key(
     team_id: Uuid,
     host: &Host,
     connection: &ConnectionRecord,
-    repositories: &[String],
+    repositories: &[RepoName],
     permissions: &PermissionSet,
     renewal: Renewal,
 ) -> Arc<str> {
@@ -48,8 +48,8 @@ pub fn cache_key(
         let text = format!("{team_id}\n{host}\nconnection:{}", connection.id);
         return hex::encode(Sha256::digest(text.as_bytes())).into();
     }
-    let mut repos = repositories.to_vec();
-    repos.sort();
+    let mut repos: Vec<&str> = repositories.iter().map(RepoName::as_str).collect();
+    repos.sort_unstable();
     repos.dedup();
     let credential = match connection.installation_id {
         Some(id) => format!("installation:{id}"),

@@ -14,8 +14,9 @@ use crate::github::echo;
 #[error("{0:?} is not a bare host like github.com or ghe.example.com:8443 (letters, digits, dots and hyphens, then an optional port)")]
 pub struct HostError(String);
 
-/// A host: dot-separated labels of 1 to 63 lowercase letters, digits, hyphens or underscores (a
-/// local service's name may have one), not starting or ending with a hyphen, 253 bytes in all;
+/// A host: dot-separated labels of 1 to 63 lowercase letters, digits or hyphens, not starting
+/// or ending with a hyphen, 253 bytes in all (DNS's rules; an underscore is refused, as in
+/// repository URLs);
 /// then an optional `:port` (1 to 65535, written without leading zeros). No scheme, path or
 /// credentials.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -34,7 +35,7 @@ impl Host {
             (1..=63).contains(&label.len())
                 && label
                     .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
                 && !label.starts_with('-')
                 && !label.ends_with('-')
         };
@@ -127,7 +128,7 @@ mod tests {
             ("ghe.example.com:8443", "ghe.example.com:8443"),
             ("127.0.0.1:8080", "127.0.0.1:8080"),
             ("localhost", "localhost"),
-            ("gitlab_web:08080", "gitlab_web:8080"),
+            ("gitlab-web:08080", "gitlab-web:8080"),
         ] {
             assert_eq!(Host::parse(raw).unwrap().as_str(), want, "{raw}");
         }
@@ -144,6 +145,7 @@ mod tests {
             "github.com-",
             "git hub.com",
             "[::1]:80",
+            "git_hub.com",
             "a..b",
             "github.com:+80",
             &format!("{}.com", "a".repeat(64)),

@@ -4,6 +4,15 @@
 use lanyard_core::github::PermissionSet;
 use std::sync::Arc;
 
+fn repo(name: &str) -> lanyard_core::github::RepoName {
+    lanyard_core::github::RepoName::parse(name).unwrap()
+}
+
+/// An installation id the fake knows.
+fn id(n: u64) -> lanyard_core::github::InstallationId {
+    n.try_into().unwrap()
+}
+
 use lanyard_core::{ManualClock, SystemClock};
 use lanyard_fake_github::{app_private_key_path, FakeGithub, APP_ID};
 use lanyard_github::{AppCredentials, GithubError, GithubHost, Revocation};
@@ -19,7 +28,10 @@ async fn app_jwts_are_verified() {
     let fake = FakeGithub::start(Arc::new(SystemClock)).await;
     fake.add_installation(5, "acme", &["widgets"]);
     let good = client(&fake, APP_ID, Arc::new(SystemClock));
-    assert_eq!(good.installation(5).await.unwrap().account_login, "acme");
+    assert_eq!(
+        good.installation(id(5)).await.unwrap().account_login,
+        "acme"
+    );
     assert_eq!(
         good.app().await.unwrap().id,
         APP_ID,
@@ -32,7 +44,7 @@ async fn app_jwts_are_verified() {
         Err(GithubError::Rejected { status: 401, .. })
     ));
     assert!(matches!(
-        wrong_app.installation(5).await,
+        wrong_app.installation(id(5)).await,
         Err(GithubError::Rejected { status: 401, .. })
     ));
     // A JWT that expired by the fake's clock.
@@ -40,11 +52,11 @@ async fn app_jwts_are_verified() {
     stale_clock.advance(chrono::Duration::hours(-1));
     let stale = client(&fake, APP_ID, Arc::new(stale_clock));
     assert!(matches!(
-        stale.installation(5).await,
+        stale.installation(id(5)).await,
         Err(GithubError::Rejected { status: 401, .. })
     ));
     assert!(matches!(
-        good.installation(6).await,
+        good.installation(id(6)).await,
         Err(GithubError::Rejected { status: 404, .. })
     ));
 }
@@ -56,12 +68,12 @@ async fn tokens_expire_and_revoke_and_failures_are_typed() {
     fake.add_installation(5, "acme", &["widgets"]);
     let gh = client(&fake, APP_ID, Arc::new(clock.clone()));
     let perms = PermissionSet::parse([("contents", "read")]).unwrap();
-    let minted = gh.mint(5, &["widgets".into()], &perms).await.unwrap();
+    let minted = gh.mint(id(5), &[repo("widgets")], &perms).await.unwrap();
     let token = secrecy::ExposeSecret::expose_secret(&minted.token).to_string();
     assert!(token.starts_with("ghs_") && fake.token_is_live(&token));
     assert_eq!(minted.repositories, ["widgets"]);
     assert!(matches!(
-        gh.mint(5, &["nope".into()], &perms).await,
+        gh.mint(id(5), &[repo("nope")], &perms).await,
         Err(GithubError::Rejected { status: 422, .. })
     ));
 
@@ -72,12 +84,12 @@ async fn tokens_expire_and_revoke_and_failures_are_typed() {
         Revocation::AlreadyDead
     );
 
-    let second = gh.mint(5, &[], &perms).await.unwrap();
+    let second = gh.mint(id(5), &[], &perms).await.unwrap();
     clock.advance(chrono::Duration::minutes(61));
     assert!(!fake.token_is_live(secrecy::ExposeSecret::expose_secret(&second.token)));
 
     fake.fail_with(503, Some(1));
-    match gh.mint(5, &[], &perms).await {
+    match gh.mint(id(5), &[], &perms).await {
         Err(GithubError::Unavailable {
             status: Some(503),
             retry_after: Some(2),
@@ -86,12 +98,12 @@ async fn tokens_expire_and_revoke_and_failures_are_typed() {
         other => panic!("expected unavailable, got {other:?}"),
     }
     assert!(
-        gh.mint(5, &[], &perms).await.is_ok(),
+        gh.mint(id(5), &[], &perms).await.is_ok(),
         "the failure was for one call only"
     );
     fake.fail_with(429, Some(1));
     assert!(matches!(
-        gh.mint(5, &[], &perms).await,
+        gh.mint(id(5), &[], &perms).await,
         Err(GithubError::Unavailable {
             status: Some(429),
             ..

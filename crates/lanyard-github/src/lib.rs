@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use lanyard_core::github::PermissionSet;
+use lanyard_core::github::{InstallationId, PermissionSet, RepoName};
 use lanyard_core::Clock;
 use reqwest::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
@@ -75,7 +75,7 @@ pub struct AppInfo {
 /// An installation, as GitHub describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Installation {
-    pub id: u64,
+    pub id: InstallationId,
     pub account_login: String,
     pub account_kind: AccountKind,
     /// GitHub reports a `suspended_at`.
@@ -131,7 +131,7 @@ impl fmt::Debug for GithubHost {
 
 #[derive(Deserialize)]
 pub(crate) struct InstallationBody {
-    id: u64,
+    id: InstallationId,
     account: Account,
     #[serde(default)]
     suspended_at: Option<String>,
@@ -160,8 +160,8 @@ impl From<InstallationBody> for Installation {
 
 #[derive(Serialize)]
 struct MintBody<'a> {
-    #[serde(skip_serializing_if = "<[String]>::is_empty")]
-    repositories: &'a [String],
+    #[serde(skip_serializing_if = "<[RepoName]>::is_empty")]
+    repositories: &'a [RepoName],
     permissions: &'a PermissionSet,
 }
 
@@ -277,7 +277,7 @@ impl GithubHost {
     }
 
     /// `GET /app/installations/{id}`.
-    pub async fn installation(&self, id: u64) -> Result<Installation, GithubError> {
+    pub async fn installation(&self, id: InstallationId) -> Result<Installation, GithubError> {
         let jwt = self.app_jwt()?;
         let response = self
             .request(reqwest::Method::GET, &format!("/app/installations/{id}"))
@@ -292,8 +292,8 @@ impl GithubHost {
     /// `POST /app/installations/{id}/access_tokens`, scoped to repository names and permissions.
     pub async fn mint(
         &self,
-        installation_id: u64,
-        repositories: &[String],
+        installation_id: InstallationId,
+        repositories: &[RepoName],
         permissions: &PermissionSet,
     ) -> Result<MintedToken, GithubError> {
         let jwt = self.app_jwt()?;

@@ -1,7 +1,7 @@
 //! GitHub connections: which owner on which host a team's sessions can reach, and how.
 
 use chrono::{DateTime, Utc};
-use lanyard_core::github::Owner;
+use lanyard_core::github::{InstallationId, Owner};
 use lanyard_core::Host;
 use lanyard_core::{Actor, AuditKind};
 use uuid::Uuid;
@@ -42,7 +42,7 @@ pub struct ConnectionRecord {
     #[sqlx(rename = "c_kind", try_from = "String")]
     pub kind: ConnectionKind,
     #[sqlx(rename = "c_installation_id")]
-    pub installation_id: Option<i64>,
+    pub installation_id: Option<InstallationId>,
     #[sqlx(rename = "c_status", try_from = "String")]
     pub status: ConnectionStatus,
     /// When GitHub reported an expiry for the PAT.
@@ -149,7 +149,7 @@ impl Store {
         &self,
         host: &str,
         owner: &str,
-        installation_id: Option<i64>,
+        installation_id: Option<InstallationId>,
     ) -> StoreResult<bool> {
         let sql = "SELECT COUNT(*) FROM github_connections c JOIN teams t ON t.id = c.team_id \
                    WHERE t.is_test_cohort = FALSE AND c.host = $1 \
@@ -188,7 +188,7 @@ impl Store {
         );
         on_pool!(self, pool => {
             let mut tx = pool.begin_write().await?;
-            let found: Option<(String, String, Option<i64>)> = sqlx::query_as(
+            let found: Option<(String, String, Option<InstallationId>)> = sqlx::query_as(
                 "SELECT host, owner, installation_id FROM github_connections \
                  WHERE id = $1 AND team_id = $2",
             )

@@ -7,7 +7,7 @@
 use std::sync::{Arc, LazyLock};
 
 use chrono::{DateTime, Utc};
-use lanyard_core::github::{Owner, PermissionSet};
+use lanyard_core::github::{Owner, PermissionSet, RepoName};
 use lanyard_core::Host;
 use lanyard_core::{Actor, AuditKind};
 use sqlx::types::Json;
@@ -76,7 +76,7 @@ pub struct ScopeRecord {
     #[sqlx(try_from = "String")]
     pub cache_key: Arc<str>,
     #[sqlx(json)]
-    pub repositories: Vec<String>,
+    pub repositories: Vec<RepoName>,
     /// Set when a repository it holds left the installation: it is served no more.
     pub revoked_at: Option<DateTime<Utc>>,
     /// The scope's newest unrevoked token as this read found it: a token cached from before the
@@ -157,7 +157,7 @@ pub struct NewScope {
     pub host: Host,
     pub owner: Owner,
     pub cache_key: Arc<str>,
-    pub repositories: Vec<String>,
+    pub repositories: Vec<RepoName>,
 }
 
 #[derive(Debug, Clone)]

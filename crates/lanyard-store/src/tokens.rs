@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
+use lanyard_core::github::InstallationId;
 use lanyard_core::Host;
 use lanyard_core::{Actor, AuditKind};
 
@@ -30,7 +31,7 @@ pub struct TokenRecord {
     pub cache_key: String,
     #[sqlx(try_from = "String")]
     pub host: Host,
-    pub installation_id: Option<i64>,
+    pub installation_id: Option<InstallationId>,
     pub connection_id: Option<Uuid>,
     pub ciphertext: Vec<u8>,
     #[sqlx(json)]
@@ -69,7 +70,7 @@ pub(crate) async fn claim_token<'c>(
     conn.execute(sql, &[Arg::Time(now), Arg::Id(token.id)])
         .await?;
     data["host"] = token.host.as_str().into();
-    data["installation_id"] = token.installation_id.into();
+    data["installation_id"] = token.installation_id.map(InstallationId::get).into();
     if let Some(connection_id) = token.connection_id {
         data["connection_id"] = connection_id.to_string().into();
     }

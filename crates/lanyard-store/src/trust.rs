@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
+use lanyard_core::github::InstallationId;
 use lanyard_core::Host;
 use lanyard_core::{Actor, AuditKind};
 use uuid::Uuid;
@@ -39,15 +40,15 @@ pub struct Delivery {
 #[derive(Debug, Clone)]
 pub enum WebhookChange {
     /// The App was uninstalled: the installation's connections are removed, tokens claimed.
-    InstallationDeleted { installation_id: i64 },
+    InstallationDeleted { installation_id: InstallationId },
     /// Suspended (`true`) or resumed (`false`).
     InstallationSuspended {
-        installation_id: i64,
+        installation_id: InstallationId,
         suspended: bool,
     },
     /// Repositories left the installation: scopes holding any of them stop being served.
     RepositoriesRemoved {
-        installation_id: i64,
+        installation_id: InstallationId,
         repositories: Vec<String>,
     },
     /// Recorded as seen, nothing else.

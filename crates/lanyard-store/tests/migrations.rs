@@ -151,7 +151,10 @@ async fn a_legacy_database_upgrades_in_place_with_its_rows() {
             (scope.owner.as_str(), scope.repositories.len()),
             ("acme", 1)
         );
-        assert_eq!(scope.connection().unwrap().installation_id, Some(7));
+        assert_eq!(
+            scope.connection().unwrap().installation_id.map(|i| i.get()),
+            Some(7)
+        );
 
         let wide = store
             .runner_session(&legacy.wide_runner.lookup)

@@ -45,15 +45,8 @@ impl GithubApp {
     }
 
     async fn mint(&self, ask: Ask<'_>) -> Result<Obtained, ProviderError> {
-        // Stored as i64 (the store's integer), GitHub's is u64: a negative one is a corrupt row,
-        // never installation 0.
-        let stored = ask.connection.installation_id.ok_or_else(|| {
+        let installation = ask.connection.installation_id.ok_or_else(|| {
             ProviderError::Internal("an App connection without an installation".into())
-        })?;
-        let installation = u64::try_from(stored).map_err(|_| {
-            ProviderError::Internal(format!(
-                "the stored installation id {stored} is not a GitHub installation id"
-            ))
         })?;
         let minted = self
             .client

@@ -14,7 +14,7 @@ use lanyard_broker::ratelimit::RateLimiter;
 use lanyard_broker::{
     refresh_aad, Broker, BrokerError, BrokerParts, CacheLimits, Providers, Served,
 };
-use lanyard_core::github::{Owner, PermissionSet};
+use lanyard_core::github::{Owner, PermissionSet, RepoName};
 use lanyard_core::wire::CredentialSource;
 use lanyard_core::{Actor, Clock, Host, ManualClock, TeamName, Tier};
 use lanyard_store::testing::{databases_under_test, execute_script, uuid_literal};
@@ -155,7 +155,7 @@ impl Provider for Scripted {
         self.seen
             .lock()
             .unwrap()
-            .push(ask.connection.installation_id);
+            .push(ask.connection.installation_id.map(|i| i.get()));
         let refresh = ask.refresh_token.map(|t| t.expose_secret().to_string());
         Box::pin(self.obtain_now(refresh))
     }
@@ -222,7 +222,7 @@ pub async fn worlds(
             host: Host::parse(HOST).unwrap(),
             owner: Owner::parse("acme").unwrap(),
             kind: ConnectionKind::GithubApp,
-            installation_id: Some(42),
+            installation_id: Some(42_u64.try_into().unwrap()),
             status: ConnectionStatus::Active,
             pat_expires_at: None,
             pat_ciphertext: None,
@@ -313,7 +313,8 @@ impl World {
     /// A live session holding `repos` (one scope, keyed by them), as the credential path reads it.
     pub async fn session(&self, repos: &[&str]) -> (Uuid, String) {
         let lookup = Uuid::new_v4().simple().to_string();
-        let repositories: Vec<String> = repos.iter().map(|r| r.to_string()).collect();
+        let repositories: Vec<RepoName> =
+            repos.iter().map(|r| RepoName::parse(r).unwrap()).collect();
         let permissions = PermissionSet::defaults();
         let cache_key = lanyard_broker::cache_key(
             self.team,
@@ -330,7 +331,7 @@ impl World {
                     team_id: self.team,
                     runner_lookup: lookup.clone(),
                     runner_hash: "h".into(),
-                    repos: repositories.clone(),
+                    repos: repos.iter().map(|r| r.to_string()).collect(),
                     permissions,
                     expires_at: self.clock.now() + Duration::hours(8),
                     scopes: vec![NewScope {

@@ -1,9 +1,11 @@
 //! GitHub vocabulary: owners, repository references and App permission sets, each parsed once
 //! at the edge so the rest of Lanyard handles only valid values.
 
+mod installation;
 mod permissions;
 mod repo;
 
+pub use installation::{InstallationId, InstallationIdError};
 pub use permissions::{Access, Permission, PermissionError, PermissionSet};
 pub use repo::{Owner, OwnerError, RepoName, RepoRef, RepoRefError, Scheme};
 

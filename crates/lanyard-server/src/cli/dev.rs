@@ -114,7 +114,11 @@ pub(super) async fn run(listen: SocketAddr, token_lifetime: Duration) -> anyhow:
     config.e2e_seed = Some(E2eSeed {
         host: fake_host,
         owner: lanyard_core::github::Owner::parse(CI_OWNER).expect("a valid owner"),
-        credential: SeedCredential::Installation(CI_INSTALLATION),
+        credential: SeedCredential::Installation(
+            CI_INSTALLATION
+                .try_into()
+                .expect("a positive installation id"),
+        ),
         repo_urls: vec![fake.repo_url(CI_OWNER, REPO)],
     });
 

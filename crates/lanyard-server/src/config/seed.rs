@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use lanyard_core::github::InstallationId;
 use lanyard_core::github::{Owner, RepoRef};
 use lanyard_core::Host;
 use serde::Deserialize;
@@ -29,7 +30,7 @@ pub(super) struct SeedLayer {
 /// each seeding, so it can be rotated without a restart).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SeedCredential {
-    Installation(u64),
+    Installation(InstallationId),
     PatFile(PathBuf),
 }
 
@@ -45,9 +46,9 @@ pub struct E2eSeed {
 
 impl E2eSeed {
     /// The installation as the store keeps it (`None` for a PAT seed).
-    pub fn installation_row_id(&self) -> Option<i64> {
+    pub fn installation_row_id(&self) -> Option<InstallationId> {
         match &self.credential {
-            SeedCredential::Installation(id) => i64::try_from(*id).ok(),
+            SeedCredential::Installation(id) => Some(*id),
             SeedCredential::PatFile(_) => None,
         }
     }
@@ -76,8 +77,9 @@ pub(super) fn validate_seed(
         })?;
     let owner = Owner::parse(&seed.owner).map_err(|e| invalid(format!("owner: {e}")))?;
     let credential = match (seed.installation_id, seed.pat_file) {
-        (Some(0), None) => return Err(invalid("installation_id must be positive".into())),
-        (Some(id), None) => SeedCredential::Installation(id),
+        (Some(id), None) => SeedCredential::Installation(
+            InstallationId::try_from(id).map_err(|e| invalid(format!("installation_id: {e}")))?,
+        ),
         (None, Some(path)) => {
             require_private(&path).map_err(|e| invalid(format!("pat_file: {e}")))?;
             if !path.is_file() {
@@ -160,7 +162,10 @@ mod tests {
         };
         let c = load("host = \"127.0.0.1:9\"\nowner = \"Acme-CI\"\ninstallation_id = 7\nrepos = [\"fixtures\", \"more\"]\n").unwrap();
         let seed = c.e2e_seed.unwrap();
-        assert_eq!(seed.credential, SeedCredential::Installation(7));
+        assert_eq!(
+            seed.credential,
+            SeedCredential::Installation(7_u64.try_into().unwrap())
+        );
         assert_eq!(seed.owner.as_str(), "acme-ci");
         assert_eq!(
             seed.repo_urls,

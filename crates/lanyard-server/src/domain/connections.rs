@@ -6,6 +6,7 @@
 //! are trusted to bind installations directly, checked against the installation's account.
 
 use chrono::{DateTime, Utc};
+use lanyard_core::github::InstallationId;
 use lanyard_core::github::{echo, Owner, OwnerError};
 use lanyard_core::Actor;
 use lanyard_core::Host;
@@ -22,7 +23,7 @@ use crate::services::Services;
 /// How the team reaches the owner.
 #[derive(Debug)]
 pub enum Credential {
-    Installation(u64),
+    Installation(InstallationId),
     Pat(SecretString),
 }
 
@@ -63,12 +64,15 @@ pub enum ConnectionError {
     ProofRequired,
     #[error("installation {installation} belongs to {found}, not {owner}")]
     InstallationMismatch {
-        installation: u64,
+        installation: InstallationId,
         found: String,
         owner: Owner,
     },
     #[error("installation {installation} does not exist for this GitHub App on {host}")]
-    InstallationMissing { installation: u64, host: String },
+    InstallationMissing {
+        installation: InstallationId,
+        host: String,
+    },
     #[error("GitHub refused the personal access token")]
     PatInvalid,
     #[error("the team already has a connection for {owner} on {host}")]
@@ -108,7 +112,10 @@ impl Connect {
         let host = Host::parse(host).map_err(|_| ConnectionError::UnknownHost(echo(host)))?;
         let owner = Owner::parse(owner)?;
         let credential = match (installation_id, pat) {
-            (Some(id), None) => Credential::Installation(id),
+            (Some(id), None) => Credential::Installation(
+                InstallationId::try_from(id)
+                    .map_err(|_| ConnectionError::InstallationOutOfRange)?,
+            ),
             (None, Some(pat)) => {
                 check_pat_text(&pat)?;
                 Credential::Pat(pat)
@@ -199,8 +206,6 @@ pub async fn connect(
                 }
                 Err(e) => return Err(ConnectionError::Github(e)),
             }
-            let installation =
-                i64::try_from(installation).map_err(|_| ConnectionError::InstallationOutOfRange)?;
             (ConnectionKind::GithubApp, Some(installation), None, None)
         }
         Credential::Pat(pat) => {

@@ -157,7 +157,7 @@ async fn seed_from(
         )));
     }
     let (installation, pat) = match &seed.credential {
-        SeedCredential::Installation(id) => (Some(*id), None),
+        SeedCredential::Installation(id) => (Some(id.as_u64()), None),
         SeedCredential::PatFile(path) => (None, Some(read_seed_pat(path).await?)),
     };
     let connect = Connect::parse(seed.host.as_str(), seed.owner.as_str(), installation, pat)?;

@@ -228,7 +228,7 @@ pub async fn complete(svc: &Services, setup: Setup) -> Result<Completed, Install
         .map_err(InstallError::Github)?;
     let installation = visible
         .into_iter()
-        .find(|i| i.id == installation_id)
+        .find(|i| i.id.as_u64() == installation_id)
         .ok_or(InstallError::NotOwned)?;
     // Seeing an installation is not owning it: GitHub lists it to anyone with read access to
     // one of its repositories. The user must be the account itself, or an admin of the
@@ -249,14 +249,13 @@ pub async fn complete(svc: &Services, setup: Setup) -> Result<Completed, Install
         return Err(InstallError::NotOwned);
     }
     let owner = Owner::parse(&installation.account_login).map_err(|_| InstallError::NotOwned)?;
-    let installation_id = i64::try_from(installation.id).map_err(|_| InstallError::NotOwned)?;
     let record = ConnectionRecord {
         id: Uuid::new_v4(),
         team_id: state.team_id,
         host: state.host.clone(),
         owner,
         kind: ConnectionKind::GithubApp,
-        installation_id: Some(installation_id),
+        installation_id: Some(installation.id),
         status: ConnectionStatus::Active,
         pat_expires_at: None,
         pat_ciphertext: None,

@@ -4,7 +4,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use lanyard_core::github::{Owner, PermissionError, PermissionSet, RepoRef, RepoRefError, Scheme};
+use lanyard_core::github::{
+    Owner, PermissionError, PermissionSet, RepoName, RepoRef, RepoRefError, Scheme,
+};
 use lanyard_core::Host;
 use lanyard_core::{Actor, BearerSecret, SecretKind, Tier};
 use lanyard_store::{NewScope, NewSession, SessionRecord, StoreError, TeamRecord};
@@ -120,12 +122,12 @@ async fn scopes(
         }
     }
     let connections = svc.store().list_connections(team_id).await?;
-    let mut by_owner: BTreeMap<(&Host, &Owner), Vec<String>> = BTreeMap::new();
+    let mut by_owner: BTreeMap<(&Host, &Owner), Vec<RepoName>> = BTreeMap::new();
     for repo in &input.repos {
         by_owner
             .entry((&repo.host, &repo.owner))
             .or_default()
-            .push(repo.name.to_string());
+            .push(repo.name.clone());
     }
     let mut scopes = Vec::with_capacity(by_owner.len());
     for ((host, owner), names) in by_owner {

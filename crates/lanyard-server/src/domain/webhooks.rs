@@ -7,6 +7,7 @@
 //! transaction as the changes, so a redelivery changes nothing.
 
 use lanyard_core::github::echo;
+use lanyard_core::github::InstallationId;
 use lanyard_core::secret::constant_time_eq;
 use lanyard_core::Host;
 use lanyard_store::{Delivery, StoreError, WebhookChange};
@@ -60,23 +61,24 @@ pub struct Incoming<'a> {
 }
 
 /// An id GitHub sends as a number in some payloads and a string in others.
-fn flexible_id<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+fn flexible_id<'de, D: Deserializer<'de>>(d: D) -> Result<InstallationId, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Id {
         Number(i64),
         Text(String),
     }
-    match Id::deserialize(d)? {
-        Id::Number(n) => Ok(n),
-        Id::Text(s) => s.trim().parse().map_err(de::Error::custom),
-    }
+    let n = match Id::deserialize(d)? {
+        Id::Number(n) => n,
+        Id::Text(s) => s.trim().parse().map_err(de::Error::custom)?,
+    };
+    InstallationId::try_from(n).map_err(de::Error::custom)
 }
 
 #[derive(Debug, Deserialize)]
 struct InstallationRef {
     #[serde(deserialize_with = "flexible_id")]
-    id: i64,
+    id: InstallationId,
 }
 
 #[derive(Debug, Deserialize)]
@@ -163,22 +165,19 @@ async fn confirmed(host: &ConfiguredHost, change: WebhookChange) -> WebhookChang
     else {
         return change;
     };
-    let Ok(id) = u64::try_from(installation_id) else {
-        return WebhookChange::Ignored;
-    };
-    match host.client.installation(id).await {
+    match host.client.installation(installation_id).await {
         Ok(now) if now.suspended == suspended => change,
         Ok(_) | Err(GithubError::Rejected { .. }) => {
             tracing::info!(
                 host = %host.client.host(),
-                installation = id,
+                installation = %installation_id,
                 suspended,
                 "a suspension webhook GitHub no longer agrees with was ignored"
             );
             WebhookChange::Ignored
         }
         Err(e) => {
-            tracing::warn!(host = %host.client.host(), installation = id, error = %e, "cannot confirm a suspension webhook with GitHub; applying the signed payload");
+            tracing::warn!(host = %host.client.host(), installation = %installation_id, error = %e, "cannot confirm a suspension webhook with GitHub; applying the signed payload");
             change
         }
     }
@@ -304,7 +303,7 @@ mod tests {
             "repositories_removed":[{"id":5000000000,"name":"Widgets"}]}"#;
         match read_change(WebhookEvent::Installation, numeric).unwrap() {
             WebhookChange::InstallationDeleted { installation_id } => {
-                assert_eq!(installation_id, 12_345_678_901)
+                assert_eq!(installation_id.get(), 12_345_678_901)
             }
             other => panic!("{other:?}"),
         }
@@ -313,7 +312,7 @@ mod tests {
                 installation_id,
                 repositories,
             } => assert_eq!(
-                (installation_id, repositories),
+                (installation_id.get(), repositories),
                 (42, vec!["widgets".into()])
             ),
             other => panic!("{other:?}"),
@@ -326,5 +325,11 @@ mod tests {
             Ok(WebhookChange::Ignored)
         ));
         assert!(read_change(WebhookEvent::Installation, b"not json").is_err());
+        // An id GitHub never issues is refused, not read as some other installation.
+        for id in ["0", "-3", "\"0\"", "\"x\"", "18446744073709551615"] {
+            let body = format!(r#"{{"action":"deleted","installation":{{"id":{id}}}}}"#);
+            let read = read_change(WebhookEvent::Installation, body.as_bytes());
+            assert!(read.is_err(), "{id}: {read:?}");
+        }
     }
 }

@@ -110,12 +110,12 @@ impl Documented for ConnectionError {
             C::NoApp(String::new()),
             C::ProofRequired,
             C::InstallationMismatch {
-                installation: 1,
+                installation: 1_u64.try_into().expect("a positive id"),
                 found: String::new(),
                 owner: owner(),
             },
             C::InstallationMissing {
-                installation: 1,
+                installation: 1_u64.try_into().expect("a positive id"),
                 host: String::new(),
             },
             C::PatInvalid,

@@ -66,7 +66,7 @@ impl From<ConnectionRecord> for ConnectionView {
             host: c.host.to_string(),
             owner: c.owner.to_string(),
             kind: c.kind,
-            installation_id: c.installation_id,
+            installation_id: c.installation_id.map(|i| i.get()),
             status: c.status,
             pat_expires_at: c.pat_expires_at,
             created_at: c.created_at,
