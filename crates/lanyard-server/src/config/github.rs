@@ -133,26 +133,6 @@ pub fn origin_of(raw: &str) -> Option<String> {
 }
 
 /// `LANYARD_ALLOWED_RETURN_ORIGINS`: comma-separated origins.
-pub(super) fn parse_origins(raw: Option<&str>) -> Result<Vec<String>, ConfigError> {
-    let Some(raw) = raw else {
-        return Ok(Vec::new());
-    };
-    raw.split(',')
-        .map(str::trim)
-        .filter(|o| !o.is_empty())
-        .map(|o| {
-            origin_of(o)
-                .filter(|origin| origin == &o.trim_end_matches('/').to_ascii_lowercase())
-                .ok_or_else(|| {
-                    ConfigError::invalid(
-                        "allowed_return_origins (LANYARD_ALLOWED_RETURN_ORIGINS)",
-                        format!("{o:?} is not an origin like https://app.example.com"),
-                    )
-                })
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,10 +151,13 @@ mod tests {
         ] {
             assert_eq!(origin_of(bad), None, "{bad}");
         }
+        use super::super::values::{FromText, Origins};
         assert_eq!(
-            parse_origins(Some("https://a.test, http://127.0.0.1:3000")).unwrap(),
+            Origins::from_text("https://a.test, http://127.0.0.1:3000")
+                .unwrap()
+                .0,
             ["https://a.test", "http://127.0.0.1:3000"]
         );
-        assert!(parse_origins(Some("https://a.test/path")).is_err());
+        assert!(Origins::from_text("https://a.test/path").is_err());
     }
 }

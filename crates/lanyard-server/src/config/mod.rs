@@ -8,13 +8,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use lanyard_core::redact::redact_url;
-use lanyard_core::{format_duration, parse_duration};
 use lanyard_store::DatabaseUrl;
 use secrecy::{ExposeSecret, SecretString};
 
+use github::validate_github;
 pub use github::{origin_of, GithubHost, DEFAULT_MAX_CONCURRENT_MINTS, MAX_CONCURRENT_MINTS_LIMIT};
-use github::{parse_origins, validate_github};
 pub use seed::{E2eSeed, SeedCredential};
 pub use sources::{env_name, known_variables, require_private, worker_env_name, Setting, SETTINGS};
 use sources::{EnvSource, Layer};
@@ -25,6 +23,7 @@ mod seed;
 mod sources;
 #[cfg(test)]
 mod tests;
+mod values;
 mod workers;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -165,47 +164,17 @@ impl Config {
     }
 
     fn validate(mut layer: Layer) -> Result<Self, ConfigError> {
-        let http = http_limits(&layer)?;
+        let http = http_limits(&layer);
         let smtp = workers::smtp(&mut layer)?;
         let worker_settings = workers::worker_settings(&mut layer)?;
-        let listen_raw = layer.listen.unwrap_or_else(|| DEFAULT_LISTEN.into());
-        let listen = listen_raw.trim().parse::<SocketAddr>().map_err(|_| {
-            ConfigError::invalid(
-                "listen (LANYARD_LISTEN)",
-                format!("{listen_raw:?} is not an IP:port address, like 127.0.0.1:8080"),
-            )
-        })?;
+        let listen = layer
+            .listen
+            .or(DEFAULT_LISTEN.parse().expect("the default address"));
         let data_dir = layer.data_dir.unwrap_or_else(|| DEFAULT_DATA_DIR.into());
-        let database_url = match layer.database_url {
-            Some(raw) => DatabaseUrl::parse(&raw).map_err(|e| {
-                ConfigError::invalid("database_url (LANYARD_DATABASE_URL)", e.to_string())
-            })?,
-            None => DatabaseUrl::sqlite_in(&data_dir),
-        };
-        let redis_url = layer
-            .redis_url
-            .filter(|s| !s.trim().is_empty())
-            .map(|raw| {
-                let raw = raw.trim().to_string();
-                if !raw.starts_with("redis://") {
-                    return Err(ConfigError::invalid(
-                        "redis_url (LANYARD_REDIS_URL)",
-                        format!("{} must start with redis://", redact_url(&raw)),
-                    ));
-                }
-                redis::Client::open(raw.as_str()).map_err(|e| {
-                    ConfigError::invalid(
-                        "redis_url (LANYARD_REDIS_URL)",
-                        format!(
-                            "{} is not a valid Redis URL ({:?})",
-                            redact_url(&raw),
-                            e.kind()
-                        ),
-                    )
-                })?;
-                Ok(RedisUrl::new(raw))
-            })
-            .transpose()?;
+        let database_url = layer
+            .database_url
+            .or_else(|| DatabaseUrl::sqlite_in(&data_dir));
+        let redis_url = layer.redis_url.0;
         let jwt_secret = layer.jwt_secret;
         if let Some(secret) = &jwt_secret {
             check_secret_length("jwt_secret (LANYARD_JWT_SECRET)", secret)?;
@@ -222,64 +191,12 @@ impl Config {
         if let Some(token) = &admin_token {
             check_secret_length("admin_token (LANYARD_ADMIN_TOKEN)", token)?;
         }
-        let allowed_return_origins = parse_origins(layer.allowed_return_origins.as_deref())?;
-        let public_url = layer
-            .public_url
-            .filter(|s| !s.trim().is_empty())
-            .map(|raw| {
-                let url = raw.trim().trim_end_matches('/').to_string();
-                let parsed = url::Url::parse(&url).ok();
-                match parsed {
-                    Some(u) if matches!(u.scheme(), "https" | "http") && u.host().is_some() => {
-                        Ok(url)
-                    }
-                    _ => Err(ConfigError::invalid(
-                        "public_url (LANYARD_PUBLIC_URL)",
-                        format!("{raw:?} must be an absolute http:// or https:// URL"),
-                    )),
-                }
-            })
-            .transpose()?;
-        let token_min_remaining = match layer.token_min_remaining {
-            Some(raw) => {
-                let key = "token_min_remaining (LANYARD_TOKEN_MIN_REMAINING)";
-                let d =
-                    parse_duration(&raw).map_err(|e| ConfigError::invalid(key, e.to_string()))?;
-                if d.is_zero() || d >= Duration::from_secs(3600) {
-                    return Err(ConfigError::invalid(
-                        key,
-                        format!(
-                            "{} must be more than 0s and less than 1h, the life of a GitHub App token",
-                            format_duration(d)
-                        ),
-                    ));
-                }
-                d
-            }
-            None => DEFAULT_TOKEN_MIN_REMAINING,
-        };
-        let log_format = match layer.log_format.as_deref().map(str::trim) {
-            None | Some("text") => LogFormat::Text,
-            Some("json") => LogFormat::Json,
-            Some(other) => {
-                return Err(ConfigError::invalid(
-                    "log_format (LANYARD_LOG_FORMAT)",
-                    format!("{other:?} is not one of text, json"),
-                ))
-            }
-        };
-        let metrics_listen = layer
-            .metrics_listen
-            .filter(|s| !s.trim().is_empty())
-            .map(|raw| {
-                raw.trim().parse::<SocketAddr>().map_err(|_| {
-                    ConfigError::invalid(
-                        "metrics_listen (LANYARD_METRICS_LISTEN)",
-                        format!("{raw:?} is not an IP:port address, like 127.0.0.1:9090"),
-                    )
-                })
-            })
-            .transpose()?;
+        let allowed_return_origins = layer.allowed_return_origins.0.map(|o| o.0);
+        let public_url = layer.public_url.0.map(|u| u.0);
+        let token_min_remaining =
+            (layer.token_min_remaining.0).map_or(DEFAULT_TOKEN_MIN_REMAINING, |f| f.0);
+        let log_format = layer.log_format.or(LogFormat::Text);
+        let metrics_listen = layer.metrics_listen.0;
         let github: Vec<GithubHost> = layer
             .github
             .unwrap_or_default()
@@ -297,7 +214,7 @@ impl Config {
             public_url,
             e2e_account_token,
             admin_token,
-            allowed_return_origins,
+            allowed_return_origins: allowed_return_origins.unwrap_or_default(),
             token_min_remaining,
             log_format,
             metrics_listen,
@@ -310,46 +227,13 @@ impl Config {
     }
 }
 
-/// A duration setting between 1 s and 1 h.
-fn bounded_duration(
-    key: &'static str,
-    raw: Option<&str>,
-    default: Duration,
-) -> Result<Duration, ConfigError> {
-    raw.map_or(Ok(default), |raw| {
-        workers::duration_between(raw, Duration::from_secs(1), Duration::from_secs(3600))
-            .map_err(|e| ConfigError::invalid(key, e))
-    })
-}
-
-fn http_limits(layer: &Layer) -> Result<HttpLimits, ConfigError> {
+fn http_limits(layer: &Layer) -> HttpLimits {
     let defaults = HttpLimits::default();
-    let max_connections = match layer.http_max_connections.as_ref().map(ToString::to_string) {
-        None => defaults.max_connections,
-        Some(raw) => raw
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=1_000_000).contains(n))
-            .ok_or_else(|| {
-                ConfigError::invalid(
-                    "http_max_connections (LANYARD_HTTP_MAX_CONNECTIONS)",
-                    format!("{raw:?} is not a whole number from 1 to 1000000"),
-                )
-            })?,
-    };
-    Ok(HttpLimits {
-        header_timeout: bounded_duration(
-            "http_header_timeout (LANYARD_HTTP_HEADER_TIMEOUT)",
-            layer.http_header_timeout.as_deref(),
-            defaults.header_timeout,
-        )?,
-        request_timeout: bounded_duration(
-            "http_request_timeout (LANYARD_HTTP_REQUEST_TIMEOUT)",
-            layer.http_request_timeout.as_deref(),
-            defaults.request_timeout,
-        )?,
-        max_connections,
-    })
+    HttpLimits {
+        header_timeout: (layer.http_header_timeout.0).map_or(defaults.header_timeout, |d| d.0),
+        request_timeout: (layer.http_request_timeout.0).map_or(defaults.request_timeout, |d| d.0),
+        max_connections: (layer.http_max_connections.0).map_or(defaults.max_connections, |n| n.0),
+    }
 }
 
 fn check_secret_length(key: &'static str, secret: &SecretString) -> Result<(), ConfigError> {

@@ -11,29 +11,33 @@ use figment::{Figment, Metadata, Profile, Provider};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
-use super::{ConfigError, Flags};
+use super::values::{ConnectionCount, Deadline, Floor, HttpUrl, Origins, Parsed};
+use super::{ConfigError, Flags, LogFormat, RedisUrl};
+use lanyard_store::DatabaseUrl;
+use std::net::SocketAddr;
 
 /// One merged view of every source. Every field is optional; `None` keeps the lower layer's.
 /// No `Debug`: it holds secrets and URLs with passwords before validation wraps them.
+/// Scalar values are typed ([`Parsed`]): each is parsed by its own rule as it is extracted.
 #[derive(Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub(super) struct Layer {
-    pub listen: Option<String>,
+    pub listen: Parsed<SocketAddr>,
     pub data_dir: Option<PathBuf>,
-    pub database_url: Option<String>,
-    pub redis_url: Option<String>,
+    pub database_url: Parsed<DatabaseUrl>,
+    pub redis_url: Parsed<RedisUrl>,
     pub jwt_secret: Option<SecretString>,
     pub encryption_key: Option<SecretString>,
-    pub public_url: Option<String>,
+    pub public_url: Parsed<HttpUrl>,
     pub e2e_account_token: Option<SecretString>,
     pub admin_token: Option<SecretString>,
-    pub allowed_return_origins: Option<String>,
-    pub token_min_remaining: Option<String>,
-    pub log_format: Option<String>,
-    pub metrics_listen: Option<String>,
-    pub http_header_timeout: Option<String>,
-    pub http_request_timeout: Option<String>,
-    pub http_max_connections: Option<NumberOrText>,
+    pub allowed_return_origins: Parsed<Origins>,
+    pub token_min_remaining: Parsed<Floor>,
+    pub log_format: Parsed<LogFormat>,
+    pub metrics_listen: Parsed<SocketAddr>,
+    pub http_header_timeout: Parsed<Deadline>,
+    pub http_request_timeout: Parsed<Deadline>,
+    pub http_max_connections: Parsed<ConnectionCount>,
     pub github: Option<Vec<GithubLayer>>,
     pub smtp_url: Option<SecretString>,
     pub smtp_from: Option<String>,
@@ -49,23 +53,6 @@ pub(super) struct Layer {
 #[serde(deny_unknown_fields)]
 pub(super) struct WorkerLayer {
     pub interval: Option<String>,
-}
-
-/// A count as TOML writes it (`512`), or as text, as the environment gives every value.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-pub(super) enum NumberOrText {
-    Number(u64),
-    Text(String),
-}
-
-impl std::fmt::Display for NumberOrText {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            NumberOrText::Number(n) => write!(f, "{n}"),
-            NumberOrText::Text(t) => f.write_str(t.trim()),
-        }
-    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -357,7 +344,8 @@ fn explain(e: figment::Error, file: Option<(&Path, &str)>) -> ConfigError {
             .unwrap_or("invalid TOML")
             .trim()
             .to_string(),
-        other => format!("`{key}`: {other}"),
+        // Named as the file and the environment name it.
+        other => format!("`{key}` ({}): {other}", env_name(&key)),
     };
     match file {
         Some((path, text)) if from_file => {
