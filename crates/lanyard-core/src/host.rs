@@ -14,9 +14,9 @@ use crate::github::echo;
 #[error("{0:?} is not a bare host like github.com or ghe.example.com:8443 (letters, digits, dots and hyphens, then an optional port)")]
 pub struct HostError(String);
 
-/// A host: dot-separated labels of 1 to 63 lowercase letters, digits or hyphens, not starting
-/// or ending with a hyphen, 253 bytes in all (DNS's rules; an underscore is refused, as in
-/// repository URLs);
+/// A host: dot-separated labels of 1 to 63 lowercase letters, digits, hyphens or underscores
+/// (a local service's name may have one; configuration always took them), not starting or
+/// ending with a hyphen, 253 bytes in all;
 /// then an optional `:port` (1 to 65535, written without leading zeros). No scheme, path or
 /// credentials.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -35,7 +35,7 @@ impl Host {
             (1..=63).contains(&label.len())
                 && label
                     .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
                 && !label.starts_with('-')
                 && !label.ends_with('-')
         };
@@ -129,6 +129,7 @@ mod tests {
             ("127.0.0.1:8080", "127.0.0.1:8080"),
             ("localhost", "localhost"),
             ("gitlab-web:08080", "gitlab-web:8080"),
+            ("gitlab_web", "gitlab_web"),
         ] {
             assert_eq!(Host::parse(raw).unwrap().as_str(), want, "{raw}");
         }
@@ -145,7 +146,6 @@ mod tests {
             "github.com-",
             "git hub.com",
             "[::1]:80",
-            "git_hub.com",
             "a..b",
             "github.com:+80",
             &format!("{}.com", "a".repeat(64)),

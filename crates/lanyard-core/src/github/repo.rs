@@ -159,7 +159,11 @@ impl RepoRef {
             (Some(host), None) => host.to_string(),
             (None, _) => return Err(RepoRefError::Host(shown())),
         };
-        let host = Host::parse(&host).map_err(|_| RepoRefError::Host(shown()))?;
+        // A URL's host is a DNS name: no underscore, though a configured host may have one.
+        let host = Host::parse(&host)
+            .ok()
+            .filter(|h| !h.as_str().contains('_'))
+            .ok_or_else(|| RepoRefError::Host(shown()))?;
         let path = url.path().trim_start_matches('/').trim_end_matches('/');
         let path = path.strip_suffix(".git").unwrap_or(path);
         let mut parts = path.split('/');

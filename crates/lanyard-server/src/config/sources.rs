@@ -11,7 +11,7 @@ use figment::{Figment, Metadata, Profile, Provider};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
-use super::values::{ConnectionCount, Deadline, Floor, HttpUrl, Origins, Parsed};
+use super::values::{ConnectionCount, Deadline, Floor, HttpUrl, Origins, Parsed, Unsettable};
 use super::{ConfigError, Flags, LogFormat, RedisUrl};
 use lanyard_store::DatabaseUrl;
 use std::net::SocketAddr;
@@ -25,16 +25,16 @@ pub(super) struct Layer {
     pub listen: Parsed<SocketAddr>,
     pub data_dir: Option<PathBuf>,
     pub database_url: Parsed<DatabaseUrl>,
-    pub redis_url: Parsed<RedisUrl>,
+    pub redis_url: Unsettable<RedisUrl>,
     pub jwt_secret: Option<SecretString>,
     pub encryption_key: Option<SecretString>,
-    pub public_url: Parsed<HttpUrl>,
+    pub public_url: Unsettable<HttpUrl>,
     pub e2e_account_token: Option<SecretString>,
     pub admin_token: Option<SecretString>,
-    pub allowed_return_origins: Parsed<Origins>,
+    pub allowed_return_origins: Unsettable<Origins>,
     pub token_min_remaining: Parsed<Floor>,
     pub log_format: Parsed<LogFormat>,
-    pub metrics_listen: Parsed<SocketAddr>,
+    pub metrics_listen: Unsettable<SocketAddr>,
     pub http_header_timeout: Parsed<Deadline>,
     pub http_request_timeout: Parsed<Deadline>,
     pub http_max_connections: Parsed<ConnectionCount>,
@@ -332,7 +332,14 @@ pub(super) fn merge(
 /// One sentence for a figment error: the key, what is wrong, and where it was set.
 fn explain(e: figment::Error, file: Option<(&Path, &str)>) -> ConfigError {
     let from_file = e.metadata.as_ref().is_some_and(|m| m.name.contains("TOML"));
+    let from_flags = (e.metadata.as_ref()).is_some_and(|m| m.name.ends_with("FlagValues"));
     let key = e.path.join(".");
+    // A top-level setting is also named as the environment names it, or as its flag.
+    let also = match SETTINGS.iter().find(|s| s.key == key) {
+        Some(_) if from_flags => format!(" (--{})", key.replace('_', "-")),
+        Some(_) => format!(" ({})", env_name(&key)),
+        None => String::new(),
+    };
     let problem = match &e.kind {
         figment::error::Kind::UnknownField(name, _) => format!("unknown key `{name}`"),
         // A syntax error belongs to no key. Its message quotes the offending line after the
@@ -344,8 +351,7 @@ fn explain(e: figment::Error, file: Option<(&Path, &str)>) -> ConfigError {
             .unwrap_or("invalid TOML")
             .trim()
             .to_string(),
-        // Named as the file and the environment name it.
-        other => format!("`{key}` ({}): {other}", env_name(&key)),
+        other => format!("`{key}`{also}: {other}"),
     };
     match file {
         Some((path, text)) if from_file => {
@@ -359,7 +365,7 @@ fn explain(e: figment::Error, file: Option<(&Path, &str)>) -> ConfigError {
             }
         }
         _ => ConfigError::Invalid {
-            key: "environment",
+            key: if from_flags { "flags" } else { "environment" },
             message: problem,
         },
     }

@@ -23,18 +23,22 @@ pub(super) trait FromText: Sized {
     fn from_text(raw: &str) -> Result<Self, String>;
 }
 
-/// A setting parsed by `T`'s rule. Text that is empty (or only spaces) is `None`: an
-/// environment variable set to nothing leaves the setting unset.
+/// A setting parsed by `T`'s rule; `None` when no source sets it. Blank text (empty, or only
+/// spaces) is refused, unless `BLANK_UNSETS`: then it unsets the setting, as an optional URL
+/// or address set to nothing does ([`Unsettable`]).
 #[derive(Debug, Clone)]
-pub(super) struct Parsed<T>(pub Option<T>);
+pub(super) struct Parsed<T, const BLANK_UNSETS: bool = false>(pub Option<T>);
 
-impl<T> Default for Parsed<T> {
+/// A setting that blank text unsets.
+pub(super) type Unsettable<T> = Parsed<T, true>;
+
+impl<T, const B: bool> Default for Parsed<T, B> {
     fn default() -> Self {
         Self(None)
     }
 }
 
-impl<T> Parsed<T> {
+impl<T, const B: bool> Parsed<T, B> {
     pub fn or(self, default: T) -> T {
         self.0.unwrap_or(default)
     }
@@ -44,28 +48,29 @@ impl<T> Parsed<T> {
     }
 }
 
-impl<'de, T: FromText> Deserialize<'de> for Parsed<T> {
+impl<'de, T: FromText, const B: bool> Deserialize<'de> for Parsed<T, B> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         d.deserialize_any(TextVisitor(PhantomData))
     }
 }
 
-struct TextVisitor<T>(PhantomData<T>);
+struct TextVisitor<T, const B: bool>(PhantomData<T>);
 
-impl<T: FromText> TextVisitor<T> {
-    fn parse<E: de::Error>(raw: &str) -> Result<Parsed<T>, E> {
+impl<T: FromText, const B: bool> TextVisitor<T, B> {
+    fn parse<E: de::Error>(raw: &str) -> Result<Parsed<T, B>, E> {
         let raw = raw.trim();
-        if raw.is_empty() {
-            return Ok(Parsed(None));
+        match (raw.is_empty(), B) {
+            (true, true) => Ok(Parsed(None)),
+            (true, false) => Err(E::custom("is empty")),
+            (false, _) => T::from_text(raw)
+                .map(|v| Parsed(Some(v)))
+                .map_err(E::custom),
         }
-        T::from_text(raw)
-            .map(|v| Parsed(Some(v)))
-            .map_err(E::custom)
     }
 }
 
-impl<T: FromText> Visitor<'_> for TextVisitor<T> {
-    type Value = Parsed<T>;
+impl<T: FromText, const B: bool> Visitor<'_> for TextVisitor<T, B> {
+    type Value = Parsed<T, B>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a value written as text")
@@ -99,8 +104,9 @@ impl FromText for DatabaseUrl {
 
 impl FromText for RedisUrl {
     fn from_text(raw: &str) -> Result<Self, String> {
+        // Not repeated: a URL malformed enough may hide its password from redaction.
         if !raw.starts_with("redis://") {
-            return Err(format!("{} must start with redis://", redact_url(raw)));
+            return Err("must start with redis://".into());
         }
         redis::Client::open(raw).map_err(|e| {
             let kind = e.kind();
@@ -133,7 +139,8 @@ impl FromText for HttpUrl {
                 Ok(Self(url.to_string()))
             }
             _ => Err(format!(
-                "{raw:?} must be an absolute http:// or https:// URL"
+                "{:?} must be an absolute http:// or https:// URL",
+                redact_url(raw)
             )),
         }
     }
@@ -206,14 +213,22 @@ mod tests {
     use super::*;
 
     fn read<T: FromText>(toml_value: &str) -> Result<Option<T>, String> {
+        read_as::<T, false>(toml_value)
+    }
+
+    fn read_unsettable<T: FromText>(toml_value: &str) -> Result<Option<T>, String> {
+        read_as::<T, true>(toml_value)
+    }
+
+    fn read_as<T: FromText, const B: bool>(toml_value: &str) -> Result<Option<T>, String> {
         #[derive(Deserialize)]
         #[serde(bound = "")]
-        struct One<T: FromText> {
-            v: Parsed<T>,
+        struct One<T: FromText, const B: bool> {
+            v: Parsed<T, B>,
         }
         use figment::providers::{Format, Toml};
         figment::Figment::from(Toml::string(&format!("v = {toml_value}")))
-            .extract::<One<T>>()
+            .extract::<One<T, B>>()
             .map(|one| one.v.0)
             .map_err(|e| e.kind.to_string())
     }
@@ -227,7 +242,10 @@ mod tests {
             read::<ConnectionCount>("\" 512 \"").unwrap().unwrap().0,
             512
         );
-        assert!(read::<Floor>("\"  \"").unwrap().is_none(), "blank is unset");
+        let e = read::<Floor>("\"  \"").unwrap_err();
+        assert!(e.contains("is empty"), "{e}");
+        let blank = read_unsettable::<SocketAddr>("\"\"").unwrap();
+        assert!(blank.is_none(), "blank unsets an optional address");
         let e = read::<SocketAddr>("8080").unwrap_err();
         assert!(e.contains("\"8080\" is not an IP:port address"), "{e}");
         let e = read::<Floor>("\"2h\"").unwrap_err();
