@@ -75,6 +75,14 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Runn
             tracing::warn!(error = %e, "redis is not answering yet; /readyz will report it");
         }
     }
+    let config = services.config();
+    let unserved = config.gitlab.len() + config.oauth2.len() + config.secrets.len();
+    if unserved > 0 {
+        tracing::warn!(
+            providers = unserved,
+            "[[gitlab]], [[oauth2]] and [[secret]] are read and checked, but this release does not serve their connections yet"
+        );
+    }
     let metrics_listener = match services.config().metrics_listen {
         Some(at) => Some(
             TcpListener::bind(at)

@@ -13,12 +13,14 @@ use secrecy::{ExposeSecret, SecretString};
 
 use github::validate_github;
 pub use github::{origin_of, GithubHost, DEFAULT_MAX_CONCURRENT_MINTS, MAX_CONCURRENT_MINTS_LIMIT};
+pub use providers::{ClientConfig, GitlabHost, Oauth2Provider, SecretKind, DEFAULT_GITLAB_SCOPES};
 pub use seed::{E2eSeed, SeedCredential};
 pub use sources::{env_name, known_variables, require_private, worker_env_name, Setting, SETTINGS};
 use sources::{EnvSource, Layer};
 pub use workers::{Smtp, WorkerSettings, DEFAULT_SMTP_FROM};
 
 mod github;
+mod providers;
 mod seed;
 mod sources;
 #[cfg(test)]
@@ -88,6 +90,10 @@ pub struct Config {
     pub metrics_listen: Option<SocketAddr>,
     pub http: HttpLimits,
     pub github: Vec<GithubHost>,
+    /// `[[gitlab]]` hosts, `[[oauth2]]` providers and `[[secret]]` kinds (CONTRACT §14).
+    pub gitlab: Vec<GitlabHost>,
+    pub oauth2: Vec<Oauth2Provider>,
+    pub secrets: Vec<SecretKind>,
     /// Where notifications go; `None` keeps them, marked undeliverable.
     pub smtp: Option<Smtp>,
     pub workers: WorkerSettings,
@@ -204,6 +210,11 @@ impl Config {
             .map(validate_github)
             .collect::<Result<_, _>>()?;
         let e2e_seed = seed::validate_seed(layer.e2e_seed, &github)?;
+        let gitlab = providers::validate_gitlab(layer.gitlab.unwrap_or_default(), &github)?;
+        let (oauth2, secrets) = providers::validate_named(
+            layer.oauth2.unwrap_or_default(),
+            layer.secret.unwrap_or_default(),
+        )?;
         Ok(Config {
             listen,
             data_dir,
@@ -220,6 +231,9 @@ impl Config {
             metrics_listen,
             http,
             github,
+            gitlab,
+            oauth2,
+            secrets,
             smtp,
             workers: worker_settings,
             e2e_seed,

@@ -11,6 +11,7 @@ use figment::{Figment, Metadata, Profile, Provider};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
+use super::providers::{GitlabLayer, Oauth2Layer, SecretLayer};
 use super::values::{ConnectionCount, Deadline, Floor, HttpUrl, Origins, Parsed, Unsettable};
 use super::{ConfigError, Flags, LogFormat, RedisUrl};
 use lanyard_store::DatabaseUrl;
@@ -39,6 +40,10 @@ pub(super) struct Layer {
     pub http_request_timeout: Parsed<Deadline>,
     pub http_max_connections: Parsed<ConnectionCount>,
     pub github: Option<Vec<GithubLayer>>,
+    /// `[[gitlab]]`, `[[oauth2]]` and `[[secret]]` (CONTRACT §14): TOML only.
+    pub gitlab: Option<Vec<GitlabLayer>>,
+    pub oauth2: Option<Vec<Oauth2Layer>>,
+    pub secret: Option<Vec<SecretLayer>>,
     pub smtp_url: Option<SecretString>,
     pub smtp_from: Option<String>,
     pub test_cohort_max_age: Option<String>,

@@ -1,5 +1,6 @@
 use super::*;
 
+mod providers;
 mod values;
 
 fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
