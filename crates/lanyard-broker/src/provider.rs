@@ -89,6 +89,9 @@ pub struct Obtained {
     pub permissions: BTreeMap<String, String>,
     /// The connection's new refresh token, when the refresh rotated it. The broker commits it,
     /// sealed, before any part of the answer is served, whatever becomes of the credential.
+    /// A provider hands it over as soon as its token endpoint answered: a check that fails
+    /// afterwards (a missing expiry, a short life) is the broker's to make, so an error never
+    /// drops a rotated refresh token the provider has already ended the previous one for.
     pub rotated: Option<SecretString>,
 }
 
