@@ -132,7 +132,21 @@ struct State {
     revocations: AtomicU64,
 }
 
-/// A running fake authorization server. Dropping it stops the server.
+/// The authorization server itself, to serve on a listener of its own ([`FakeOauth`]) or within
+/// another fake's (a fake GitLab's `/oauth/...`): its routes, knobs and records.
+#[derive(Clone)]
+pub struct Authority {
+    state: Arc<State>,
+}
+
+impl std::fmt::Debug for Authority {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authority").finish_non_exhaustive()
+    }
+}
+
+/// A running fake authorization server. Dropping it stops the server. Its knobs and records
+/// are its [`Authority`]'s.
 pub struct FakeOauth {
     pub addr: SocketAddr,
     /// `http://127.0.0.1:<port>`.
@@ -141,8 +155,16 @@ pub struct FakeOauth {
     pub token_url: String,
     pub revoke_url: String,
     pub userinfo_url: String,
-    state: Arc<State>,
+    authority: Authority,
     task: tokio::task::JoinHandle<()>,
+}
+
+impl std::ops::Deref for FakeOauth {
+    type Target = Authority;
+
+    fn deref(&self) -> &Authority {
+        &self.authority
+    }
 }
 
 impl std::fmt::Debug for FakeOauth {
@@ -166,6 +188,32 @@ impl FakeOauth {
     }
 
     pub async fn start_with(clock: Arc<dyn Clock>, options: Options) -> Self {
+        let authority = Authority::new(clock, options);
+        let app = authority.router();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the fake OAuth server");
+        let addr = listener.local_addr().expect("local addr");
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        let base_url = format!("http://{addr}");
+        Self {
+            addr,
+            authorize_url: format!("{base_url}/oauth/authorize"),
+            token_url: format!("{base_url}/oauth/token"),
+            revoke_url: format!("{base_url}/oauth/revoke"),
+            userinfo_url: format!("{base_url}/oauth/userinfo"),
+            base_url,
+            authority,
+            task,
+        }
+    }
+}
+
+impl Authority {
+    /// An authorization server on `clock`, approving as `user-1`.
+    pub fn new(clock: Arc<dyn Clock>, options: Options) -> Self {
         let state = Arc::new(State {
             clock,
             options: Mutex::new(options),
@@ -183,30 +231,26 @@ impl FakeOauth {
             invalid_grants: AtomicU64::new(0),
             revocations: AtomicU64::new(0),
         });
-        let app = Router::new()
+        Self { state }
+    }
+
+    /// `/oauth/authorize`, `/oauth/token`, `/oauth/revoke` and `/oauth/userinfo`.
+    pub fn router(&self) -> Router {
+        Router::new()
             .route("/oauth/authorize", get(endpoints::authorize))
             .route("/oauth/token", post(endpoints::token))
             .route("/oauth/revoke", post(endpoints::revoke))
             .route("/oauth/userinfo", get(endpoints::userinfo))
-            .with_state(state.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind the fake OAuth server");
-        let addr = listener.local_addr().expect("local addr");
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        let base_url = format!("http://{addr}");
-        Self {
-            addr,
-            authorize_url: format!("{base_url}/oauth/authorize"),
-            token_url: format!("{base_url}/oauth/token"),
-            revoke_url: format!("{base_url}/oauth/revoke"),
-            userinfo_url: format!("{base_url}/oauth/userinfo"),
-            base_url,
-            state,
-            task,
-        }
+            .with_state(self.state.clone())
+    }
+
+    /// The account and granted scopes (space-separated) of a live access token.
+    pub fn bearer(&self, token: &str) -> Option<(Account, String)> {
+        let now = self.state.clock.now();
+        let tokens = self.state.tokens.lock().unwrap();
+        let access = tokens.access.get(token).filter(|t| live(&tokens, t, now))?;
+        let grant = tokens.grants.get(&access.grant)?;
+        Some((grant.account.clone(), grant.scopes.clone()))
     }
 
     /// Registers a redirect URI; authorization requests name one of these exactly.

@@ -71,7 +71,10 @@ fn each_rule_of_the_contract_is_refused_naming_what_broke_it() {
         ),
         (SECRET.replace("jira", "Jira!"), "must be 1 to 32 of a-z"),
         (
-            SECRET.replace("secret_fields = [\"api_token\"]", "secret_fields = [\"token\"]"),
+            SECRET.replace(
+                "secret_fields = [\"api_token\"]",
+                "secret_fields = [\"token\"]",
+            ),
             "\"token\" of jira is not one of its fields",
         ),
         (
