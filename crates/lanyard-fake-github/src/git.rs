@@ -31,15 +31,20 @@ fn run_git(args: &[&str], dir: &Path) {
 }
 
 pub(super) fn create_repo(root: &Path, owner: &str, repo: &str) {
-    let bare = root
-        .join(owner.to_ascii_lowercase())
-        .join(format!("{}.git", repo.to_ascii_lowercase()));
+    create_bare_repo(root, &format!("{owner}/{repo}"));
+}
+
+/// Creates `root/PATH.git` (lowercased) as a bare repository with one commit on `main`, unless
+/// it exists. `path` is `owner/repo`, or a GitLab project's full path (`group/sub/project`).
+pub fn create_bare_repo(root: &Path, path: &str) {
+    let path = path.to_ascii_lowercase();
+    let bare = root.join(format!("{path}.git"));
     if bare.exists() {
         return;
     }
     let work = TempDir::new().expect("work tree");
     run_git(&["init", "-q", "-b", "main"], work.path());
-    std::fs::write(work.path().join("README.md"), format!("# {owner}/{repo}\n")).unwrap();
+    std::fs::write(work.path().join("README.md"), format!("# {path}\n")).unwrap();
     run_git(&["add", "README.md"], work.path());
     run_git(
         &[
@@ -86,7 +91,6 @@ fn git_unauthorized() -> Response {
 /// Smart-HTTP git, through `git http-backend`, for authorised callers only.
 pub(super) async fn git(State(state): State<Arc<FakeState>>, request: Request) -> Response {
     let path = request.uri().path().to_string();
-    let query = request.uri().query().unwrap_or("").to_string();
     let mut segments = path.trim_start_matches('/').splitn(3, '/');
     let (Some(owner), Some(repo), Some(rest)) = (segments.next(), segments.next(), segments.next())
     else {
@@ -128,6 +132,18 @@ pub(super) async fn git(State(state): State<Arc<FakeState>>, request: Request) -
         return (StatusCode::NOT_FOUND, "Repository not found.\n").into_response();
     }
     state.git_served.fetch_add(1, Ordering::SeqCst);
+    http_backend(
+        &state.repo_root,
+        &format!("/{owner}/{repo}.git/{rest}"),
+        request,
+    )
+    .await
+}
+
+/// Serves one smart-HTTP request for the repository at `path_info` under `root` through
+/// `git http-backend` (an authorised caller's: the caller checks). Shared with the fake GitLab.
+pub async fn http_backend(root: &Path, path_info: &str, request: Request) -> Response {
+    let query = request.uri().query().unwrap_or("").to_string();
     let method = request.method().as_str().to_string();
     let (content_type, encoding, protocol) = {
         let header = |name: &str| {
@@ -152,11 +168,11 @@ pub(super) async fn git(State(state): State<Arc<FakeState>>, request: Request) -
         .arg("http-backend")
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("GIT_PROJECT_ROOT", &state.repo_root)
+        .env("GIT_PROJECT_ROOT", root)
         .env("GIT_HTTP_EXPORT_ALL", "1")
         .env("GIT_CONFIG_NOSYSTEM", "1")
         .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("PATH_INFO", format!("/{owner}/{repo}.git/{rest}"))
+        .env("PATH_INFO", path_info)
         .env("REQUEST_METHOD", &method)
         .env("QUERY_STRING", &query)
         .env("CONTENT_TYPE", &content_type)

@@ -33,6 +33,7 @@ pub use fixtures::{
 };
 
 use api::{app, installation, mint, revoke};
+pub use git::{create_bare_repo, http_backend};
 use git::{create_repo, git};
 use users::{exchange, user, user_installations, FakePat, Users};
 pub use users::{CLIENT_ID, CLIENT_SECRET};
