@@ -6,6 +6,7 @@
 
 pub mod client;
 pub mod engine;
+pub mod files;
 pub mod helper;
 pub mod ipc;
 pub mod policy;
