@@ -10,6 +10,7 @@ pub mod duration;
 pub mod error_code;
 pub mod file_mode;
 pub mod github;
+pub mod gitlab;
 pub mod host;
 pub mod names;
 pub mod redact;

@@ -7,7 +7,7 @@ mod repo;
 
 pub use installation::{InstallationId, InstallationIdError};
 pub use permissions::{Access, Permission, PermissionError, PermissionSet};
-pub use repo::{Owner, OwnerError, RepoName, RepoRef, RepoRefError, Scheme};
+pub use repo::{Owner, OwnerError, RepoName, RepoRef, RepoRefError, RepoUrl, Scheme};
 
 /// Echoes at most this many characters of a rejected input back in an error message.
 pub const ECHO_LIMIT: usize = 64;

@@ -118,7 +118,19 @@ pub struct RepoRef {
     pub name: RepoName,
 }
 
-impl RepoRef {
+/// A repository URL taken apart, before any provider's rules on its path: the scheme, the host,
+/// and the path's segments (a trailing `.git` or `/` normalised away). Shared by GitHub's
+/// `HOST/OWNER/REPO` and GitLab's `HOST/GROUP/…/PROJECT`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepoUrl {
+    pub scheme: Scheme,
+    pub host: Host,
+    pub segments: Vec<String>,
+    /// The start of the text, for errors.
+    pub shown: String,
+}
+
+impl RepoUrl {
     pub fn parse(raw: &str) -> Result<Self, RepoRefError> {
         let text = raw.trim();
         let shown = || echo(text);
@@ -166,12 +178,33 @@ impl RepoRef {
             .ok_or_else(|| RepoRefError::Host(shown()))?;
         let path = url.path().trim_start_matches('/').trim_end_matches('/');
         let path = path.strip_suffix(".git").unwrap_or(path);
-        let mut parts = path.split('/');
-        let (Some(owner), Some(name), None) = (parts.next(), parts.next(), parts.next()) else {
-            return Err(RepoRefError::Shape(shown()));
+        Ok(Self {
+            scheme,
+            host,
+            segments: path.split('/').map(String::from).collect(),
+            shown: shown(),
+        })
+    }
+}
+
+impl RepoRef {
+    pub fn parse(raw: &str) -> Result<Self, RepoRefError> {
+        Self::from_url(RepoUrl::parse(raw)?)
+    }
+
+    /// GitHub's rules on a repository URL's path: exactly an owner and a name.
+    pub fn from_url(url: RepoUrl) -> Result<Self, RepoRefError> {
+        let RepoUrl {
+            scheme,
+            host,
+            segments,
+            shown,
+        } = url;
+        let [owner, name] = segments.as_slice() else {
+            return Err(RepoRefError::Shape(shown));
         };
-        let owner = Owner::parse(owner).map_err(|_| RepoRefError::Owner(shown()))?;
-        let name = RepoName::parse(name).ok_or_else(|| RepoRefError::Name(shown()))?;
+        let owner = Owner::parse(owner).map_err(|_| RepoRefError::Owner(shown.clone()))?;
+        let name = RepoName::parse(name).ok_or(RepoRefError::Name(shown))?;
         Ok(Self {
             scheme,
             host,
