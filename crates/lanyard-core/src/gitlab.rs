@@ -9,23 +9,23 @@ use serde::Serialize;
 use crate::github::{echo, RepoRefError, RepoUrl, Scheme};
 use crate::host::Host;
 
-/// GitLab nests groups at most this deep (a namespace's segments).
-pub const MAX_DEPTH: usize = 20;
+/// The most segments of a namespace's path: GitLab allows 20 ancestors above a group.
+pub const MAX_DEPTH: usize = 21;
 
 /// Why a namespace path was refused; carries the start of what was given.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0:?} is not a GitLab namespace path (like acme or acme/platform: letters, digits, _, - and ., each part not starting with - or . nor ending in . .git or .atom)")]
+#[error("{0:?} is not a GitLab namespace path (like acme or acme/platform: letters, digits, _, - and ., each part not starting with - nor ending in . .git or .atom)")]
 pub struct NamespaceError(String);
 
 /// One segment of a GitLab path (a group, subgroup, user or project slug), by GitLab's rules
-/// for paths: 1 to 255 of letters, digits, `_`, `-` and `.`, not starting with `-` or `.`,
-/// not ending in `.`, `.git` or `.atom`. Compared lowercased, as GitLab routes them.
+/// for paths: 1 to 255 of letters, digits, `_`, `-` and `.`, not starting with `-`, not ending
+/// in `.`, `.git` or `.atom` (so never `.` or `..`). Compared lowercased, as GitLab routes them.
 fn slug_ok(slug: &str) -> bool {
     (1..=255).contains(&slug.len())
         && slug
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
-        && !slug.starts_with(['-', '.'])
+        && !slug.starts_with('-')
         && !slug.ends_with('.')
         && !slug.ends_with(".git")
         && !slug.ends_with(".atom")
@@ -134,6 +134,7 @@ mod tests {
             ("Acme/Platform", "acme/platform"),
             ("/acme/platform/", "acme/platform"),
             ("a.b_c-d/x1", "a.b_c-d/x1"),
+            ("_build/.config", "_build/.config"),
         ] {
             assert_eq!(NamespacePath::parse(raw).unwrap().as_str(), want, "{raw}");
         }
@@ -142,7 +143,7 @@ mod tests {
             "",
             "acme//x",
             "-acme",
-            ".acme",
+            "./x",
             "acme.",
             "acme.git",
             "x/y.atom",

@@ -33,7 +33,15 @@ fn denied() -> Response {
 
 pub(crate) async fn git(Extract(state): Extract<Arc<State>>, request: Request) -> Response {
     let path = request.uri().path().to_ascii_lowercase();
-    let Some((project, rest)) = path.trim_start_matches('/').split_once(".git/") else {
+    // `PROJECT.git/info/refs`, or without the `.git`, which GitLab serves too.
+    let path = path.trim_start_matches('/');
+    let split = path.split_once(".git/").or_else(|| {
+        ["/info/refs", "/git-upload-pack", "/git-receive-pack"]
+            .iter()
+            .find_map(|end| path.find(end))
+            .map(|at| (&path[..at], &path[at + 1..]))
+    });
+    let Some((project, rest)) = split else {
         return (StatusCode::NOT_FOUND, "Not Found\n").into_response();
     };
     let (project, rest) = (project.to_string(), rest.to_string());

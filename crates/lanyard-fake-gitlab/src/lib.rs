@@ -204,7 +204,8 @@ impl FakeGitlab {
         self.state.next_id.fetch_add(1, Ordering::SeqCst)
     }
 
-    /// A user, with the email `/user` shows (GitLab shows a user their own).
+    /// A user, with the email `/user` shows (GitLab shows a user their own), and their own
+    /// namespace (`kind: user`).
     pub fn add_user(&self, username: &str, email: Option<&str>) {
         let user = User {
             id: self.next_id(),
@@ -215,6 +216,17 @@ impl FakeGitlab {
             .lock()
             .unwrap()
             .insert(username.into(), user);
+        let namespace = Namespace {
+            id: self.next_id(),
+            kind: "user",
+            members: BTreeSet::from([username.to_string()]),
+        };
+        let path = username.to_ascii_lowercase();
+        self.state
+            .namespaces
+            .lock()
+            .unwrap()
+            .insert(path, namespace);
     }
 
     /// A group (or subgroup: `acme/platform`) whose members are `members`.

@@ -59,7 +59,7 @@ async fn ls_remote(url: &str, user: &str, password: &str) -> bool {
 
 fn ls_remote_now(url: &str, user: &str, password: &str) -> bool {
     let (scheme, rest) = url.split_once("://").unwrap();
-    let with_credentials = format!("{scheme}://{user}:{password}@{rest}.git");
+    let with_credentials = format!("{scheme}://{user}:{password}@{rest}");
     let out = std::process::Command::new("git")
         .args(["ls-remote", &with_credentials])
         .env("GIT_TERMINAL_PROMPT", "0")
@@ -140,6 +140,10 @@ async fn namespaces_are_shown_to_members_of_them_or_a_parent_and_need_an_api_sco
     );
     let (status, body) = api(&fake, "/user", "glpat-a").await;
     assert_eq!((status, body["username"].as_str()), (200, Some("alice")));
+    // A user's own namespace is theirs alone.
+    let (status, body) = api(&fake, "/namespaces/alice", "glpat-a").await;
+    assert_eq!((status, body["kind"].as_str()), (200, Some("user")));
+    assert_eq!(api(&fake, "/namespaces/mallory", "glpat-a").await.0, 404);
 }
 
 #[tokio::test]

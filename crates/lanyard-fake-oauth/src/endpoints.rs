@@ -57,6 +57,26 @@ fn encode(value: &str) -> String {
         .collect()
 }
 
+/// `application/x-www-form-urlencoded` decoding: `+` is a space, `%XX` a byte.
+fn form_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).ok()
+}
+
 fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
     let body = json!({ "error": error, "error_description": description });
     (status, Json(body)).into_response()
@@ -82,10 +102,15 @@ pub(crate) async fn authorize(
     if param("response_type") != Some("code") {
         return refuse("unsupported_response_type");
     }
-    let challenge = param("code_challenge").map(str::to_string);
-    let method_ok = param("code_challenge_method").is_none_or(|m| m == "S256");
+    // A challenge without a method is `plain` (RFC 7636 §4.3), and checked as such.
+    let s256 = match param("code_challenge_method") {
+        None | Some("plain") => false,
+        Some("S256") => true,
+        Some(_) => return refuse("invalid_request"),
+    };
+    let challenge = param("code_challenge").map(|c| (c.to_string(), s256));
     let require_pkce = state.options.lock().unwrap().require_pkce;
-    if !method_ok || (require_pkce && challenge.is_none()) {
+    if require_pkce && challenge.is_none() {
         return refuse("invalid_request");
     }
     if state.deny_next.swap(false, Ordering::SeqCst) {
@@ -118,11 +143,13 @@ fn client_authenticated(headers: &HeaderMap, form: &Params) -> bool {
         .and_then(|v| v.strip_prefix("Basic "))
         .and_then(|b| STANDARD.decode(b.trim()).ok())
         .and_then(|b| String::from_utf8(b).ok());
+    // Basic credentials are form-urlencoded first (RFC 6749 §2.3.1).
+    let basic: Option<(String, String)> = basic.and_then(|pair| {
+        let (id, secret) = pair.split_once(':')?;
+        Some((form_decode(id)?, form_decode(secret)?))
+    });
     let (id, secret) = match &basic {
-        Some(pair) => match pair.split_once(':') {
-            Some((id, secret)) => (Some(id), Some(secret)),
-            None => (None, None),
-        },
+        Some((id, secret)) => (Some(id.as_str()), Some(secret.as_str())),
         None => (
             form.get("client_id").map(String::as_str),
             form.get("client_secret").map(String::as_str),
@@ -193,13 +220,17 @@ fn exchange(state: &State, form: &Params) -> Response {
             "redirect_uri differs from the authorization request's",
         );
     }
-    if let Some(challenge) = &code.challenge {
+    if let Some((challenge, s256)) = &code.challenge {
         let verifier = form.get("code_verifier").map(String::as_str).unwrap_or("");
         let ok_shape = (43..=128).contains(&verifier.len())
             && verifier
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'));
-        let computed = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
+        let computed = if *s256 {
+            URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
+        } else {
+            verifier.to_string()
+        };
         if !ok_shape || &computed != challenge {
             return invalid_grant(state, "code_verifier does not match the challenge");
         }
@@ -243,7 +274,8 @@ fn refresh(state: &State, form: &Params) -> Response {
             token.revoked = true;
         }
     }
-    let mut refresh_token = Some(given.clone());
+    // A provider that keeps its refresh tokens leaves one out of the answer (Google's does).
+    let mut refresh_token = None;
     if options.rotate_refresh_tokens {
         let next = random_token("refresh-");
         tokens.refresh.remove(&given);

@@ -74,7 +74,8 @@ struct Code {
     account: Account,
     scopes: String,
     redirect_uri: String,
-    challenge: Option<String>,
+    /// The PKCE challenge and whether its method is S256 (else `plain`, RFC 7636 §4.3).
+    challenge: Option<(String, bool)>,
     expires_at: DateTime<Utc>,
     used: bool,
     /// The grant its exchange made, ended if it is used again.

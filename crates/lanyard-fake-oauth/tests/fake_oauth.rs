@@ -158,7 +158,11 @@ async fn a_provider_that_keeps_its_refresh_tokens_takes_one_again() {
     let refresh_token = text(&first, "refresh_token");
     for _ in 0..3 {
         let (status, body) = refresh(&fake, refresh_token).await;
-        assert_eq!((status, text(&body, "refresh_token")), (200, refresh_token));
+        assert_eq!(status, 200, "{body}");
+        assert!(
+            body.get("refresh_token").is_none(),
+            "kept, so not sent: {body}"
+        );
     }
     // Earlier access tokens live on.
     assert_eq!(userinfo(&fake, text(&first, "access_token")).await, 200);
@@ -178,10 +182,17 @@ async fn access_tokens_and_codes_expire_by_the_injected_clock() {
     assert_eq!(userinfo(&fake, access).await, 200);
     clock.advance(chrono::Duration::seconds(1));
     assert_eq!(userinfo(&fake, access).await, 401);
+    let in_time = authorize(&fake, &[]).await;
     let late = authorize(&fake, &[]).await;
-    clock.advance(chrono::Duration::minutes(10));
-    let (status, _) = exchange(&fake, &late["code"], VERIFIER).await;
-    assert_eq!(status, 400, "a code lives 10 minutes");
+    clock.advance(chrono::Duration::minutes(10) - chrono::Duration::seconds(1));
+    assert_eq!(exchange(&fake, &in_time["code"], VERIFIER).await.0, 200);
+    clock.advance(chrono::Duration::seconds(1));
+    let (status, body) = exchange(&fake, &late["code"], VERIFIER).await;
+    assert_eq!(
+        (status, text(&body, "error")),
+        (400, "invalid_grant"),
+        "a code lives 10 minutes"
+    );
 }
 
 #[tokio::test]
@@ -247,7 +258,41 @@ async fn denials_unknown_redirects_offline_access_and_failures() {
     assert_eq!(status, 503);
     let (status, _) = exchange(&fake, &query["code"], VERIFIER).await;
     assert_eq!(status, 200);
-    // The user revokes access at the provider.
+    // The user revokes access at the provider: the grant's tokens all stop working.
+    let (_, live) = exchange(&fake, &authorize(&fake, &[]).await["code"], VERIFIER).await;
     fake.revoke_grants_of("user-1");
-    assert_eq!(fake.exchanges(), 2);
+    assert!(!fake.access_token_live(text(&live, "access_token")));
+    let (status, body) = refresh(&fake, text(&live, "refresh_token")).await;
+    assert_eq!((status, text(&body, "error")), (400, "invalid_grant"));
+    assert_eq!(fake.exchanges(), 3);
+}
+
+#[tokio::test]
+async fn a_challenge_without_a_method_is_plain() {
+    let (fake, _) = start(Options::default()).await;
+    let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(VERIFIER.as_bytes()));
+    // Sent without a method, the challenge is compared as it is (RFC 7636 §4.3): the S256
+    // verifier no longer matches it.
+    let query = authorize_without_method(&fake, &challenge).await;
+    let (status, _) = exchange(&fake, &query["code"], VERIFIER).await;
+    assert_eq!(status, 400);
+    let query = authorize_without_method(&fake, VERIFIER).await;
+    assert_eq!(exchange(&fake, &query["code"], VERIFIER).await.0, 200);
+}
+
+async fn authorize_without_method(fake: &FakeOauth, challenge: &str) -> HashMap<String, String> {
+    let response = client()
+        .get(&fake.authorize_url)
+        .query(&[
+            ("client_id", CLIENT_ID),
+            ("redirect_uri", REDIRECT),
+            ("response_type", "code"),
+            ("code_challenge", challenge),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let location = response.headers()["location"].to_str().unwrap().to_string();
+    let url = reqwest::Url::parse(&location).unwrap();
+    url.query_pairs().into_owned().collect()
 }

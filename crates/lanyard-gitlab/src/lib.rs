@@ -27,9 +27,12 @@ pub enum GitlabError {
     /// 401: the token is unknown, revoked or expired.
     #[error("GitLab refused the token")]
     Unauthorized,
-    /// 403: the token lacks a scope the call needs.
+    /// 403 `insufficient_scope`: the token lacks a scope the call needs.
     #[error("the token lacks a scope this call needs")]
     InsufficientScope,
+    /// Any other 403 (a blocked user, an IP restriction, SSO enforcement).
+    #[error("GitLab forbids this token the call")]
+    Forbidden,
     /// 404: not there, or not visible to the token's user.
     #[error("not found, or not visible to the token's user")]
     NotFound,
@@ -182,6 +185,13 @@ impl GitlabClient {
         segments: &[&str],
         token: Token<'_>,
     ) -> Result<T, GitlabError> {
+        // A token GitLab could never have issued (a control character, a space) is refused as
+        // GitLab would refuse it, not sent as a broken header.
+        let (Token::Pat(t) | Token::Oauth(t)) = token;
+        let printable = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_graphic());
+        if !printable(t.expose_secret()) {
+            return Err(GitlabError::Unauthorized);
+        }
         let mut url = self.api_url.clone();
         url.path_segments_mut()
             .map_err(|()| GitlabError::Malformed("api_url cannot hold a path".into()))?
@@ -195,7 +205,16 @@ impl GitlabClient {
         let status = response.status();
         match status {
             StatusCode::UNAUTHORIZED => return Err(GitlabError::Unauthorized),
-            StatusCode::FORBIDDEN => return Err(GitlabError::InsufficientScope),
+            StatusCode::FORBIDDEN => {
+                let body = response.chunk().await.ok().flatten().unwrap_or_default();
+                let error: Option<serde_json::Value> = serde_json::from_slice(&body).ok();
+                let scope = error.is_some_and(|e| e["error"] == "insufficient_scope");
+                return Err(if scope {
+                    GitlabError::InsufficientScope
+                } else {
+                    GitlabError::Forbidden
+                });
+            }
             StatusCode::NOT_FOUND => return Err(GitlabError::NotFound),
             s if s.is_server_error() || s == StatusCode::TOO_MANY_REQUESTS => {
                 let retry_after = response

@@ -78,6 +78,12 @@ async fn namespaces_and_users_and_each_failure() {
     );
     // GitLab takes a PAT as a Bearer too.
     assert!(client.user(Token::Oauth(&token)).await.is_ok());
+    // A token no GitLab issues is refused as GitLab would, never sent as a broken header.
+    let broken: SecretString = "glpat-a\r\nX-Injected: 1".into();
+    assert_eq!(
+        client.user(Token::Pat(&broken)).await,
+        Err(GitlabError::Unauthorized)
+    );
     let shown = format!("{:?}", Token::Pat(&token));
     assert!(!shown.contains("glpat"), "{shown}");
     let gone = GitlabClient::new("http://127.0.0.1:9/api/v4").unwrap();

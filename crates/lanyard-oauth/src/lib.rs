@@ -40,7 +40,11 @@ pub enum OauthError {
         retry_after: Option<u64>,
         message: String,
     },
-    /// Any other refusal (`invalid_client`, `invalid_scope`, …): configuration to fix.
+    /// `invalid_client`: the provider does not take this client's id and secret. The
+    /// deployment's configuration is wrong, not the connection: never a reason to revoke it.
+    #[error("the provider does not accept this client's credentials: {description}")]
+    ClientRejected { description: String },
+    /// Any other refusal (`invalid_scope`, `invalid_request`, …): configuration to fix.
     #[error("the provider refused the request ({status}, {error}): {description}")]
     Rejected {
         status: u16,
@@ -78,8 +82,30 @@ struct TokenBody {
     access_token: String,
     token_type: Option<String>,
     refresh_token: Option<String>,
-    expires_in: Option<u64>,
+    expires_in: Option<Seconds>,
     scope: Option<String>,
+}
+
+/// `expires_in` as a number, or as the text some providers send.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Seconds {
+    Number(u64),
+    Text(String),
+}
+
+impl Seconds {
+    fn get(&self) -> Option<u64> {
+        match self {
+            Seconds::Number(n) => Some(*n),
+            Seconds::Text(t) => t.trim().parse().ok(),
+        }
+    }
+}
+
+/// A value of HTTP Basic credentials, form-urlencoded first (RFC 6749 §2.3.1).
+fn basic_part(value: &str) -> String {
+    url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
 }
 
 #[derive(Deserialize)]
@@ -187,9 +213,26 @@ impl OauthClient {
         client_id: &str,
         client_secret: SecretString,
     ) -> Result<Self, OauthError> {
+        Self::with_timeout(
+            token_url,
+            revoke_url,
+            client_id,
+            client_secret,
+            REQUEST_TIMEOUT,
+        )
+    }
+
+    /// As [`Self::new`], with another bound on each call than [`REQUEST_TIMEOUT`].
+    pub fn with_timeout(
+        token_url: &str,
+        revoke_url: Option<&str>,
+        client_id: &str,
+        client_secret: SecretString,
+        timeout: Duration,
+    ) -> Result<Self, OauthError> {
         let http = reqwest::Client::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
-            .timeout(REQUEST_TIMEOUT)
+            .connect_timeout(CONNECT_TIMEOUT.min(timeout))
+            .timeout(timeout)
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| OauthError::Malformed(format!("cannot build an HTTP client: {e}")))?;
@@ -238,7 +281,10 @@ impl OauthClient {
         let response = self
             .http
             .post(url)
-            .basic_auth(&self.client_id, Some(self.client_secret.expose_secret()))
+            .basic_auth(
+                basic_part(&self.client_id),
+                Some(basic_part(self.client_secret.expose_secret())),
+            )
             .form(&[("token", token.expose_secret())])
             .send()
             .await
@@ -254,7 +300,10 @@ impl OauthClient {
         let response = self
             .http
             .post(&self.token_url)
-            .basic_auth(&self.client_id, Some(self.client_secret.expose_secret()))
+            .basic_auth(
+                basic_part(&self.client_id),
+                Some(basic_part(self.client_secret.expose_secret())),
+            )
             .header(reqwest::header::ACCEPT, "application/json")
             .form(form)
             .send()
@@ -280,7 +329,7 @@ impl OauthClient {
                 .refresh_token
                 .filter(|r| !r.is_empty())
                 .map(SecretString::from),
-            expires_in: parsed.expires_in,
+            expires_in: parsed.expires_in.as_ref().and_then(Seconds::get),
             scope: parsed.scope,
         })
     }
@@ -307,8 +356,10 @@ impl OauthClient {
             ),
             None => ("unknown".into(), String::new()),
         };
-        if error == "invalid_grant" {
-            return OauthError::InvalidGrant { description };
+        match error.as_str() {
+            "invalid_grant" => return OauthError::InvalidGrant { description },
+            "invalid_client" => return OauthError::ClientRejected { description },
+            _ => {}
         }
         OauthError::Rejected {
             status: status.as_u16(),

@@ -4,12 +4,17 @@
 //! so a reader always opens a whole file; a revoked grant's files are removed.
 //!
 //! Names are the configured providers' (`[a-z0-9_-]`, 1 to 32), checked again here so no name
-//! can reach outside the directory.
+//! can reach outside the directory. The directory must be this process's own: not a symlink,
+//! owned by its user, open to nobody else. A file is staged under a random name created afresh
+//! (never through a symlink or over another file), so nothing placed in the directory
+//! beforehand can catch a token.
 
-use std::fs::{self, OpenOptions};
+use std::fs::{self, DirBuilder, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+
+use rand::RngCore;
 
 /// The credentials directory of one runner.
 #[derive(Debug, Clone)]
@@ -24,6 +29,8 @@ pub enum FilesError {
     Name(String),
     #[error("{path}: {error}")]
     Io { path: PathBuf, error: io::Error },
+    #[error("{0}: {1}")]
+    Unsafe(PathBuf, &'static str),
 }
 
 fn io_error(path: &Path) -> impl FnOnce(io::Error) -> FilesError + '_ {
@@ -43,10 +50,36 @@ fn checked(name: &str) -> Result<&str, FilesError> {
 }
 
 impl CredentialFiles {
-    /// Creates `dir` (and its parents) if needed and makes it 0700.
+    /// Creates `dir` (its parents as needed) with mode 0700, or takes it if it already is this
+    /// process's own: a directory, not a symlink, owned by its user, with no group or other
+    /// bits. Staging files a crash left behind are removed.
     pub fn create(dir: &Path) -> Result<Self, FilesError> {
-        fs::create_dir_all(dir).map_err(io_error(dir))?;
-        fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io_error(dir))?;
+        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            fs::create_dir_all(parent).map_err(io_error(parent))?;
+        }
+        match DirBuilder::new().mode(0o700).create(dir) {
+            Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(io_error(dir)(e)),
+            _ => {}
+        }
+        let meta = fs::symlink_metadata(dir).map_err(io_error(dir))?;
+        let unsafe_dir = |why| Err(FilesError::Unsafe(dir.to_path_buf(), why));
+        if !meta.file_type().is_dir() {
+            return unsafe_dir("not a directory (a symlink is refused)");
+        }
+        let me = lanyard_core::file_mode::process_identity().map(|i| i.uid);
+        if me.is_some_and(|uid| uid != meta.uid()) {
+            return unsafe_dir("owned by another user");
+        }
+        if meta.permissions().mode() & 0o077 != 0 {
+            return unsafe_dir("open to other users (it must be 0700)");
+        }
+        for entry in fs::read_dir(dir).map_err(io_error(dir))?.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with('.') && name.ends_with(".tmp") {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
         Ok(Self {
             dir: dir.to_path_buf(),
         })
@@ -79,20 +112,27 @@ impl CredentialFiles {
         Ok(())
     }
 
-    /// Writes `file` beside its final name, mode 0600 from the start, then renames it over.
+    /// Writes `file` beside its final name, under a random staging name created afresh
+    /// (`O_EXCL`: never through a symlink, never over another file) with mode 0600, then
+    /// renames it over.
     fn replace(&self, file: &str, contents: &[u8]) -> Result<(), FilesError> {
         let path = self.dir.join(file);
-        let staging = self.dir.join(format!(".{file}.{}.tmp", std::process::id()));
-        let written = OpenOptions::new()
+        let mut suffix = [0u8; 8];
+        rand::thread_rng().fill_bytes(&mut suffix);
+        let staging = self
+            .dir
+            .join(format!(".{file}.{}.tmp", u64::from_le_bytes(suffix)));
+        let opened = OpenOptions::new()
             .write(true)
-            .create(true)
-            .truncate(true)
+            .create_new(true)
             .mode(0o600)
             .open(&staging)
-            .and_then(|mut f| {
-                f.write_all(contents)?;
-                f.sync_all()
-            });
+            .map_err(io_error(&staging))?;
+        let written = (|| {
+            let mut f = opened;
+            f.write_all(contents)?;
+            f.sync_all()
+        })();
         if let Err(e) = written {
             let _ = fs::remove_file(&staging);
             return Err(io_error(&staging)(e));
@@ -138,6 +178,41 @@ mod tests {
             .collect();
         left.sort();
         assert_eq!(left, ["jira.json"], "no staging file is left behind");
+    }
+
+    #[test]
+    fn a_directory_that_is_not_this_processs_own_is_refused() {
+        let root = tempfile::TempDir::new().unwrap();
+        let open = root.path().join("open");
+        fs::create_dir(&open).unwrap();
+        fs::set_permissions(&open, fs::Permissions::from_mode(0o755)).unwrap();
+        assert!(matches!(
+            CredentialFiles::create(&open),
+            Err(FilesError::Unsafe(..))
+        ));
+        let link = root.path().join("link");
+        let target = root.path().join("target");
+        fs::create_dir(&target).unwrap();
+        fs::set_permissions(&target, fs::Permissions::from_mode(0o700)).unwrap();
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        assert!(matches!(
+            CredentialFiles::create(&link),
+            Err(FilesError::Unsafe(..))
+        ));
+        // A crash's staging file is cleared; a symlink planted as a final name is replaced,
+        // never written through.
+        fs::write(target.join(".google.json.7.tmp"), "old token").unwrap();
+        let elsewhere = root.path().join("elsewhere");
+        fs::write(&elsewhere, "untouched").unwrap();
+        std::os::unix::fs::symlink(&elsewhere, target.join("google.json")).unwrap();
+        let files = CredentialFiles::create(&target).unwrap();
+        assert!(!target.join(".google.json.7.tmp").exists());
+        files.write("google", b"{}", None).unwrap();
+        assert_eq!(fs::read_to_string(&elsewhere).unwrap(), "untouched");
+        assert!(!fs::symlink_metadata(target.join("google.json"))
+            .unwrap()
+            .file_type()
+            .is_symlink());
     }
 
     #[test]

@@ -112,6 +112,45 @@ fn invalid(key: &'static str, message: String) -> ConfigError {
     ConfigError::invalid(key, message)
 }
 
+/// An endpoint that carries the client secret and tokens: `https://`, or `http://` only on
+/// this machine (a local or test provider).
+fn secure_url(key: &'static str, what: &str, url: &str) -> Result<String, ConfigError> {
+    let url = http_url(key, what, url)?;
+    let parsed = url::Url::parse(&url).ok();
+    let local = parsed.as_ref().is_some_and(|u| match u.host() {
+        Some(url::Host::Domain(d)) => d == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    });
+    if url.starts_with("https://") || local {
+        Ok(url)
+    } else {
+        Err(invalid(
+            key,
+            format!("{what} {url:?} must be https:// (http:// only on localhost)"),
+        ))
+    }
+}
+
+/// The field names of a secret as the compatibility routes show them: `api_token` is
+/// `apiToken`.
+fn camel(field: &str) -> String {
+    let mut out = String::new();
+    let mut upper = false;
+    for c in field.chars() {
+        if c == '_' || c == '-' {
+            upper = true;
+        } else if upper {
+            out.extend(c.to_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// `url` as an absolute http(s) URL without a trailing slash, or why not.
 fn http_url(key: &'static str, what: &str, url: &str) -> Result<String, ConfigError> {
     let url = url.trim().trim_end_matches('/');
@@ -166,6 +205,9 @@ pub(super) fn validate_gitlab(
             .unwrap_or_else(|| format!("https://{host}/api/v4"));
         let web_url = g.web_url.unwrap_or_else(|| format!("https://{host}"));
         let oauth = match (g.client_id, g.client_secret_file) {
+            (Some(id), Some(_)) if id.trim().is_empty() => {
+                return Err(invalid(KEY, format!("client_id for {host} is empty")))
+            }
             (Some(client_id), Some(client_secret_file)) => Some(ClientConfig {
                 client_id,
                 client_secret_file,
@@ -181,6 +223,10 @@ pub(super) fn validate_gitlab(
         let scopes = g
             .scopes
             .unwrap_or_else(|| DEFAULT_GITLAB_SCOPES.map(String::from).to_vec());
+        // The namespace check after each connect needs API read access.
+        if !scopes.iter().any(|s| s == "read_api" || s == "api") {
+            return Err(invalid(KEY, format!("scopes for {host} must include read_api (or api): Lanyard checks namespaces with it")));
+        }
         hosts.push(GitlabHost {
             api_url: http_url(KEY, &format!("api_url for {host}"), &api_url)?,
             web_url: http_url(KEY, &format!("web_url for {host}"), &web_url)?,
@@ -231,7 +277,7 @@ pub(super) fn validate_named(
         let name = o.name;
         let what = |field: &str| format!("{field} of {name}");
         let optional = |field: &str, url: Option<String>| {
-            url.map(|u| http_url(KEY, &what(field), &u)).transpose()
+            url.map(|u| secure_url(KEY, &what(field), &u)).transpose()
         };
         if o.client_id.trim().is_empty() {
             return Err(invalid(KEY, format!("client_id of {name} is empty")));
@@ -254,8 +300,8 @@ pub(super) fn validate_named(
             ));
         }
         providers.push(Oauth2Provider {
-            authorize_url: http_url(KEY, &what("authorize_url"), &o.authorize_url)?,
-            token_url: http_url(KEY, &what("token_url"), &o.token_url)?,
+            authorize_url: secure_url(KEY, &what("authorize_url"), &o.authorize_url)?,
+            token_url: secure_url(KEY, &what("token_url"), &o.token_url)?,
             revoke_url: optional("revoke_url", o.revoke_url)?,
             userinfo_url: optional("userinfo_url", o.userinfo_url)?,
             client: ClientConfig {
@@ -280,9 +326,10 @@ pub(super) fn validate_named(
             ));
         }
         let mut seen = BTreeSet::new();
+        let mut shown = BTreeSet::new();
         for field in &s.fields {
-            if !name_ok(field) || !seen.insert(field.as_str()) {
-                return Err(invalid(KEY, format!("field {field:?} of {name} must be 1 to 32 of a-z, 0-9, _ and -, named once")));
+            if !name_ok(field) || !seen.insert(field.as_str()) || !shown.insert(camel(field)) {
+                return Err(invalid(KEY, format!("field {field:?} of {name} must be 1 to 32 of a-z, 0-9, _ and -, named once (api_key and api-key are one name on the compatibility routes)")));
             }
         }
         let secret_fields: BTreeSet<String> = s.secret_fields.into_iter().collect();

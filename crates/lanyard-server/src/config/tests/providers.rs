@@ -94,6 +94,21 @@ fn each_rule_of_the_contract_is_refused_naming_what_broke_it() {
             "may not set \"state\"",
         ),
         (gitlab("client_id = \"x\"\n"), "go together"),
+        (
+            gitlab("scopes = [\"read_repository\"]\n"),
+            "must include read_api",
+        ),
+        (
+            SECRET.replace("\"email\", ", "\"api-token\", "),
+            "named once",
+        ),
+        (
+            OAUTH2.replace(
+                "https://oauth2.googleapis.com/token/",
+                "http://oauth2.example.com/token",
+            ),
+            "http:// only on localhost",
+        ),
         (gitlab("") + &gitlab(""), "gitlab.test is configured twice"),
         (
             format!("[[github]]\nhost = \"gitlab.test\"\n{}", gitlab("")),
