@@ -239,6 +239,8 @@ impl GitlabClient {
             }
             body.extend_from_slice(&chunk);
         }
-        serde_json::from_slice(&body).map_err(|e| GitlabError::Malformed(e.to_string()))
+        // serde's message can quote the answer: it is not repeated.
+        serde_json::from_slice(&body)
+            .map_err(|_| GitlabError::Malformed("not the JSON GitLab answers".into()))
     }
 }

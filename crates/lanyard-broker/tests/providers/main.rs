@@ -5,6 +5,7 @@
 //! renewed one connection at a time. All on the injected clock, in-process, on SQLite (and on
 //! Postgres when `TEST_DATABASE_URL` is set).
 
+mod locks;
 mod rotation;
 mod scripted;
 
